@@ -1,0 +1,53 @@
+"""MLP VAE of pytorch/examples `vae/main.py`: 784-400-20, batch 128, Adam 1e-3.
+
+Grey MNIST in [0, 1], Bernoulli decoder (BCE summed over pixels), KL to
+N(0, I). Other configs import this one and change fields.
+
+  python -m launch.train --config=configs/default.py --workdir=/tmp/vae
+  python -m launch.train --config=configs/default.py --config.num_epochs=3 ...
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'mnist'  # 'mnist' | 'usps'
+  config.data.source = 'files'  # 'files' (IDX / LIBSVM) | 'tfds'
+  # Where the files are; None looks in $VAE_JAX_DATA_DIR, then the cache.
+  config.data.dir = ml_collections.config_dict.placeholder(str)
+  config.data.cache_dir = ml_collections.config_dict.placeholder(str)
+  config.data.download = True
+  # 'grey' (intensities in [0, 1]), 'dynamic_binarized' (resampled every
+  # epoch) or 'static_binarized' (one fixed binarisation).
+  config.data.preprocessing = 'grey'
+  # Use only the first N training images (None: all); for quick runs.
+  config.data.train_subset = ml_collections.config_dict.placeholder(int)
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = 'mlp_vae'
+  config.model.latent_size = 20
+  config.model.encoder_widths = (400,)
+  config.model.decoder_widths = ml_collections.config_dict.placeholder(tuple)
+  config.model.activation = 'relu'
+  config.model.init_scheme = 'torch_default'
+
+  # The objective: reconstruction + beta * KL(q(z|x) || N(mean, std^2)).
+  config.beta = 1.0
+  config.prior_mean = 0.0
+  config.prior_std = 1.0
+
+  config.optimizer = 'adam'  # 'adam' | 'rmsprop' | 'adagrad' | 'sgd'
+  config.learning_rate = 1e-3
+  config.batch_size = 128
+  config.eval_batch_size = 1000
+  config.num_epochs = 10
+  config.seed = 0
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.keep_latest = 2
+
+  config.plots = True
+  return config

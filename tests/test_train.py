@@ -1,0 +1,365 @@
+"""The train step, compiled epoch, evaluation, workdir guard, checkpoints and launcher."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from vae_jax import checkpoint
+from vae_jax import data
+from vae_jax import models
+from vae_jax import objectives
+from vae_jax import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_dataset(num_train=96, num_test=40, side=8, seed=0) -> data.Dataset:
+  """Blobs at random places: learnable, unlike uniform noise."""
+  rng = np.random.default_rng(seed)
+  ys, xs = np.mgrid[:side, :side]
+
+  def make(count):
+    centres = rng.uniform(1, side - 2, size=(count, 2))
+    labels = rng.integers(0, 10, count).astype(np.int32)
+    dist2 = (ys - centres[:, :1, None]) ** 2 + (xs - centres[:, 1:, None]) ** 2
+    return (255 * np.exp(-dist2 / 3.0)).astype(np.uint8), labels
+
+  train_images, train_labels = make(num_train)
+  test_images, test_labels = make(num_test)
+  return data.Dataset('tiny', train_images, train_labels, test_images,
+                      test_labels, source='synthetic')
+
+
+def tiny_config(**overrides):
+  config = default.get_config()
+  config.model.encoder_widths = (16,)
+  config.model.latent_size = 2
+  config.batch_size = 16
+  config.eval_batch_size = 16
+  config.num_epochs = 2
+  config.plots = False
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split('.')
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = value
+  return config
+
+
+def _parts(config, dataset):
+  model = models.build_model(config.model, dataset.image_shape)
+  optimizer = train.make_optimizer(config.optimizer)
+  hparams = train.hyperparams_from_config(config)
+  state = train.create_train_state(model, optimizer, hparams,
+                                   dataset.image_shape)
+  return model, optimizer, hparams, state
+
+
+def test_default_model_parameter_count():
+  config = default.get_config()
+  model = models.build_model(config.model, (28, 28))
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28)))['params']
+  # 784-400-(20, 20) encoder, 20-400-784 decoder, as pytorch/examples/vae.
+  assert sum(x.size for x in jax.tree.leaves(params)) == 652_824
+
+
+def test_torch_default_init_bounds():
+  config = default.get_config()
+  model = models.build_model(config.model, (28, 28))
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28)))['params']
+  kernel = np.asarray(params['enc_0']['kernel'])
+  bound = 1 / np.sqrt(784)
+  assert np.abs(kernel).max() <= bound
+  # Uniform on [-b, b] has standard deviation b / sqrt(3).
+  assert abs(kernel.std() - bound / np.sqrt(3)) < 0.01 * bound
+
+
+def test_kaiming_normal_init_std():
+  config = default.get_config()
+  config.model.init_scheme = 'kaiming_normal'
+  model = models.build_model(config.model, (28, 28))
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28)))['params']
+  kernel = np.asarray(params['dec_logits']['kernel'])  # fan_in 400
+  assert abs(kernel.std() - np.sqrt(2 / 400)) < 0.01 * np.sqrt(2 / 400)
+  assert np.all(np.asarray(params['dec_logits']['bias']) == 0)
+
+
+def test_loss_matches_manual_forward_pass():
+  config = tiny_config()
+  dataset = tiny_dataset()
+  model, _, hparams, state = _parts(config, dataset)
+  hparams = hparams._replace(beta=jnp.float32(0.7),
+                             prior_mean=jnp.float32(1.0),
+                             prior_std=jnp.float32(2.0))
+  x = jnp.asarray(dataset.train_images[:5] / 255.0, jnp.float32)
+  rng = jax.random.PRNGKey(3)
+  mean_loss, terms = train.make_loss_fn(model)(state.params, x, hparams, rng)
+
+  # The same computation by hand in NumPy float64 from the raw parameters.
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params)
+  h = np.maximum(x.reshape(5, -1) @ p['enc_0']['kernel'] + p['enc_0']['bias'], 0)
+  mu = h @ p['enc_mean']['kernel'] + p['enc_mean']['bias']
+  log_var = h @ p['enc_log_variance']['kernel'] + p['enc_log_variance']['bias']
+  eps = np.asarray(jax.random.normal(rng, mu.shape), np.float64)
+  z = mu + np.exp(0.5 * log_var) * eps
+  h = np.maximum(z @ p['dec_0']['kernel'] + p['dec_0']['bias'], 0)
+  logits = h @ p['dec_logits']['kernel'] + p['dec_logits']['bias']
+  target = np.asarray(x, np.float64).reshape(5, -1)
+  prob = 1 / (1 + np.exp(-logits))
+  bce = -(target * np.log(prob) + (1 - target) * np.log1p(-prob)).sum(-1)
+  var = np.exp(log_var)
+  kl = (np.log(2.0) - 0.5 * log_var + (var + (mu - 1) ** 2) / 8 - 0.5).sum(-1)
+  np.testing.assert_allclose(terms.reconstruction, bce, rtol=1e-4)
+  np.testing.assert_allclose(terms.kl, kl, rtol=1e-4)
+  np.testing.assert_allclose(mean_loss, np.mean(bce + 0.7 * kl), rtol=1e-4)
+
+
+def test_training_reduces_the_loss():
+  config = tiny_config(num_epochs=1)
+  dataset = tiny_dataset(num_train=512)
+  model, optimizer, hparams, state = _parts(config, dataset)
+  epoch = jax.jit(train.make_train_epoch(model, optimizer, 16, 'grey'))
+  evaluate = jax.jit(train.make_evaluate(model, 16, 'grey'))
+  images = jnp.asarray(dataset.train_images)
+  before = evaluate(state.params, hparams, jnp.asarray(dataset.test_images))
+  for e in range(1, 6):
+    state, _ = epoch(state, hparams, images, jnp.int32(e))
+  after = evaluate(state.params, hparams, jnp.asarray(dataset.test_images))
+  assert float(after['loss']) < 0.8 * float(before['loss'])
+  assert int(state.step) == 5 * (512 // 16)
+
+
+def test_swept_values_are_arrays_not_recompiled():
+  config = tiny_config()
+  dataset = tiny_dataset()
+  model, optimizer, hparams, state = _parts(config, dataset)
+  epoch = jax.jit(train.make_train_epoch(model, optimizer, 16, 'grey'))
+  images = jnp.asarray(dataset.train_images)
+  outputs = []
+  for beta, lr, prior_std in [(1.0, 1e-3, 1.0), (0.1, 1e-2, 2.0)]:
+    h = hparams._replace(beta=jnp.float32(beta),
+                         learning_rate=jnp.float32(lr),
+                         prior_std=jnp.float32(prior_std))
+    outputs.append(epoch(state, h, images, jnp.int32(1)))
+  assert epoch._cache_size() == 1
+  # ... and the values reach the computation.
+  assert not np.allclose(outputs[0][1]['loss'], outputs[1][1]['loss'])
+
+
+def test_vmapped_epoch_equals_separate_epochs():
+  config = tiny_config()
+  dataset = tiny_dataset()
+  model, optimizer, hparams, _ = _parts(config, dataset)
+  members = [hparams._replace(beta=jnp.float32(b), seed=jnp.uint32(s),
+                              learning_rate=jnp.float32(lr))
+             for b, s, lr in [(1.0, 0, 1e-3), (0.5, 1, 3e-3), (4.0, 2, 1e-4)]]
+  create = lambda h: train.create_train_state(model, optimizer, h,
+                                              dataset.image_shape)
+  epoch = train.make_train_epoch(model, optimizer, 16, 'dynamic_binarized')
+  images = jnp.asarray(dataset.train_images)
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *members)
+  states = jax.vmap(create)(stacked)
+  states, metrics = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None)))(
+      states, stacked, images, jnp.int32(1))
+  for i, member in enumerate(members):
+    state, single = jax.jit(epoch)(create(member), member, images, jnp.int32(1))
+    np.testing.assert_allclose(metrics['loss'][i], single['loss'], rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-4,
+                                                         atol=1e-6),
+                 states.params, state.params)
+
+
+def test_epoch_shuffle_depends_on_seed_and_epoch_only():
+  config = tiny_config()
+  dataset = tiny_dataset()
+  model, optimizer, hparams, state = _parts(config, dataset)
+  epoch = jax.jit(train.make_train_epoch(model, optimizer, 16, 'grey'))
+  images = jnp.asarray(dataset.train_images)
+  a = epoch(state, hparams, images, jnp.int32(4))[1]['loss']
+  b = epoch(state, hparams, images, jnp.int32(4))[1]['loss']
+  c = epoch(state, hparams, images, jnp.int32(5))[1]['loss']
+  assert a == b and a != c
+
+
+def test_evaluate_counts_every_image_once():
+  config = tiny_config()
+  dataset = tiny_dataset(num_test=37)  # not a multiple of the batch
+  model, _, hparams, state = _parts(config, dataset)
+  test = jnp.asarray(dataset.test_images)
+  metrics = jax.jit(train.make_evaluate(model, 16, 'grey'))(
+      state.params, hparams, test)
+  # The KL needs no sample, so it can be checked image by image.
+  posterior = model.apply({'params': state.params}, test / 255.0,
+                          method=model.encode)
+  expected = objectives.gaussian_kl_to_prior(posterior).mean()
+  np.testing.assert_allclose(metrics['kl'], expected, rtol=1e-5)
+
+
+def test_dynamic_binarization_samples_grey_levels():
+  grey = jnp.full((200, 28, 28), 64, jnp.uint8)
+  x = train.to_model_input(grey, 'dynamic_binarized', jax.random.PRNGKey(0))
+  assert set(np.unique(np.asarray(x))) == {0.0, 1.0}
+  assert abs(float(x.mean()) - 64 / 255) < 0.005
+  y = train.to_model_input(grey, 'dynamic_binarized', jax.random.PRNGKey(1))
+  assert not np.array_equal(x, y)
+
+
+# ------------------------------------------------- train_and_evaluate & workdir
+def _run(config, workdir, **kwargs):
+  return train.train_and_evaluate(config, str(workdir), dataset=tiny_dataset(),
+                                  **kwargs)
+
+
+def test_train_and_evaluate_writes_metrics_results_figures(tmp_path):
+  config = tiny_config(plots=True)
+  results = _run(config, tmp_path / 'run')
+  run = tmp_path / 'run'
+  lines = [json.loads(l) for l in (run / 'metrics.jsonl').read_text().splitlines()]
+  assert [l['epoch'] for l in lines] == [1, 2]
+  for key in ('train_recon', 'train_kl', 'train_loss', 'test_recon',
+              'test_kl', 'test_loss', 'img_per_s', 'seconds'):
+    assert np.isfinite(lines[-1][key])
+  saved = json.loads((run / 'results.json').read_text())
+  assert saved['epochs'] == 2 and saved == results
+  assert saved['test_loss'] == pytest.approx(lines[-1]['test_loss'])
+  assert saved['test_loss'] == pytest.approx(saved['test_recon']
+                                             + saved['test_kl'], rel=1e-5)
+  for name in ('loss_curves', 'reconstructions', 'samples', 'latent_grid',
+               'latent_scatter'):
+    png = (run / f'{name}.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000, name
+  assert (run / 'checkpoints' / 'latest' / '2').is_dir()
+  assert json.loads((run / 'config.json').read_text())['model']['latent_size'] == 2
+
+
+def test_resume_is_bit_identical_to_uninterrupted_run(tmp_path):
+  config = tiny_config(num_epochs=3)
+  _run(config, tmp_path / 'straight')
+  interrupted = tiny_config(num_epochs=1)
+  _run(interrupted, tmp_path / 'resumed')
+  _run(config, tmp_path / 'resumed')  # resumes at epoch 1
+
+  def final_state(workdir):
+    manager = checkpoint.RunCheckpoints(workdir)
+    model, optimizer, hparams, like = _parts(config, tiny_dataset())
+    restored = manager.restore(manager.latest_epoch(), like=like)
+    manager.close()
+    return restored
+
+  a, b = final_state(tmp_path / 'straight'), final_state(tmp_path / 'resumed')
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  assert int(b.step) == 3 * (96 // 16)
+  lines = lambda w: [json.loads(l) for l in
+                     (w / 'metrics.jsonl').read_text().splitlines()]
+  straight, resumed = lines(tmp_path / 'straight'), lines(tmp_path / 'resumed')
+  assert [l['epoch'] for l in resumed] == [1, 2, 3]
+  assert ([l['test_loss'] for l in straight]
+          == [l['test_loss'] for l in resumed])
+
+
+def _snapshot(directory: Path) -> dict:
+  return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns)
+          for p in sorted(directory.rglob('*')) if p.is_file()}
+
+
+def test_workdir_with_different_config_is_refused_and_untouched(tmp_path):
+  workdir = tmp_path / 'run'
+  _run(tiny_config(), workdir)
+  before = _snapshot(workdir)
+  with pytest.raises(checkpoint.WorkdirError) as error:
+    _run(tiny_config(beta=0.5), workdir)
+  message = str(error.value)
+  assert 'beta: 1.0 -> 0.5' in message and '--overwrite' in message
+  assert _snapshot(workdir) == before
+
+
+def test_overwrite_replaces_a_run_with_a_different_config(tmp_path):
+  workdir = tmp_path / 'run'
+  _run(tiny_config(), workdir)
+  _run(tiny_config(beta=0.5, num_epochs=1), workdir, overwrite=True)
+  lines = (workdir / 'metrics.jsonl').read_text().splitlines()
+  assert len(lines) == 1
+  assert json.loads((workdir / 'config.json').read_text())['beta'] == 0.5
+  assert not (workdir / 'checkpoints' / 'latest' / '2').exists()
+
+
+def test_foreign_nonempty_workdir_is_never_touched(tmp_path):
+  (tmp_path / 'notes.txt').write_text('mine')
+  for overwrite in (False, True):
+    with pytest.raises(checkpoint.WorkdirError, match='holds no vae_jax run'):
+      _run(tiny_config(), tmp_path, overwrite=overwrite)
+  assert [p.name for p in tmp_path.iterdir()] == ['notes.txt']
+
+
+def test_more_epochs_on_a_finished_run_extends_it(tmp_path):
+  workdir = tmp_path / 'run'
+  _run(tiny_config(num_epochs=1), workdir)
+  results = _run(tiny_config(num_epochs=2), workdir)
+  assert results['epochs'] == 2
+
+
+def test_unknown_names_in_config_are_clear_errors(tmp_path):
+  for key, value, words in [('model.name', 'transformer', 'config.model.name'),
+                            ('optimizer', 'lion', 'config.optimizer'),
+                            ('data.preprocessing', 'sharpen', 'preprocessing'),
+                            ('model.activation', 'swishy', 'activation')]:
+    with pytest.raises(ValueError, match=words):
+      _run(tiny_config(**{key: value}), tmp_path / key)
+
+
+# ---------------------------------------------------------------- launcher
+def _launch(*args, env=None):
+  return subprocess.run(
+      [sys.executable, '-m', 'launch.train', *args], cwd=REPO,
+      capture_output=True, text=True, timeout=600,
+      env={**os.environ, **(env or {})})
+
+
+def test_launcher_rejects_unknown_config_key(tmp_path):
+  result = _launch('--config=configs/default.py', f'--workdir={tmp_path}/w',
+                   '--config.num_epoch=3')
+  assert result.returncode != 0
+  assert 'num_epoch' in result.stderr
+  assert not (tmp_path / 'w').exists()
+
+
+def test_launcher_missing_data_is_one_clear_error(tmp_path):
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  result = _launch('--config=configs/default.py', f'--workdir={tmp_path}/w',
+                   f'--config.data.dir={empty}')
+  assert result.returncode != 0
+  assert 'DataNotFoundError' in result.stderr
+  assert 'train-images-idx3-ubyte' in result.stderr
+
+
+def test_launcher_trains_on_real_mnist(tmp_path, mnist_dir):
+  result = _launch('--config=configs/default.py', f'--workdir={tmp_path}/w',
+                   '--config.num_epochs=1', '--config.data.train_subset=12800',
+                   f'--config.data.dir={mnist_dir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'epoch 1/1' in result.stderr  # the progress line
+  results = json.loads((tmp_path / 'w' / 'results.json').read_text())
+  # One epoch on 12,800 images; the untrained model is at ~543 nats.
+  assert results['test_loss'] < 200
+  assert (tmp_path / 'w' / 'samples.png').stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_default_config_reaches_pytorch_example_loss(tmp_path, mnist_dir):
+  config = default.get_config()
+  config.data.dir = str(mnist_dir)
+  config.plots = False
+  results = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert results['epochs'] == 10
+  assert results['test_loss'] <= 105.6

@@ -1,0 +1,98 @@
+"""Multi-layer-perceptron VAE (encoder and decoder are MLPs)."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from vae_jax.models.initializers import dense
+from vae_jax.objectives import GaussianPosterior
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    'relu': nn.relu,
+    'leaky_relu': nn.leaky_relu,
+    'tanh': jnp.tanh,
+    'elu': nn.elu,
+    'gelu': nn.gelu,
+    'softplus': nn.softplus,
+}
+
+
+def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+  try:
+    return ACTIVATIONS[name]
+  except KeyError:
+    raise ValueError(f'Unknown activation {name!r}; choose one of '
+                     f'{sorted(ACTIVATIONS)}.') from None
+
+
+class MLPVAE(nn.Module):
+  """VAE with MLP encoder x -> (mean, log_variance) and decoder z -> logits.
+
+  Attributes:
+    image_shape: (H, W) of the images; inputs are [B, H, W] in [0, 1].
+    latent_size: dimension of z.
+    encoder_widths: hidden widths of the encoder, input side first.
+    decoder_widths: hidden widths of the decoder, latent side first; None
+      mirrors the encoder.
+    activation: name from ACTIVATIONS.
+    init_scheme: weight initialisation scheme (see models.initializers).
+  """
+
+  image_shape: tuple[int, int]
+  latent_size: int
+  encoder_widths: Sequence[int] = (400,)
+  decoder_widths: Sequence[int] | None = None
+  activation: str = 'relu'
+  init_scheme: str = 'torch_default'
+
+  def setup(self):
+    pixels = self.image_shape[0] * self.image_shape[1]
+    activation_fn(self.activation)  # A bad name fails at init, not mid-run.
+    fan_in = pixels
+    encoder_layers = []
+    for i, width in enumerate(self.encoder_widths):
+      encoder_layers.append(dense(width, fan_in, self.init_scheme, name=f'enc_{i}'))
+      fan_in = width
+    self.encoder_layers = encoder_layers
+    self.mean_head = dense(self.latent_size, fan_in, self.init_scheme, name='enc_mean')
+    self.log_variance_head = dense(self.latent_size, fan_in, self.init_scheme,
+                                   name='enc_log_variance')
+    widths = (tuple(reversed(self.encoder_widths))
+              if self.decoder_widths is None else tuple(self.decoder_widths))
+    fan_in = self.latent_size
+    decoder_layers = []
+    for i, width in enumerate(widths):
+      decoder_layers.append(dense(width, fan_in, self.init_scheme, name=f'dec_{i}'))
+      fan_in = width
+    self.decoder_layers = decoder_layers
+    self.logits_head = dense(pixels, fan_in, self.init_scheme, name='dec_logits')
+
+  def encode(self, images: jax.Array) -> GaussianPosterior:
+    """[B, H, W] images in [0, 1] -> posterior with mean, log-variance [B, latent]."""
+    act = activation_fn(self.activation)
+    h = images.reshape(images.shape[0], -1)
+    for layer in self.encoder_layers:
+      h = act(layer(h))
+    return GaussianPosterior(self.mean_head(h), self.log_variance_head(h))
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """[B, latent] -> Bernoulli logits [B, H, W]."""
+    act = activation_fn(self.activation)
+    h = z
+    for layer in self.decoder_layers:
+      h = act(layer(h))
+    return self.logits_head(h).reshape(z.shape[0], *self.image_shape)
+
+  def __call__(self, images: jax.Array, z: jax.Array | None = None):
+    """Encodes and decodes (decodes the posterior mean unless z is given).
+
+    Used by `init` to create every parameter; training samples z itself.
+    """
+    posterior = self.encode(images)
+    if z is None:
+      z = posterior.mean
+    return self.decode(z), posterior

@@ -1,0 +1,152 @@
+"""Figures of a trained run: loss curves, reconstructions, samples, latent maps.
+
+Each `plot_*` function takes NumPy arrays and writes one PNG; `plot_run`
+computes what they need from a trained model and writes them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 110
+
+
+def tile_images(images: np.ndarray, rows: int, cols: int,
+                pad: int = 1) -> np.ndarray:
+  """[rows*cols, H, W] in [0, 1] -> one [rows*(H+pad)+pad, cols*(W+pad)+pad] image."""
+  count, height, width = images.shape
+  if count != rows * cols:
+    raise ValueError(f'{count} images do not fill a {rows}x{cols} grid.')
+  canvas = np.ones((rows * (height + pad) + pad, cols * (width + pad) + pad),
+                   np.float32)
+  for index, image in enumerate(images):
+    r, c = divmod(index, cols)
+    top, left = pad + r * (height + pad), pad + c * (width + pad)
+    canvas[top:top + height, left:left + width] = image
+  return canvas
+
+
+def _save(fig, path: Path) -> Path:
+  fig.savefig(path, dpi=DPI, bbox_inches='tight')
+  plt.close(fig)
+  return path
+
+
+def plot_loss_curves(history: Sequence[dict], path: Path) -> Path:
+  """Train and test loss, reconstruction and KL per epoch, on separate axes."""
+  epochs = [line['epoch'] for line in history]
+  fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+  for ax, key, title in zip(axes, ('loss', 'recon', 'kl'),
+                            ('Total (recon + beta * KL)', 'Reconstruction',
+                             'KL to prior')):
+    ax.plot(epochs, [line[f'train_{key}'] for line in history], 'o-',
+            label='train', markersize=3)
+    ax.plot(epochs, [line[f'test_{key}'] for line in history], 's-',
+            label='test', markersize=3)
+    ax.set_title(title)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('nats per image')
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def plot_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: Path,
+                         title: str = 'Test reconstructions') -> Path:
+  """Inputs [N, H, W] in a row above their reconstructions [N, H, W]."""
+  count = len(inputs)
+  canvas = tile_images(np.concatenate([inputs, outputs]), 2, count)
+  fig, ax = plt.subplots(figsize=(count * 0.6 + 0.8, 1.8))
+  ax.imshow(canvas, cmap='gray', vmin=0, vmax=1)
+  height = canvas.shape[0] / 2
+  ax.set_yticks([height / 2, height * 1.5], ['input', 'output'])
+  ax.set_xticks([])
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def plot_samples(images: np.ndarray, path: Path, title: str) -> Path:
+  """A square grid of images [n*n, H, W]."""
+  side = int(round(np.sqrt(len(images))))
+  fig, ax = plt.subplots(figsize=(5, 5.3))
+  ax.imshow(tile_images(images, side, side), cmap='gray', vmin=0, vmax=1)
+  ax.axis('off')
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def plot_latent_grid(images: np.ndarray, values: np.ndarray,
+                     path: Path) -> Path:
+  """Decoded images [n*n, H, W] of the grid z = (values[j], values[n-1-i])."""
+  side = len(values)
+  canvas = tile_images(images, side, side, pad=0)
+  extent = (values[0], values[-1], values[0], values[-1])
+  fig, ax = plt.subplots(figsize=(7, 7))
+  ax.imshow(canvas, cmap='gray', vmin=0, vmax=1, extent=extent)
+  ax.set_xlabel('$z_1$')
+  ax.set_ylabel('$z_2$')
+  ax.set_title(f'Decoder over [{values[0]:g}, {values[-1]:g}]$^2$')
+  return _save(fig, path)
+
+
+def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
+                        title: str = 'Test set in latent space (posterior means)'
+                        ) -> Path:
+  """2-d latent codes [N, 2] coloured by digit label [N]."""
+  fig, ax = plt.subplots(figsize=(7, 6))
+  points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap='tab10', s=3,
+                      vmin=-0.5, vmax=9.5, alpha=0.7, rasterized=True)
+  colorbar = fig.colorbar(points, ax=ax, ticks=range(10))
+  colorbar.set_label('digit')
+  ax.set_xlabel('$z_1$')
+  ax.set_ylabel('$z_2$')
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  return _save(fig, path)
+
+
+def plot_run(workdir: Path, model, params, hparams, dataset,
+             history: Sequence[dict]) -> list[Path]:
+  """Writes every figure that applies to a trained single run into workdir."""
+  workdir = Path(workdir)
+  variables = {'params': params}
+  decode = jax.jit(lambda z: jax.nn.sigmoid(
+      model.apply(variables, z, method=model.decode)))
+  encode = jax.jit(lambda x: model.apply(variables, x, method=model.encode))
+  latent_size = hparams.latent_mask.shape[-1]
+  paths = [plot_loss_curves(history, workdir / 'loss_curves.png')]
+
+  test = dataset.test_images.astype(np.float32) / 255.0
+  inputs = test[:12]
+  outputs = np.asarray(decode(encode(jnp.asarray(inputs)).mean))
+  paths.append(plot_reconstructions(inputs, outputs,
+                                    workdir / 'reconstructions.png'))
+
+  eps = jax.random.normal(jax.random.PRNGKey(0), (64, latent_size))
+  z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
+  paths.append(plot_samples(
+      np.asarray(decode(z)), workdir / 'samples.png',
+      f'Samples from the prior N({float(hparams.prior_mean):g}, '
+      f'{float(hparams.prior_std):g}$^2$)'))
+
+  if latent_size == 2:
+    values = np.linspace(-5, 5, 20, dtype=np.float32)
+    grid = np.stack(np.meshgrid(values, values[::-1]), -1).reshape(-1, 2)
+    paths.append(plot_latent_grid(np.asarray(decode(jnp.asarray(grid))),
+                                  values, workdir / 'latent_grid.png'))
+    means = np.concatenate([
+        np.asarray(encode(jnp.asarray(test[i:i + 1000])).mean)
+        for i in range(0, len(test), 1000)])
+    paths.append(plot_latent_scatter(means, dataset.test_labels,
+                                     workdir / 'latent_scatter.png'))
+  return paths

@@ -1,0 +1,376 @@
+"""Train state, the pure train step, a compiled epoch, and `train_and_evaluate`.
+
+Reads top to bottom: hyperparameters as arrays, optimiser, state, one step,
+one epoch (a `lax.scan` over batches of the on-device uint8 data, shuffled
+inside the program from (seed, epoch)), evaluation, and the loop.
+
+Everything a sweep varies is in `Hyperparams` (arrays), so
+`jax.vmap(make_train_epoch(...), in_axes=(0, 0, None, None))` trains a stack of
+configurations as one program.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import struct
+
+from vae_jax import checkpoint as checkpoint_lib
+from vae_jax import data as data_lib
+from vae_jax import models
+from vae_jax import objectives
+
+log = logging.getLogger(__name__)
+
+PREPROCESSING_MODES = ('grey', 'dynamic_binarized', 'static_binarized')
+
+
+# ----------------------------------------------------------------- hyperparameters
+class Hyperparams(NamedTuple):
+  """Per-run values a sweep may vary; each is an array (scalar unless noted)."""
+
+  beta: jax.Array  # float32 [], weight of the KL term
+  prior_mean: jax.Array  # float32 [], m of the prior N(m, s^2)
+  prior_std: jax.Array  # float32 [], s of the prior
+  learning_rate: jax.Array  # float32 []
+  latent_mask: jax.Array  # float32 [latent], 1 for used dimensions
+  seed: jax.Array  # uint32 [], source of every random number of the run
+
+
+def hyperparams_from_config(config: ml_collections.ConfigDict) -> Hyperparams:
+  latent_size = config.model.latent_size
+  return Hyperparams(
+      beta=jnp.float32(config.beta),
+      prior_mean=jnp.float32(config.prior_mean),
+      prior_std=jnp.float32(config.prior_std),
+      learning_rate=jnp.float32(config.learning_rate),
+      latent_mask=jnp.ones((latent_size,), jnp.float32),
+      seed=jnp.uint32(config.seed),
+  )
+
+
+def _run_key(seed: jax.Array, purpose: int) -> jax.Array:
+  # One stream per purpose (0 init, 1 train epochs, 2 evaluation), all from
+  # the seed, so that resuming at any epoch redraws the same numbers.
+  return jax.random.fold_in(jax.random.PRNGKey(seed), purpose)
+
+
+# ----------------------------------------------------------------------- optimiser
+def make_optimizer(name: str) -> optax.GradientTransformation:
+  """Optimiser whose learning rate lives in its state (set each step).
+
+  Defaults follow PyTorch's (torch.optim) so results compare one to one.
+  """
+  factories: dict[str, Callable[..., optax.GradientTransformation]] = {
+      'adam': lambda learning_rate: optax.adam(learning_rate, eps=1e-8),
+      'rmsprop': lambda learning_rate: optax.rmsprop(
+          learning_rate, decay=0.99, eps=1e-8, eps_in_sqrt=False),
+      'adagrad': lambda learning_rate: optax.adagrad(
+          learning_rate, initial_accumulator_value=0.0, eps=1e-10),
+      'sgd': lambda learning_rate: optax.sgd(learning_rate),
+  }
+  if name not in factories:
+    raise ValueError(f'Unknown optimizer {name!r} in config.optimizer; choose '
+                     f'one of {sorted(factories)}.')
+  return optax.inject_hyperparams(factories[name])(learning_rate=0.0)
+
+
+def _with_learning_rate(opt_state, learning_rate: jax.Array):
+  hyperparams = dict(opt_state.hyperparams, learning_rate=learning_rate)
+  return opt_state._replace(hyperparams=hyperparams)
+
+
+# --------------------------------------------------------------------------- state
+class TrainState(struct.PyTreeNode):
+  step: jax.Array  # int32 [], optimiser steps taken
+  params: Any
+  opt_state: Any
+
+
+def create_train_state(model, optimizer: optax.GradientTransformation,
+                       hparams: Hyperparams,
+                       image_shape: tuple[int, int]) -> TrainState:
+  """Initialises parameters from hparams.seed (pure: vmappable over seeds)."""
+  dummy = jnp.zeros((1, *image_shape), jnp.float32)
+  params = model.init(_run_key(hparams.seed, 0), dummy)['params']
+  # The learning rate in opt_state is a placeholder until the first step
+  # sets hparams.learning_rate (sharing that buffer would break donation).
+  return TrainState(step=jnp.int32(0), params=params,
+                    opt_state=optimizer.init(params))
+
+
+def to_model_input(images: jax.Array, preprocessing: str,
+                   rng: jax.Array) -> jax.Array:
+  """uint8 [B, H, W] -> float32 [B, H, W] in [0, 1] as the model sees them.
+
+  'dynamic_binarized' draws each pixel ~ Bernoulli(grey / 255) with `rng`;
+  'grey' and 'static_binarized' (binarised once at load time) just rescale.
+  """
+  x = images.astype(jnp.float32) / 255.0
+  if preprocessing == 'dynamic_binarized':
+    x = jax.random.bernoulli(rng, x).astype(jnp.float32)
+  return x
+
+
+# ---------------------------------------------------------------------------- step
+def make_loss_fn(model):
+  """Returns loss_fn(params, images, hparams, rng) -> (mean loss, ElboTerms [B])."""
+
+  def loss_fn(params, images, hparams: Hyperparams, rng):
+    variables = {'params': params}
+    posterior = model.apply(variables, images, method=model.encode)
+    z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
+    logits = model.apply(variables, z, method=model.decode)
+    reconstruction = objectives.bernoulli_nll_from_logits(logits, images)
+    terms = objectives.negative_elbo(
+        reconstruction, posterior, hparams.beta, hparams.prior_mean,
+        hparams.prior_std, hparams.latent_mask)
+    return jnp.mean(terms.loss), terms
+
+  return loss_fn
+
+
+def _mean_terms(terms: objectives.ElboTerms) -> dict[str, jax.Array]:
+  return {'recon': jnp.mean(terms.reconstruction), 'kl': jnp.mean(terms.kl),
+          'loss': jnp.mean(terms.loss)}
+
+
+def make_train_step(model, optimizer: optax.GradientTransformation):
+  """Returns the pure step (state, images [B,H,W], hparams, rng) -> (state, metrics)."""
+  loss_fn = make_loss_fn(model)
+
+  def train_step(state: TrainState, images, hparams: Hyperparams, rng):
+    grads, terms = jax.grad(loss_fn, has_aux=True)(state.params, images,
+                                                   hparams, rng)
+    opt_state = _with_learning_rate(state.opt_state, hparams.learning_rate)
+    updates, opt_state = optimizer.update(grads, opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params,
+                              opt_state=opt_state)
+    return new_state, _mean_terms(terms)
+
+  return train_step
+
+
+# --------------------------------------------------------------------------- epoch
+def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str):
+  """Returns train_epoch(state, hparams, images, epoch) -> (state, metrics).
+
+  images: uint8 [N, H, W] on the device; epoch: int32 []. The epoch's shuffle
+  is a permutation drawn from (hparams.seed, epoch); the N % batch_size
+  images left over by it are skipped this epoch (a different set each epoch).
+  metrics: per-image means of 'recon', 'kl', 'loss' over the epoch.
+  """
+  if preprocessing not in PREPROCESSING_MODES:
+    raise ValueError(f'Unknown preprocessing {preprocessing!r}; choose one of '
+                     f'{PREPROCESSING_MODES}.')
+  train_step = make_train_step(model, optimizer)
+
+  def train_epoch(state: TrainState, hparams: Hyperparams, images: jax.Array,
+                  epoch: jax.Array):
+    num_steps = images.shape[0] // batch_size
+    if num_steps == 0:
+      raise ValueError(f'{images.shape[0]} training images are fewer than one '
+                       f'batch of {batch_size}; lower config.batch_size.')
+    epoch_key = jax.random.fold_in(_run_key(hparams.seed, 1), epoch)
+    shuffle_key, steps_key = jax.random.split(epoch_key)
+    order = jax.random.permutation(shuffle_key, images.shape[0])
+    batches = order[:num_steps * batch_size].reshape(num_steps, batch_size)
+
+    def body(state, inputs):
+      batch_indices, step_key = inputs
+      binarize_key, sample_key = jax.random.split(step_key)
+      x = to_model_input(images[batch_indices], preprocessing, binarize_key)
+      return train_step(state, x, hparams, sample_key)
+
+    state, metrics = jax.lax.scan(
+        body, state, (batches, jax.random.split(steps_key, num_steps)))
+    return state, jax.tree.map(jnp.mean, metrics)
+
+  return train_epoch
+
+
+def make_evaluate(model, batch_size: int, preprocessing: str):
+  """Returns evaluate(params, hparams, images) -> per-image mean metrics.
+
+  Every image counts once: the last batch is padded and the padding masked.
+  One posterior sample per image, from a fixed key, so epochs compare.
+  """
+  loss_fn = make_loss_fn(model)
+
+  def evaluate(params, hparams: Hyperparams, images: jax.Array):
+    num_images = images.shape[0]
+    num_batches = -(-num_images // batch_size)
+    padding = num_batches * batch_size - num_images
+    padded = jnp.pad(images, ((0, padding), (0, 0), (0, 0)))
+    weights = (jnp.arange(num_batches * batch_size) < num_images).astype(
+        jnp.float32)
+    keys = jax.random.split(_run_key(hparams.seed, 2), num_batches)
+
+    def body(totals, inputs):
+      batch, batch_weights, key = inputs
+      binarize_key, sample_key = jax.random.split(key)
+      x = to_model_input(batch, preprocessing, binarize_key)
+      _, terms = loss_fn(params, x, hparams, sample_key)
+      sums = {'recon': terms.reconstruction, 'kl': terms.kl,
+              'loss': terms.loss}
+      return jax.tree.map(lambda t, v: t + jnp.sum(v * batch_weights), totals,
+                          sums), None
+
+    zeros = {'recon': jnp.float32(0), 'kl': jnp.float32(0),
+             'loss': jnp.float32(0)}
+    totals, _ = jax.lax.scan(
+        body, zeros,
+        (padded.reshape(num_batches, batch_size, *images.shape[1:]),
+         weights.reshape(num_batches, batch_size), keys))
+    return jax.tree.map(lambda t: t / num_images, totals)
+
+  return evaluate
+
+
+# ---------------------------------------------------------------------------- data
+def load_data(config: ml_collections.ConfigDict) -> data_lib.Dataset:
+  """Loads the configured dataset as uint8 host arrays, preprocessed for storage."""
+  dataset = data_lib.load_dataset(
+      config.data.name, data_dir=config.data.dir,
+      cache_dir=config.data.cache_dir,
+      download_if_missing=config.data.download, source=config.data.source)
+  if config.data.preprocessing not in PREPROCESSING_MODES:
+    raise ValueError(f'Unknown config.data.preprocessing '
+                     f'{config.data.preprocessing!r}; choose one of '
+                     f'{PREPROCESSING_MODES}.')
+  train_images, train_labels = dataset.train_images, dataset.train_labels
+  if config.data.train_subset is not None:
+    train_images = train_images[:config.data.train_subset]
+    train_labels = train_labels[:config.data.train_subset]
+  test_images = dataset.test_images
+  if config.data.preprocessing == 'static_binarized':
+    train_images = data_lib.binarize_static(train_images, seed=config.seed)
+    test_images = data_lib.binarize_static(test_images, seed=config.seed + 1)
+  return data_lib.Dataset(
+      name=dataset.name, train_images=train_images, train_labels=train_labels,
+      test_images=test_images, test_labels=dataset.test_labels,
+      source=dataset.source)
+
+
+# ---------------------------------------------------------------------------- loop
+def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
+  if not path.exists():
+    return []
+  lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+  return [line for line in lines if line['epoch'] <= up_to_epoch]
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+  tmp = path.with_suffix('.tmp')
+  tmp.write_text(''.join(json.dumps(line) + '\n' for line in history))
+  tmp.replace(path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       overwrite: bool = False,
+                       dataset: data_lib.Dataset | None = None) -> dict:
+  """Trains `config` in `workdir`, resuming a run of the same config there.
+
+  Writes config.json, checkpoints/, metrics.jsonl (a line per epoch),
+  results.json and the PNG figures. `dataset` replaces the configured data
+  (tests pass small arrays). Returns the results dict.
+  """
+  workdir = Path(workdir)
+  resuming = checkpoint_lib.prepare_workdir(workdir, config, overwrite)
+  if dataset is None:
+    dataset = load_data(config)
+  log.info('Data: %s, %d train / %d test images of %s from %s',
+               dataset.name, len(dataset.train_images),
+               len(dataset.test_images), dataset.image_shape, dataset.source)
+
+  model = models.build_model(config.model, dataset.image_shape)
+  optimizer = make_optimizer(config.optimizer)
+  hparams = hyperparams_from_config(config)
+  state = create_train_state(model, optimizer, hparams, dataset.image_shape)
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+
+  train_images = jax.device_put(dataset.train_images)
+  test_images = jax.device_put(dataset.test_images)
+  train_epoch = jax.jit(
+      make_train_epoch(model, optimizer, config.batch_size,
+                       config.data.preprocessing), donate_argnums=0)
+  evaluate = jax.jit(make_evaluate(model, config.eval_batch_size,
+                                   config.data.preprocessing))
+
+  checkpoints = checkpoint_lib.RunCheckpoints(workdir,
+                                              config.checkpoint.keep_latest)
+  metrics_path = workdir / 'metrics.jsonl'
+  start_epoch, history = 0, []
+  latest = checkpoints.latest_epoch() if resuming else None
+  if latest is not None:
+    state = checkpoints.restore(latest, like=state)
+    start_epoch = latest
+    history = _read_metrics(metrics_path, up_to_epoch=latest)
+    log.info('Resuming %s from epoch %d.', workdir, latest)
+  best_loss = min((line['test_loss'] for line in history), default=np.inf)
+
+  compile_start = time.perf_counter()
+  epoch0 = jnp.int32(start_epoch + 1)
+  train_epoch = train_epoch.lower(state, hparams, train_images, epoch0).compile()
+  evaluate = evaluate.lower(state.params, hparams, test_images).compile()
+  compile_seconds = time.perf_counter() - compile_start
+  log.info('Model %s with %d parameters; compiled in %.1f s.',
+               config.model.name, num_params, compile_seconds)
+
+  images_per_epoch = (len(dataset.train_images) // config.batch_size
+                      * config.batch_size)
+  run_start = time.perf_counter()
+  for epoch in range(start_epoch + 1, config.num_epochs + 1):
+    epoch_start = time.perf_counter()
+    state, train_metrics = train_epoch(state, hparams, train_images,
+                                       jnp.int32(epoch))
+    train_metrics = jax.device_get(train_metrics)
+    train_seconds = time.perf_counter() - epoch_start
+    test_metrics = jax.device_get(evaluate(state.params, hparams, test_images))
+    seconds = time.perf_counter() - epoch_start
+    line = {'epoch': epoch}
+    line.update({f'train_{k}': float(v) for k, v in train_metrics.items()})
+    line.update({f'test_{k}': float(v) for k, v in test_metrics.items()})
+    line.update(img_per_s=images_per_epoch / train_seconds, seconds=seconds)
+    history.append(line)
+    is_best = line['test_loss'] < best_loss
+    best_loss = min(best_loss, line['test_loss'])
+    checkpoints.save(epoch, state, line['test_loss'], is_best)
+    _write_metrics(metrics_path, history)
+    done = epoch - start_epoch
+    eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch)
+    log.info(
+        'epoch %d/%d  train loss %.2f  test loss %.2f (recon %.2f, kl %.2f)  '
+        '%.0f img/s  %.1f s  ETA %.0f s', epoch, config.num_epochs,
+        line['train_loss'], line['test_loss'], line['test_recon'],
+        line['test_kl'], line['img_per_s'], seconds, eta)
+  checkpoints.close()
+
+  if not history:
+    raise ValueError(f'Nothing to train: config.num_epochs is '
+                     f'{config.num_epochs}.')
+  final = history[-1]
+  trained_now = history[start_epoch:]
+  results = {
+      'test_recon': final['test_recon'], 'test_kl': final['test_kl'],
+      'test_loss': final['test_loss'], 'epochs': final['epoch'],
+      'img_per_s': (float(np.median([h['img_per_s'] for h in trained_now]))
+                    if trained_now else None),
+      'best_test_loss': best_loss, 'compile_seconds': compile_seconds,
+      'num_params': int(num_params),
+  }
+  (workdir / 'results.json').write_text(json.dumps(results, indent=2))
+  if config.plots:
+    from vae_jax import plots  # matplotlib only when figures are wanted
+    plots.plot_run(workdir, model, state.params, hparams, dataset, history)
+  return results
