@@ -150,3 +150,50 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
     paths.append(plot_latent_scatter(means, dataset.test_labels,
                                      workdir / 'latent_scatter.png'))
   return paths
+
+
+def plot_metric_against(results: Sequence[dict], key: str, path: Path,
+                        log_x: bool = False) -> Path | None:
+  """Test reconstruction, KL and total against one swept setting.
+
+  Members are joined into a line when all their other settings agree; lines
+  of a single point are left out. Returns None when no line has two points.
+  """
+  lines: dict[str, list[tuple[float, dict]]] = {}
+  for result in results:
+    settings = result['settings']
+    if key not in settings:
+      continue
+    others = ', '.join(f'{k.split(".")[-1]}={v}'
+                       for k, v in sorted(settings.items()) if k != key)
+    lines.setdefault(others, []).append((float(settings[key]), result))
+  lines = {k: sorted(v, key=lambda p: p[0]) for k, v in lines.items()
+           if len(v) > 1}
+  if not lines:
+    return None
+  name = key.split('.')[-1]
+  fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+  for ax, metric, title in zip(axes, ('test_recon', 'test_kl', 'test_loss'),
+                               ('Reconstruction', 'KL to prior', 'Total')):
+    for label, points in lines.items():
+      ax.plot([p[0] for p in points], [p[1][metric] for p in points], 'o-',
+              label=label or 'all')
+    ax.set_xlabel(name)
+    ax.set_ylabel('test nats per image')
+    ax.set_title(f'{title} vs {name}')
+    if log_x:
+      ax.set_xscale('log')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def plot_sweep(workdir: Path, results: Sequence[dict]) -> list[Path]:
+  """The sweep-level figures: metrics against beta and against latent size."""
+  paths = [plot_metric_against(results, 'beta', workdir / 'metrics_vs_beta.png',
+                               log_x=True),
+           plot_metric_against(results, 'model.latent_size',
+                               workdir / 'metrics_vs_latent_size.png',
+                               log_x=True)]
+  return [p for p in paths if p is not None]

@@ -46,14 +46,26 @@ class Hyperparams(NamedTuple):
   seed: jax.Array  # uint32 [], source of every random number of the run
 
 
-def hyperparams_from_config(config: ml_collections.ConfigDict) -> Hyperparams:
+def hyperparams_from_config(config: ml_collections.ConfigDict,
+                            latent_capacity: int | None = None) -> Hyperparams:
+  """The config's swept values as arrays.
+
+  latent_capacity: latent size of the model actually built (a sweep builds
+  its largest); the mask switches on the first config.model.latent_size
+  dimensions of it.
+  """
   latent_size = config.model.latent_size
+  latent_capacity = latent_capacity or latent_size
+  if latent_size > latent_capacity:
+    raise ValueError(f'latent_size {latent_size} exceeds the model\'s '
+                     f'{latent_capacity} dimensions.')
   return Hyperparams(
       beta=jnp.float32(config.beta),
       prior_mean=jnp.float32(config.prior_mean),
       prior_std=jnp.float32(config.prior_std),
       learning_rate=jnp.float32(config.learning_rate),
-      latent_mask=jnp.ones((latent_size,), jnp.float32),
+      latent_mask=(jnp.arange(latent_capacity) < latent_size).astype(
+          jnp.float32),
       seed=jnp.uint32(config.seed),
   )
 

@@ -1,0 +1,40 @@
+"""Study D: latent size and beta for the 784-256-256-latent MLP VAE, as one sweep.
+
+Seven members (latent 1, 2, 64 at beta 1; beta 0.1, 0.5, 2, 10 at latent 64)
+share one compiled program: the model is built at latent 64 and smaller
+latent sizes are masks. 300 epochs, batch 256, Adam 1e-4, as in the report.
+
+  python -m launch.sweep --config=configs/study_d.py --workdir=workdirs/study_d
+"""
+
+from configs import default
+from vae_jax import sweep
+
+# The report's test-set table (per image): latent, beta -> BCE, KL, total.
+REPORTED = {
+    (1, 1.0): (156.82, 4.22, 161.04),
+    (2, 1.0): (137.70, 6.80, 144.49),
+    (64, 1.0): (76.23, 23.80, 100.03),
+    (64, 0.1): (59.18, 77.68, 66.94),
+    (64, 0.5): (69.50, 34.30, 86.65),
+    (64, 2.0): (87.29, 15.46, 118.20),
+    (64, 10.0): (143.37, 3.69, 180.22),
+}
+
+
+def get_config():
+  config = default.get_config()
+  config.model.encoder_widths = (256, 256)
+  config.model.latent_size = 64
+  config.batch_size = 256
+  config.learning_rate = 1e-4
+  config.num_epochs = 300
+  config.sweep = sweep.concat(
+      sweep.product(model__latent_size=[1, 2, 64], beta=[1.0]),
+      sweep.product(model__latent_size=[64], beta=[0.1, 0.5, 2.0, 10.0]),
+  )
+  config.reported = [
+      {'model.latent_size': latent, 'beta': beta, 'test_recon': r[0],
+       'test_kl': r[1], 'test_loss': r[2]}
+      for (latent, beta), r in REPORTED.items()]
+  return config

@@ -1,0 +1,219 @@
+"""Sweeps: members equal separate runs, latent masks, grouping, devices, resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from test_train import tiny_config, tiny_dataset
+from vae_jax import models
+from vae_jax import objectives
+from vae_jax import sweep
+from vae_jax import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+GRID = sweep.concat(
+    sweep.zipped(beta=[1.0, 0.5], learning_rate=[1e-3, 3e-3], seed=[0, 1]),
+    sweep.product(model__latent_size=[1], prior_std=[2.0]),
+)
+
+
+def sweep_config(grid=GRID, **overrides):
+  config = tiny_config(**overrides)
+  config.sweep = grid
+  return config
+
+
+def test_grid_helpers():
+  assert sweep.product(a=[1, 2], model__b=[3]) == [
+      {'a': 1, 'model.b': 3}, {'a': 2, 'model.b': 3}]
+  assert sweep.zipped(a=[1, 2], b=[3, 4]) == [{'a': 1, 'b': 3},
+                                              {'a': 2, 'b': 4}]
+  with pytest.raises(ValueError, match='equal lengths'):
+    sweep.zipped(a=[1, 2], b=[3])
+  with pytest.raises(KeyError, match='not a config key'):
+    sweep.member_config(tiny_config(), {'model.latent_sizes': 3})
+
+
+def test_sweep_members_equal_separate_runs(tmp_path):
+  config = sweep_config(num_epochs=1)
+  results = sweep.run_sweep(config, tmp_path / 'sweep', dataset=tiny_dataset())
+  assert len(results) == len(GRID)
+  assert {r['group'] for r in results} == {0}  # one program for all
+  for member, overrides in enumerate(GRID):
+    if 'model.latent_size' in overrides:
+      # A masked member's model is initialised at the group's latent size, so
+      # no separate run has its weights; test_masked_latent_equals_smaller_model
+      # covers it. It must still differ from the unmasked members.
+      assert results[member]['test_kl'] != results[0]['test_kl']
+      continue
+    single = train.train_and_evaluate(
+        sweep.member_config(config, overrides), tmp_path / f'single{member}',
+        dataset=tiny_dataset())
+    for key in ('test_recon', 'test_kl', 'test_loss'):
+      assert results[member][key] == pytest.approx(single[key], rel=2e-5), (
+          member, key)
+  table = (tmp_path / 'sweep' / 'results.csv').read_text().splitlines()
+  assert len(table) == 1 + len(GRID)
+  assert 'beta' in table[0] and 'test_loss' in table[0]
+
+
+def test_shape_changing_settings_split_groups(tmp_path):
+  grid = sweep.product(batch_size=[8, 16], beta=[1.0, 2.0])
+  config = sweep_config(grid, num_epochs=1)
+  configs = [sweep.member_config(config, m) for m in grid]
+  assert sweep.group_members(configs) == [[0, 1], [2, 3]]
+  results = sweep.run_sweep(config, tmp_path / 'sweep', dataset=tiny_dataset())
+  single = train.train_and_evaluate(configs[3], tmp_path / 'single',
+                                    dataset=tiny_dataset())
+  assert results[3]['group'] == 1
+  assert results[3]['test_loss'] == pytest.approx(single['test_loss'],
+                                                  rel=2e-5)
+
+
+def test_masked_latent_equals_smaller_model():
+  """A latent-2 member of a latent-5 model = a latent-2 model, loss and grads."""
+  image_shape = (8, 8)
+  model_config = tiny_config().model
+  model_config.latent_size = 5
+  big = models.build_model(model_config, image_shape)
+  model_config.latent_size = 2
+  small = models.build_model(model_config, image_shape)
+  x = jnp.asarray(tiny_dataset().train_images[:6] / 255.0, jnp.float32)
+  big_params = big.init(jax.random.PRNGKey(0), x)['params']
+  # The small model's weights are the big one's for the kept dimensions.
+  small_params = jax.tree.map(lambda a: a, big_params)
+  for head in ('enc_mean', 'enc_log_variance'):
+    small_params[head] = {'kernel': big_params[head]['kernel'][:, :2],
+                          'bias': big_params[head]['bias'][:2]}
+  small_params['dec_0'] = {'kernel': big_params['dec_0']['kernel'][:2],
+                           'bias': big_params['dec_0']['bias']}
+  eps = jax.random.normal(jax.random.PRNGKey(1), (6, 5))
+  mask = jnp.array([1, 1, 0, 0, 0], jnp.float32)
+
+  def loss(model, params, eps, mask):
+    posterior = model.apply({'params': params}, x, method=model.encode)
+    z = posterior.mean + jnp.exp(0.5 * posterior.log_variance) * eps
+    if mask is not None:
+      z = z * mask
+    logits = model.apply({'params': params}, z, method=model.decode)
+    recon = objectives.bernoulli_nll_from_logits(logits, x)
+    return objectives.negative_elbo(recon, posterior, 0.5, 1.0, 2.0,
+                                    mask).loss.mean()
+
+  big_loss, big_grads = jax.value_and_grad(loss, 1)(big, big_params, eps, mask)
+  small_loss, small_grads = jax.value_and_grad(loss, 1)(
+      small, small_params, eps[:, :2], None)
+  np.testing.assert_allclose(big_loss, small_loss, rtol=1e-6)
+  for head in ('enc_mean', 'enc_log_variance'):
+    np.testing.assert_allclose(big_grads[head]['kernel'][:, :2],
+                               small_grads[head]['kernel'], rtol=1e-5,
+                               atol=1e-7)
+    np.testing.assert_array_equal(big_grads[head]['kernel'][:, 2:], 0)
+  np.testing.assert_allclose(big_grads['dec_0']['kernel'][:2],
+                             small_grads['dec_0']['kernel'], rtol=1e-5,
+                             atol=1e-7)
+  for name in ('enc_0', 'dec_logits'):
+    np.testing.assert_allclose(big_grads[name]['kernel'],
+                               small_grads[name]['kernel'], rtol=1e-5,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize('name, reference', [
+    ('adam', lambda lr: optax.adam(lr)),
+    ('sgd', lambda lr: optax.sgd(lr)),
+    ('rmsprop', lambda lr: optax.rmsprop(lr, decay=0.99, eps=1e-8,
+                                         eps_in_sqrt=False)),
+])
+def test_learning_rate_as_array_matches_plain_optax(name, reference):
+  config = tiny_config(optimizer=name)
+  dataset = tiny_dataset()
+  model = models.build_model(config.model, dataset.image_shape)
+  optimizer = train.make_optimizer(name)
+  step = jax.jit(jax.vmap(train.make_train_step(model, optimizer),
+                          in_axes=(0, None, 0, None)))
+  base = train.hyperparams_from_config(config)
+  rates = [1e-3, 3e-2]
+  hparams = sweep.stack_hyperparams(
+      [base._replace(learning_rate=jnp.float32(r)) for r in rates], 2)
+  state = jax.vmap(lambda h: train.create_train_state(
+      model, optimizer, h, dataset.image_shape))(hparams)
+  x = jnp.asarray(dataset.train_images[:16] / 255.0, jnp.float32)
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  loss_fn = train.make_loss_fn(model)
+  for i, rate in enumerate(rates):
+    params = jax.tree.map(lambda a: a[i], state.params)
+    tx = reference(rate)
+    opt_state = tx.init(params)
+    for key in keys:
+      grads, _ = jax.grad(loss_fn, has_aux=True)(
+          params, x, jax.tree.map(lambda a: a[i], hparams), key)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      params = optax.apply_updates(params, updates)
+    swept = state
+    for key in keys:
+      swept, _ = step(swept, x, hparams, key)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        a[i], b, rtol=1e-5, atol=1e-6), swept.params, params)
+
+
+def test_interrupted_sweep_resumes_to_the_same_result(tmp_path):
+  straight = sweep.run_sweep(sweep_config(num_epochs=2), tmp_path / 'a',
+                             dataset=tiny_dataset())
+  sweep.run_sweep(sweep_config(num_epochs=1), tmp_path / 'b',
+                  dataset=tiny_dataset())
+  resumed = sweep.run_sweep(sweep_config(num_epochs=2), tmp_path / 'b',
+                            dataset=tiny_dataset())
+  assert [r['test_loss'] for r in straight] == [r['test_loss'] for r in resumed]
+  lines = (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()
+  assert sorted((json.loads(l)['member'], json.loads(l)['epoch'])
+                for l in lines) == sorted(
+                    (m, e) for m in range(len(GRID)) for e in (1, 2))
+
+
+def test_sweep_figures(tmp_path):
+  grid = sweep.concat(sweep.product(beta=[0.5, 1.0, 2.0]),
+                      sweep.product(model__latent_size=[1, 3]))
+  sweep.run_sweep(sweep_config(grid, num_epochs=1, plots=True), tmp_path,
+                  dataset=tiny_dataset())
+  for name in ('metrics_vs_beta.png', 'metrics_vs_latent_size.png',
+               'member_000/samples.png', 'member_004/samples.png'):
+    png = (tmp_path / name).read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000, name
+
+
+FOUR_DEVICE_SCRIPT = '''
+import json, sys
+import jax
+sys.path.insert(0, "tests")
+from test_sweep import sweep_config, tiny_dataset
+from vae_jax import sweep
+assert len(jax.devices()) == 4, jax.devices()
+config = sweep_config(num_epochs=1)
+four = sweep.run_sweep(config, sys.argv[1] + "/four", dataset=tiny_dataset())
+one = sweep.run_sweep(config, sys.argv[1] + "/one", dataset=tiny_dataset(),
+                      devices=jax.devices()[:1])
+print(json.dumps({"four": [r["test_loss"] for r in four],
+                  "one": [r["test_loss"] for r in one]}))
+'''
+
+
+def test_four_devices_equal_one(tmp_path):
+  env = {**os.environ,
+         'XLA_FLAGS': '--xla_force_host_platform_device_count=4',
+         'PYTHONPATH': str(REPO)}
+  result = subprocess.run([sys.executable, '-c', FOUR_DEVICE_SCRIPT,
+                           str(tmp_path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  losses = json.loads(result.stdout.strip().splitlines()[-1])
+  assert len(losses['four']) == len(GRID)  # 3 members padded to 4, then dropped
+  np.testing.assert_allclose(losses['four'], losses['one'], rtol=1e-5)

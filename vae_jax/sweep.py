@@ -1,0 +1,307 @@
+"""A grid of configurations trained as one vmapped, sharded program per group.
+
+A sweep config is an ordinary experiment config plus `config.sweep`: a list of
+members, each a dict of dotted config keys to values (built with `product`,
+`zipped` and `concat`). Members that differ only in array-valued settings
+(beta, prior mean/std, learning rate, seed, and latent size through a mask)
+form one group: one model built at the group's largest latent size, one
+stacked train state with a leading "sweep" axis, one compiled epoch
+`jax.vmap`-ed over it and sharded over every device. Settings that change
+shapes or code (architecture, batch size, optimiser, data) split the grid
+into groups, each its own program.
+
+Multi-host: call `jax.distributed.initialize()` in every process (the
+launcher's --distributed flag does); `jax.devices()` then spans all hosts and
+the sweep axis is sharded over them.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import itertools
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from vae_jax import checkpoint as checkpoint_lib
+from vae_jax import data as data_lib
+from vae_jax import models
+from vae_jax import train
+
+log = logging.getLogger(__name__)
+
+# Config keys that become arrays in train.Hyperparams and so never split a group.
+ARRAY_KEYS = frozenset({'beta', 'prior_mean', 'prior_std', 'learning_rate',
+                        'seed', 'model.latent_size'})
+# Models whose latent size can be a mask over a larger model.
+MASKABLE_MODELS = frozenset({'mlp_vae'})
+
+
+# ------------------------------------------------------------------ grid helpers
+def product(**axes: Sequence[Any]) -> list[dict]:
+  """Every combination of the axes; keys are dotted config keys ('model__latent_size'
+  may be written for 'model.latent_size')."""
+  keys = [k.replace('__', '.') for k in axes]
+  return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
+
+
+def zipped(**axes: Sequence[Any]) -> list[dict]:
+  """Members taking the i-th value of every axis (axes of equal length)."""
+  lengths = {len(v) for v in axes.values()}
+  if len(lengths) != 1:
+    raise ValueError(f'zipped axes need equal lengths, got '
+                     f'{ {k: len(v) for k, v in axes.items()} }.')
+  keys = [k.replace('__', '.') for k in axes]
+  return [dict(zip(keys, values)) for values in zip(*axes.values())]
+
+
+def concat(*grids: list[dict]) -> list[dict]:
+  return [member for grid in grids for member in grid]
+
+
+def member_config(base: ml_collections.ConfigDict,
+                  overrides: dict) -> ml_collections.ConfigDict:
+  """The base config with one member's overrides (unknown keys are errors)."""
+  config = copy.deepcopy(base)
+  with config.unlocked():
+    if 'sweep' in config:
+      del config['sweep']
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split('.')
+    try:
+      for parent in parents:
+        node = node[parent]
+      node[leaf]  # pylint: disable=pointless-statement
+    except (KeyError, AttributeError):
+      raise KeyError(f'Sweep member key {key!r} is not a config key.') from None
+    node[leaf] = value
+  return config
+
+
+def member_label(overrides: dict) -> str:
+  return ', '.join(f'{k.split(".")[-1]}={v}' for k, v in overrides.items())
+
+
+def _static_signature(config: ml_collections.ConfigDict) -> str:
+  flat = checkpoint_lib._flatten(checkpoint_lib.config_as_dict(config))  # pylint: disable=protected-access
+  varying = set(ARRAY_KEYS)
+  if config.model.name not in MASKABLE_MODELS:
+    varying.discard('model.latent_size')
+  if config.data.preprocessing == 'static_binarized':
+    varying.discard('seed')  # the seed picks the binarised copy of the data
+  return json.dumps({k: v for k, v in flat.items() if k not in varying},
+                    sort_keys=True)
+
+
+def group_members(configs: Sequence[ml_collections.ConfigDict]
+                  ) -> list[list[int]]:
+  """Indices of members grouped by everything that is not array-valued."""
+  groups: dict[str, list[int]] = {}
+  for index, config in enumerate(configs):
+    groups.setdefault(_static_signature(config), []).append(index)
+  return list(groups.values())
+
+
+# ------------------------------------------------------------------- sharding
+def sweep_mesh(devices=None) -> Mesh:
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices), ('sweep',))
+
+
+def padded_size(count: int, mesh: Mesh) -> int:
+  """count rounded up to a multiple of the number of devices."""
+  return -(-count // mesh.size) * mesh.size
+
+
+def stack_hyperparams(members: Sequence[train.Hyperparams],
+                      size: int) -> train.Hyperparams:
+  """[size, ...] arrays; padding repeats the last member (its outputs are dropped)."""
+  padded = list(members) + [members[-1]] * (size - len(members))
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
+
+
+# ---------------------------------------------------------------------- group
+class SweepGroup:
+  """One compiled program: the members of a group, stacked and sharded."""
+
+  def __init__(self, configs: Sequence[ml_collections.ConfigDict],
+               image_shape: tuple[int, int], mesh: Mesh):
+    base = configs[0]
+    model_config = copy.deepcopy(base.model)
+    capacity = max(c.model.latent_size for c in configs)
+    model_config.latent_size = capacity
+    self.model = models.build_model(model_config, image_shape)
+    self.optimizer = train.make_optimizer(base.optimizer)
+    self.count = len(configs)
+    self.mesh = mesh
+    self.size = padded_size(self.count, mesh)
+    self.sharded = NamedSharding(mesh, PartitionSpec('sweep'))
+    self.replicated = NamedSharding(mesh, PartitionSpec())
+    self.hparams = jax.device_put(
+        stack_hyperparams([train.hyperparams_from_config(c, capacity)
+                           for c in configs], self.size), self.sharded)
+    create = jax.vmap(lambda h: train.create_train_state(
+        self.model, self.optimizer, h, image_shape))
+    self.create_state = jax.jit(create, out_shardings=self.sharded)
+    epoch = train.make_train_epoch(self.model, self.optimizer, base.batch_size,
+                                   base.data.preprocessing)
+    self.train_epoch = jax.jit(
+        jax.vmap(epoch, in_axes=(0, 0, None, None)), donate_argnums=0,
+        out_shardings=self.sharded)
+    evaluate = train.make_evaluate(self.model, base.eval_batch_size,
+                                   base.data.preprocessing)
+    self.evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)),
+                            out_shardings=self.sharded)
+
+  def unstack(self, tree) -> list[dict]:
+    """Per-member host values of a stacked tree, padding dropped."""
+    host = jax.device_get(tree)
+    return [jax.tree.map(lambda x: x[i], host) for i in range(self.count)]
+
+
+# ----------------------------------------------------------------------- loop
+def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
+              overwrite: bool = False,
+              dataset: data_lib.Dataset | None = None,
+              devices: Sequence[jax.Device] | None = None) -> list[dict]:
+  """Trains every member of config.sweep; returns one results dict per member.
+
+  Writes to workdir: config.json, metrics.jsonl (a line per member and
+  epoch), results.csv / results.md (settings and final test metrics of every
+  member), group_<g>/checkpoints (the stacked state of each group), and
+  figures. An interrupted sweep resumes from each group's latest checkpoint.
+  `devices` (default: all) carry the sweep axis; `dataset` replaces the
+  configured data (tests pass small arrays).
+  """
+  workdir = Path(workdir)
+  grid = list(config.sweep)
+  if not grid:
+    raise ValueError('config.sweep is empty: list the members with '
+                     'vae_jax.sweep.product / zipped / concat.')
+  configs = [member_config(config, overrides) for overrides in grid]
+  resuming = checkpoint_lib.prepare_workdir(workdir, config, overwrite)
+  if dataset is None:
+    dataset = train.load_data(configs[0])
+  mesh = sweep_mesh(devices)
+  train_images = jax.device_put(dataset.train_images,
+                                NamedSharding(mesh, PartitionSpec()))
+  test_images = jax.device_put(dataset.test_images,
+                               NamedSharding(mesh, PartitionSpec()))
+
+  results: list[dict | None] = [None] * len(configs)
+  metrics_path = workdir / 'metrics.jsonl'
+  all_lines = (train._read_metrics(metrics_path, up_to_epoch=10**9)  # pylint: disable=protected-access
+               if resuming else [])
+  groups = group_members(configs)
+  log.info('Sweep of %d members in %d group(s) on %d device(s).',
+           len(configs), len(groups), mesh.size)
+  for group_index, member_indices in enumerate(groups):
+    group_configs = [configs[i] for i in member_indices]
+    group = SweepGroup(group_configs, dataset.image_shape, mesh)
+    checkpoints = checkpoint_lib.RunCheckpoints(
+        workdir / f'group_{group_index}', config.checkpoint.keep_latest)
+    state = group.create_state(group.hparams)
+    start_epoch = 0
+    latest = checkpoints.latest_epoch() if resuming else None
+    if latest is not None:
+      state = checkpoints.restore(latest, like=state)
+      start_epoch = latest
+      log.info('Group %d resumes from epoch %d.', group_index, latest)
+    lines = [l for l in all_lines if l['member'] in member_indices
+             and l['epoch'] <= start_epoch]
+    others = [l for l in all_lines if l['member'] not in member_indices]
+
+    compile_start = time.perf_counter()
+    epoch_fn = group.train_epoch.lower(state, group.hparams, train_images,
+                                       jnp.int32(1)).compile()
+    evaluate_fn = group.evaluate.lower(state.params, group.hparams,
+                                       test_images).compile()
+    compile_seconds = time.perf_counter() - compile_start
+    log.info('Group %d: %d member(s) (padded to %d), compiled in %.1f s.',
+             group_index, group.count, group.size, compile_seconds)
+    num_epochs = group_configs[0].num_epochs
+    batch_size = group_configs[0].batch_size
+    images_per_epoch = len(dataset.train_images) // batch_size * batch_size
+    run_start = time.perf_counter()
+    for epoch in range(start_epoch + 1, num_epochs + 1):
+      epoch_start = time.perf_counter()
+      state, train_metrics = epoch_fn(state, group.hparams, train_images,
+                                      jnp.int32(epoch))
+      train_metrics = group.unstack(train_metrics)
+      train_seconds = time.perf_counter() - epoch_start
+      test_metrics = group.unstack(evaluate_fn(state.params, group.hparams,
+                                               test_images))
+      img_per_s = group.count * images_per_epoch / train_seconds
+      for k, member in enumerate(member_indices):
+        line = {'member': member, 'epoch': epoch}
+        line.update({f'train_{n}': float(v)
+                     for n, v in train_metrics[k].items()})
+        line.update({f'test_{n}': float(v) for n, v in test_metrics[k].items()})
+        line['img_per_s'] = img_per_s / group.count
+        lines.append(line)
+      mean_test = float(np.mean([m['loss'] for m in test_metrics]))
+      checkpoints.save(epoch, state, mean_test, is_best=False)
+      train._write_metrics(metrics_path, others + lines)  # pylint: disable=protected-access
+      done = epoch - start_epoch
+      eta = (time.perf_counter() - run_start) / done * (num_epochs - epoch)
+      log.info('group %d epoch %d/%d  test loss %s  %.0f img/s (all members)  '
+               '%.1f s  ETA %.0f s', group_index, epoch, num_epochs,
+               ' '.join(f'{m["loss"]:.2f}' for m in test_metrics), img_per_s,
+               time.perf_counter() - epoch_start, eta)
+    checkpoints.close()
+    all_lines = others + lines
+    final_params = group.unstack(state.params)
+    for k, member in enumerate(member_indices):
+      history = [l for l in lines if l['member'] == member]
+      final = history[-1]
+      results[member] = {
+          'member': member, 'label': member_label(grid[member]),
+          'settings': dict(grid[member]), 'group': group_index,
+          'epochs': final['epoch'], 'test_recon': final['test_recon'],
+          'test_kl': final['test_kl'], 'test_loss': final['test_loss'],
+          'img_per_s': float(np.median([l['img_per_s'] for l in history])),
+          'compile_seconds': compile_seconds,
+      }
+      if config.plots:
+        from vae_jax import plots
+        member_dir = workdir / f'member_{member:03d}'
+        member_dir.mkdir(exist_ok=True)
+        member_hparams = jax.tree.map(lambda x, k=k: x[k],
+                                      jax.device_get(group.hparams))
+        plots.plot_run(member_dir, group.model, final_params[k],
+                       member_hparams, dataset, history)
+  write_results_table(workdir, results)
+  if config.plots:
+    from vae_jax import plots
+    plots.plot_sweep(workdir, results)
+  return results
+
+
+def write_results_table(workdir: Path, results: list[dict]) -> None:
+  """results.csv and results.md: each member's settings and final test metrics."""
+  setting_keys = sorted({k for r in results for k in r['settings']})
+  columns = ['member', *setting_keys, 'epochs', 'test_recon', 'test_kl',
+             'test_loss', 'img_per_s']
+  rows = [[r['member'], *[r['settings'].get(k, '') for k in setting_keys],
+           r['epochs'], r['test_recon'], r['test_kl'], r['test_loss'],
+           r['img_per_s']] for r in results]
+  with open(workdir / 'results.csv', 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(columns)
+    writer.writerows(rows)
+  (workdir / 'results.json').write_text(json.dumps(results, indent=2))
+  fmt = lambda v: f'{v:.2f}' if isinstance(v, float) else str(v)
+  markdown = ['| ' + ' | '.join(columns) + ' |',
+              '|' + '---:|' * len(columns)]
+  markdown += ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in rows]
+  (workdir / 'results.md').write_text('\n'.join(markdown) + '\n')
