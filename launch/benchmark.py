@@ -166,7 +166,8 @@ def main(argv):
                   'jax': jax.__version__, 'jax_backend': jax.default_backend(),
                   'torch': torch.__version__,
                   'torch_threads': torch.get_num_threads()},
-      'matmul_gflops': rates, 'peak_gflops': peak,
+      'matmul_gflops': rates, 'matmul_size': FLAGS.matmul_size,
+      'peak_gflops': peak,
       'epochs_timed': FLAGS.epochs,
       'jax_compile_seconds': jax_compile_seconds,
       'torch_first_epoch_seconds': torch_first_epoch,
@@ -220,7 +221,9 @@ def to_markdown(result: dict) -> str:
       '',
       *rows,
       '',
-      f"float32 matmul {result['matmul_gflops']}",
+      f"float32 {result['matmul_size']}^3 matmul: JAX "
+      f"{result['matmul_gflops']['jax']:.1f}, PyTorch "
+      f"{result['matmul_gflops']['torch']:.1f} GFLOP/s (peak = the higher).",
   ]) + '\n'
 
 
