@@ -39,6 +39,10 @@ config_flags.DEFINE_config_file('config', 'configs/default.py',
 flags.DEFINE_integer('epochs', 3, 'Timed epochs per framework.')
 flags.DEFINE_integer('matmul_size', 2048, 'Side of the matmul for the peak rate.')
 flags.DEFINE_string('output', None, 'Directory for benchmark.json and .md.')
+flags.DEFINE_enum('mode', 'frameworks', ['frameworks', 'sweep'],
+                  'frameworks: vae_jax beside PyTorch. sweep: a K-member '
+                  'vmapped sweep beside the same K runs one after another.')
+flags.DEFINE_integer('sweep_members', 8, 'K for --mode=sweep (seeds 0..K-1).')
 
 
 def matmul_rates(size: int, repeats: int = 5) -> dict[str, float]:
@@ -83,10 +87,76 @@ def dense_train_flops_per_image(params) -> float:
   return total
 
 
+def benchmark_sweep(config, members: int, epochs: int) -> dict:
+  """Wall time (compile included) of K runs one after another vs one K-member sweep."""
+  import tempfile
+  from vae_jax import sweep
+  config.num_epochs = epochs
+  config.plots = False
+  dataset = train.load_data(config)
+  grid = sweep.product(seed=list(range(members)))
+  with tempfile.TemporaryDirectory() as tmp:
+    start = time.perf_counter()
+    sequential = [train.train_and_evaluate(sweep.member_config(config, m),
+                                           f'{tmp}/run{i}', dataset=dataset)
+                  for i, m in enumerate(grid)]
+    sequential_seconds = time.perf_counter() - start
+    sweep_config = config.copy_and_resolve_references()
+    with sweep_config.unlocked():
+      sweep_config.sweep = grid
+    start = time.perf_counter()
+    swept = sweep.run_sweep(sweep_config, f'{tmp}/sweep', dataset=dataset)
+    sweep_seconds = time.perf_counter() - start
+  single_img_per_s = float(np.median([r['img_per_s'] for r in sequential]))
+  sweep_img_per_s = float(np.median([r['img_per_s'] for r in swept])) * members
+  return {
+      'members': members, 'epochs': epochs,
+      'sequential_seconds': sequential_seconds, 'sweep_seconds': sweep_seconds,
+      'wall_time_ratio': sequential_seconds / sweep_seconds,
+      'single_run_img_per_s': single_img_per_s,
+      'sweep_aggregate_img_per_s': sweep_img_per_s,
+      # K runs one after another train at one run's rate.
+      'aggregate_vs_sequential': sweep_img_per_s / single_img_per_s,
+      'sequential_test_loss': [r['test_loss'] for r in sequential],
+      'sweep_test_loss': [r['test_loss'] for r in swept],
+  }
+
+
+def sweep_markdown(result: dict) -> str:
+  k = result['members']
+  return '\n'.join([
+      f"| {k} runs of {result['epochs']} epoch(s), compile included | "
+      f"one after another | one {k}-member sweep |",
+      '|---|---:|---:|',
+      f"| wall time, s | {result['sequential_seconds']:.1f} | "
+      f"{result['sweep_seconds']:.1f} |",
+      f"| training images/s, all members together | "
+      f"{result['single_run_img_per_s']:,.0f} | "
+      f"{result['sweep_aggregate_img_per_s']:,.0f} |",
+      '',
+      f"The sweep takes {1 / result['wall_time_ratio']:.2f}x the wall time of "
+      f"{k} runs one after another ({result['wall_time_ratio']:.2f}x faster); "
+      f"its aggregate training throughput is "
+      f"{result['aggregate_vs_sequential']:.2f}x theirs (training "
+      f"{k * result['epochs']} member-epochs at "
+      f"{result['sweep_aggregate_img_per_s'] / k:,.0f} images/s each).",
+  ]) + '\n'
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
+  if FLAGS.mode == 'sweep':
+    result = benchmark_sweep(FLAGS.config, FLAGS.sweep_members, FLAGS.epochs)
+    markdown = sweep_markdown(result)
+    print(markdown)
+    if FLAGS.output:
+      out = Path(FLAGS.output)
+      out.mkdir(parents=True, exist_ok=True)
+      (out / 'benchmark_sweep.json').write_text(json.dumps(result, indent=2))
+      (out / 'benchmark_sweep.md').write_text(markdown)
+    return
   import torch
   from vae_jax import torch_reference
 

@@ -217,3 +217,16 @@ def test_four_devices_equal_one(tmp_path):
   losses = json.loads(result.stdout.strip().splitlines()[-1])
   assert len(losses['four']) == len(GRID)  # 3 members padded to 4, then dropped
   np.testing.assert_allclose(losses['four'], losses['one'], rtol=1e-5)
+
+
+def test_reported_numbers_sit_beside_matching_members(tmp_path):
+  grid = sweep.product(model__latent_size=[1, 2], beta=[1.0])
+  config = sweep_config(grid, num_epochs=1)
+  config.reported = [{'model.latent_size': 2, 'beta': 1.0, 'test_recon': 137.7,
+                      'test_kl': 6.8, 'test_loss': 144.49}]
+  results = sweep.run_sweep(config, tmp_path, dataset=tiny_dataset())
+  assert results[0]['reported'] is None
+  assert results[1]['reported']['test_loss'] == 144.49
+  header, first, second = (tmp_path / 'results.csv').read_text().splitlines()
+  assert header.endswith('reported_recon,reported_kl,reported_loss')
+  assert first.endswith(',,,') and second.endswith('137.7,6.8,144.49')

@@ -73,8 +73,9 @@ def member_config(base: ml_collections.ConfigDict,
   """The base config with one member's overrides (unknown keys are errors)."""
   config = copy.deepcopy(base)
   with config.unlocked():
-    if 'sweep' in config:
-      del config['sweep']
+    for key in ('sweep', 'reported'):
+      if key in config:
+        del config[key]
   for key, value in overrides.items():
     node = config
     *parents, leaf = key.split('.')
@@ -280,21 +281,43 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
                                       jax.device_get(group.hparams))
         plots.plot_run(member_dir, group.model, final_params[k],
                        member_hparams, dataset, history)
-  write_results_table(workdir, results)
+  write_results_table(workdir, results, config.get('reported', ()))
   if config.plots:
     from vae_jax import plots
     plots.plot_sweep(workdir, results)
   return results
 
 
-def write_results_table(workdir: Path, results: list[dict]) -> None:
-  """results.csv and results.md: each member's settings and final test metrics."""
+def _reported_for(settings: dict, reported: Sequence[dict]) -> dict | None:
+  """The published numbers whose settings equal the member's, if any."""
+  for row in reported:
+    keys = [k for k in row if not k.startswith('test_')]
+    if all(k in settings and float(settings[k]) == float(row[k]) for k in keys):
+      return row
+  return None
+
+
+def write_results_table(workdir: Path, results: list[dict],
+                        reported: Sequence[dict] = ()) -> None:
+  """results.csv, results.md and results.json: settings and final test metrics.
+
+  `reported` rows (config.reported: settings plus test_recon / test_kl /
+  test_loss of a published study) are put beside the members they match.
+  """
   setting_keys = sorted({k for r in results for k in r['settings']})
-  columns = ['member', *setting_keys, 'epochs', 'test_recon', 'test_kl',
-             'test_loss', 'img_per_s']
-  rows = [[r['member'], *[r['settings'].get(k, '') for k in setting_keys],
-           r['epochs'], r['test_recon'], r['test_kl'], r['test_loss'],
-           r['img_per_s']] for r in results]
+  metric_keys = ['test_recon', 'test_kl', 'test_loss']
+  columns = ['member', *setting_keys, 'epochs', *metric_keys, 'img_per_s']
+  if reported:
+    columns += [f'reported_{k[5:]}' for k in metric_keys]
+  rows = []
+  for r in results:
+    row = [r['member'], *[r['settings'].get(k, '') for k in setting_keys],
+           r['epochs'], *[r[k] for k in metric_keys], r['img_per_s']]
+    if reported:
+      match = _reported_for(r['settings'], reported)
+      r['reported'] = match
+      row += [match[k] if match else '' for k in metric_keys]
+    rows.append(row)
   with open(workdir / 'results.csv', 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(columns)
