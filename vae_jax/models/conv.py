@@ -1,0 +1,197 @@
+"""2-d convolutions that are fast on CPU, and equal to XLA's everywhere.
+
+XLA's CPU convolutions, and above all the gradients of strided and transposed
+convolutions, are slow. On CPU these layers therefore compute a convolution
+as patches @ kernel (one matmul over [B*H'*W', kh*kw*Cin]) and a strided
+transposed convolution in sub-pixel form (one such matmul per output phase,
+no multiplications by inserted zeros); elsewhere they call
+`lax.conv_general_dilated`. Both give the same numbers (tests).
+
+Layout: images NHWC; kernels [kh, kw, Cin, Cout]. Padding and output padding
+follow torch.nn.Conv2d / ConvTranspose2d, so models port one to one.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from vae_jax.models.initializers import kernel_init, torch_default_bias_init
+
+IMPLEMENTATIONS = ('auto', 'matmul', 'xla')
+
+
+def _resolve(impl: str) -> str:
+  if impl not in IMPLEMENTATIONS:
+    raise ValueError(f'Unknown convolution implementation {impl!r}; choose one '
+                     f'of {IMPLEMENTATIONS}.')
+  if impl == 'auto':
+    return 'matmul' if jax.default_backend() == 'cpu' else 'xla'
+  return impl
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
+           impl: str = 'auto') -> jax.Array:
+  """torch.nn.functional.conv2d semantics on NHWC.
+
+  Args:
+    x: [B, H, W, Cin].
+    kernel: [kh, kw, Cin, Cout].
+    stride, padding: as in PyTorch (symmetric zero padding).
+    impl: 'matmul' (patches @ kernel), 'xla', or 'auto' (matmul on CPU).
+
+  Returns:
+    [B, (H + 2p - kh) // s + 1, (W + 2p - kw) // s + 1, Cout].
+  """
+  if _resolve(impl) == 'xla':
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), [(padding, padding)] * 2,
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  kh, kw, cin, cout = kernel.shape
+  x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  out_h = (x.shape[1] - kh) // stride + 1
+  out_w = (x.shape[2] - kw) // stride + 1
+  patches = [x[:, dy:dy + stride * (out_h - 1) + 1:stride,
+               dx:dx + stride * (out_w - 1) + 1:stride, :]
+             for dy in range(kh) for dx in range(kw)]
+  patches = jnp.concatenate(patches, axis=-1)  # [B, out_h, out_w, kh*kw*cin]
+  return patches @ kernel.reshape(kh * kw * cin, cout)
+
+
+def _phase_taps(kernel_size: int, stride: int, padding: int, phase: int
+                ) -> list[tuple[int, int]]:
+  # Output o = stride*m + phase receives x[i] * w[k] when o = stride*i -
+  # padding + k, i.e. i = m + (phase + padding - k) / stride for integer i.
+  taps = []
+  for k in range(kernel_size):
+    shift, remainder = divmod(phase + padding - k, stride)
+    if remainder == 0:
+      taps.append((k, shift))
+  return taps
+
+
+def conv_transpose2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
+                     padding: int = 0, output_padding: int = 0,
+                     impl: str = 'auto') -> jax.Array:
+  """torch.nn.functional.conv_transpose2d semantics on NHWC.
+
+  out[s*i - p + k] += x[i] @ kernel[k] along each spatial axis.
+
+  Args:
+    x: [B, H, W, Cin].
+    kernel: [kh, kw, Cin, Cout] (PyTorch's weight [Cin, Cout, kh, kw]
+      transposed to (2, 3, 0, 1)).
+    stride, padding, output_padding: as in PyTorch.
+    impl: 'matmul' (sub-pixel form), 'xla', or 'auto' (matmul on CPU).
+
+  Returns:
+    [B, (H-1)*s - 2p + kh + op, (W-1)*s - 2p + kw + op, Cout].
+  """
+  kh, kw, cin, cout = kernel.shape
+  out_h = (x.shape[1] - 1) * stride - 2 * padding + kh + output_padding
+  out_w = (x.shape[2] - 1) * stride - 2 * padding + kw + output_padding
+  if _resolve(impl) == 'xla':
+    flipped = kernel[::-1, ::-1]
+    pads = [(k - 1 - padding, k - 1 - padding + output_padding)
+            for k in (kh, kw)]
+    return jax.lax.conv_general_dilated(
+        x, flipped, (1, 1), pads, lhs_dilation=(stride, stride),
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  phase_h = -(-out_h // stride)  # rows per phase; the excess is cropped
+  phase_w = -(-out_w // stride)
+  taps_h = [_phase_taps(kh, stride, padding, r) for r in range(stride)]
+  taps_w = [_phase_taps(kw, stride, padding, r) for r in range(stride)]
+  shifts_h = [s for taps in taps_h for _, s in taps] or [0]
+  shifts_w = [s for taps in taps_w for _, s in taps] or [0]
+  # Zero padding so that every shifted window of phase size is in range.
+  lo_h, hi_h = max(0, -min(shifts_h)), max(0, max(shifts_h) + phase_h - x.shape[1])
+  lo_w, hi_w = max(0, -min(shifts_w)), max(0, max(shifts_w) + phase_w - x.shape[2])
+  xp = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
+  rows = []
+  for r in range(stride):
+    row = []
+    for c in range(stride):
+      pieces, weights = [], []
+      for ky, sy in taps_h[r]:
+        for kx, sx in taps_w[c]:
+          pieces.append(xp[:, lo_h + sy:lo_h + sy + phase_h,
+                           lo_w + sx:lo_w + sx + phase_w, :])
+          weights.append(kernel[ky, kx])
+      if pieces:
+        phase = (jnp.concatenate(pieces, axis=-1)
+                 @ jnp.concatenate(weights, axis=0))
+      else:
+        phase = jnp.zeros((x.shape[0], phase_h, phase_w, cout), x.dtype)
+      row.append(phase)
+    rows.append(jnp.stack(row, axis=3))  # [B, ph, pw, stride_w, Cout]
+  out = jnp.stack(rows, axis=2)  # [B, ph, stride_h, pw, stride_w, Cout]
+  out = out.reshape(x.shape[0], phase_h * stride, phase_w * stride, cout)
+  return out[:, :out_h, :out_w, :]
+
+
+class Conv(nn.Module):
+  """torch.nn.Conv2d on NHWC, with the implementation picked per backend."""
+
+  features: int
+  kernel_size: int = 3
+  stride: int = 1
+  padding: int = 0
+  init_scheme: str = 'torch_default'
+  impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x):
+    cin = x.shape[-1]
+    fan_in = cin * self.kernel_size ** 2
+    kernel = self.param('kernel', kernel_init(self.init_scheme),
+                        (self.kernel_size, self.kernel_size, cin,
+                         self.features))
+    bias = self.param('bias', _bias_init(self.init_scheme, fan_in),
+                      (self.features,))
+    return conv2d(x, kernel, self.stride, self.padding, self.impl) + bias
+
+
+class ConvTranspose(nn.Module):
+  """torch.nn.ConvTranspose2d on NHWC, with the implementation picked per backend."""
+
+  features: int
+  kernel_size: int = 3
+  stride: int = 1
+  padding: int = 0
+  output_padding: int = 0
+  init_scheme: str = 'torch_default'
+  impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x):
+    cin = x.shape[-1]
+    # PyTorch's weight is [Cin, Cout, k, k] and its init takes fan_in from
+    # dim 1: Cout * k * k.
+    fan_in = self.features * self.kernel_size ** 2
+    shape = (self.kernel_size, self.kernel_size, cin, self.features)
+    kernel = self.param('kernel', _transposed_kernel_init(self.init_scheme,
+                                                          fan_in), shape)
+    bias = self.param('bias', _bias_init(self.init_scheme, fan_in),
+                      (self.features,))
+    return conv_transpose2d(x, kernel, self.stride, self.padding,
+                            self.output_padding, self.impl) + bias
+
+
+def _bias_init(scheme: str, fan_in: int):
+  return (torch_default_bias_init(fan_in) if scheme == 'torch_default'
+          else nn.initializers.zeros_init())
+
+
+def _transposed_kernel_init(scheme: str, fan_in: int):
+  """Kernel init with PyTorch's fan-in for a transposed convolution."""
+  if scheme == 'torch_default':
+    def init(rng, shape, dtype=jnp.float32):
+      bound = 1.0 / jnp.sqrt(fan_in)
+      return jax.random.uniform(rng, shape, dtype, -bound, bound)
+    return init
+  if scheme == 'kaiming_normal':
+    def init(rng, shape, dtype=jnp.float32):
+      return jax.random.normal(rng, shape, dtype) * jnp.sqrt(2.0 / fan_in)
+    return init
+  return kernel_init(scheme)
