@@ -33,8 +33,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.decoder_widths = ml_collections.config_dict.placeholder(tuple)
   config.model.activation = 'relu'
   config.model.init_scheme = 'torch_default'
+  # Convolutions: 'auto' (patches @ kernel on CPU, XLA's elsewhere),
+  # 'matmul' or 'xla'. Used by conv models only.
+  config.model.conv_impl = 'auto'
 
   # The objective: reconstruction + beta * KL(q(z|x) || N(mean, std^2)).
+  config.loss = 'bce'  # 'bce' | 'mse' | 'mae' (summed over pixels)
   config.beta = 1.0
   config.prior_mean = 0.0
   config.prior_std = 1.0

@@ -186,12 +186,13 @@ def main(argv):
   start = time.perf_counter()
   jax_epoch = jax.jit(
       train.make_train_epoch(model, optimizer, batch_size,
-                             config.data.preprocessing),
+                             config.data.preprocessing, config.loss),
       donate_argnums=0).lower(state, hparams, train_images,
                               jnp.int32(1)).compile()
   jax_compile_seconds = time.perf_counter() - start
   evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
-                                         config.data.preprocessing))
+                                         config.data.preprocessing,
+                                         config.loss))
 
   torch.manual_seed(config.seed)
   torch_model = torch_reference.MLPVAE(

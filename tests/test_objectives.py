@@ -109,3 +109,24 @@ def test_negative_elbo_weights_kl_by_beta():
                              terms.reconstruction + 0.25 * terms.kl, rtol=1e-6)
   np.testing.assert_allclose(
       terms.kl, objectives.gaussian_kl_to_prior(posterior, 1.0, 2.0))
+
+
+@pytest.mark.parametrize('kind', ['bce', 'mse', 'mae'])
+def test_reconstruction_losses_match_numpy(kind):
+  rng = np.random.default_rng(6)
+  logits = rng.normal(scale=3, size=(4, 16, 16))
+  targets = rng.random((4, 16, 16))
+  p = 1 / (1 + np.exp(-logits))
+  expected = {
+      'bce': -(targets * np.log(p) + (1 - targets) * np.log1p(-p)),
+      'mse': (p - targets) ** 2,
+      'mae': np.abs(p - targets),
+  }[kind].sum((1, 2))
+  got = objectives.reconstruction_loss(kind)(jnp.asarray(logits, jnp.float32),
+                                             jnp.asarray(targets, jnp.float32))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_unknown_reconstruction_loss_names_the_choices():
+  with pytest.raises(ValueError, match="config.loss.*'mae'"):
+    objectives.reconstruction_loss('huber')

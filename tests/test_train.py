@@ -363,3 +363,28 @@ def test_default_config_reaches_pytorch_example_loss(tmp_path, mnist_dir):
   results = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert results['epochs'] == 10
   assert results['test_loss'] <= 105.6
+
+
+def test_run_saved_before_a_key_was_added_still_resumes(tmp_path):
+  workdir = tmp_path / 'run'
+  _run(tiny_config(num_epochs=1), workdir)
+  saved = json.loads((workdir / 'config.json').read_text())
+  del saved['loss']  # as written by a version without config.loss
+  (workdir / 'config.json').write_text(json.dumps(saved))
+  assert _run(tiny_config(num_epochs=2), workdir)['epochs'] == 2
+  (workdir / 'config.json').write_text(json.dumps(saved))
+  with pytest.raises(checkpoint.WorkdirError, match="loss: '<absent>' -> 'mse'"):
+    _run(tiny_config(num_epochs=2, loss='mse'), workdir)
+
+
+def test_conv_vae_study_e_parameter_count_and_training(tmp_path):
+  config = tiny_config(**{'model.name': 'conv_vae', 'loss': 'mse',
+                          'num_epochs': 1})
+  model = models.build_model(config.model, (28, 28))
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28)))['params']
+  # Convs 320 + 18,496 + 2 * 36,928; heads 2 * (3136 * 2 + 2); decoder
+  # dense 2 * 3136 + 3136, transposed convs 36,928 * 2 + 18,464 + 289.
+  assert sum(x.size for x in jax.tree.leaves(params)) == 207_237
+  results = _run(config, tmp_path / 'conv')
+  assert np.isfinite(results['test_loss'])
+  assert results['test_recon'] < 64  # MSE over 8x8 pixels in [0, 1]

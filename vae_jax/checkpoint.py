@@ -26,6 +26,14 @@ RESUMABLE_KEYS = frozenset({
 })
 
 
+# Config keys added after runs were saved, with the value that reproduces how
+# such a run behaved; a saved config lacking one still resumes at this value.
+ADDED_KEYS_DEFAULTS = {
+    'loss': 'bce',
+    'model.conv_impl': 'auto',
+}
+
+
 class WorkdirError(RuntimeError):
   """The workdir holds something this run must not resume or overwrite."""
 
@@ -49,6 +57,8 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     if key in RESUMABLE_KEYS:
       continue
     old, new = saved_flat.get(key, '<absent>'), current_flat.get(key, '<absent>')
+    if key not in saved_flat and ADDED_KEYS_DEFAULTS.get(key, old) == new:
+      continue
     if old != new:
       differences.append(f'{key}: {old!r} -> {new!r}')
   return differences

@@ -126,6 +126,34 @@ def bernoulli_nll_from_logits(logits: jax.Array, targets: jax.Array) -> jax.Arra
   return jnp.sum(per_pixel.reshape(per_pixel.shape[0], -1), axis=-1)
 
 
+def squared_error_from_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """Sum over pixels of (sigmoid(logits) - x)^2; per image, shape [B]."""
+  error = jax.nn.sigmoid(logits) - targets
+  return jnp.sum(jnp.square(error).reshape(error.shape[0], -1), axis=-1)
+
+
+def absolute_error_from_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """Sum over pixels of |sigmoid(logits) - x| (L1); per image, shape [B]."""
+  error = jax.nn.sigmoid(logits) - targets
+  return jnp.sum(jnp.abs(error).reshape(error.shape[0], -1), axis=-1)
+
+
+RECONSTRUCTION_LOSSES = {
+    'bce': bernoulli_nll_from_logits,
+    'mse': squared_error_from_logits,
+    'mae': absolute_error_from_logits,
+}
+
+
+def reconstruction_loss(kind: str):
+  """The per-image loss (logits [B, ...], targets [B, ...]) -> [B] named `kind`."""
+  try:
+    return RECONSTRUCTION_LOSSES[kind]
+  except KeyError:
+    raise ValueError(f'Unknown reconstruction loss {kind!r} in config.loss; '
+                     f'choose one of {sorted(RECONSTRUCTION_LOSSES)}.') from None
+
+
 class ElboTerms(NamedTuple):
   """Per-image terms of the negative ELBO; each has shape [B]."""
 

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 ARRAY_KEYS = frozenset({'beta', 'prior_mean', 'prior_std', 'learning_rate',
                         'seed', 'model.latent_size'})
 # Models whose latent size can be a mask over a larger model.
-MASKABLE_MODELS = frozenset({'mlp_vae'})
+MASKABLE_MODELS = frozenset({'mlp_vae', 'conv_vae'})
 
 
 # ------------------------------------------------------------------ grid helpers
@@ -155,12 +155,12 @@ class SweepGroup:
         self.model, self.optimizer, h, image_shape))
     self.create_state = jax.jit(create, out_shardings=self.sharded)
     epoch = train.make_train_epoch(self.model, self.optimizer, base.batch_size,
-                                   base.data.preprocessing)
+                                   base.data.preprocessing, base.loss)
     self.train_epoch = jax.jit(
         jax.vmap(epoch, in_axes=(0, 0, None, None)), donate_argnums=0,
         out_shardings=self.sharded)
     evaluate = train.make_evaluate(self.model, base.eval_batch_size,
-                                   base.data.preprocessing)
+                                   base.data.preprocessing, base.loss)
     self.evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)),
                             out_shardings=self.sharded)
 

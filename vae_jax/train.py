@@ -134,15 +134,19 @@ def to_model_input(images: jax.Array, preprocessing: str,
 
 
 # ---------------------------------------------------------------------------- step
-def make_loss_fn(model):
-  """Returns loss_fn(params, images, hparams, rng) -> (mean loss, ElboTerms [B])."""
+def make_loss_fn(model, loss: str = 'bce'):
+  """Returns loss_fn(params, images, hparams, rng) -> (mean loss, ElboTerms [B]).
+
+  loss: the reconstruction term, a name in objectives.RECONSTRUCTION_LOSSES.
+  """
+  reconstruction_fn = objectives.reconstruction_loss(loss)
 
   def loss_fn(params, images, hparams: Hyperparams, rng):
     variables = {'params': params}
     posterior = model.apply(variables, images, method=model.encode)
     z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
     logits = model.apply(variables, z, method=model.decode)
-    reconstruction = objectives.bernoulli_nll_from_logits(logits, images)
+    reconstruction = reconstruction_fn(logits, images)
     terms = objectives.negative_elbo(
         reconstruction, posterior, hparams.beta, hparams.prior_mean,
         hparams.prior_std, hparams.latent_mask)
@@ -156,9 +160,10 @@ def _mean_terms(terms: objectives.ElboTerms) -> dict[str, jax.Array]:
           'loss': jnp.mean(terms.loss)}
 
 
-def make_train_step(model, optimizer: optax.GradientTransformation):
+def make_train_step(model, optimizer: optax.GradientTransformation,
+                    loss: str = 'bce'):
   """Returns the pure step (state, images [B,H,W], hparams, rng) -> (state, metrics)."""
-  loss_fn = make_loss_fn(model)
+  loss_fn = make_loss_fn(model, loss)
 
   def train_step(state: TrainState, images, hparams: Hyperparams, rng):
     grads, terms = jax.grad(loss_fn, has_aux=True)(state.params, images,
@@ -174,7 +179,8 @@ def make_train_step(model, optimizer: optax.GradientTransformation):
 
 
 # --------------------------------------------------------------------------- epoch
-def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str):
+def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
+                     loss: str = 'bce'):
   """Returns train_epoch(state, hparams, images, epoch) -> (state, metrics).
 
   images: uint8 [N, H, W] on the device; epoch: int32 []. The epoch's shuffle
@@ -185,7 +191,7 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str):
   if preprocessing not in PREPROCESSING_MODES:
     raise ValueError(f'Unknown preprocessing {preprocessing!r}; choose one of '
                      f'{PREPROCESSING_MODES}.')
-  train_step = make_train_step(model, optimizer)
+  train_step = make_train_step(model, optimizer, loss)
 
   def train_epoch(state: TrainState, hparams: Hyperparams, images: jax.Array,
                   epoch: jax.Array):
@@ -211,13 +217,14 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str):
   return train_epoch
 
 
-def make_evaluate(model, batch_size: int, preprocessing: str):
+def make_evaluate(model, batch_size: int, preprocessing: str,
+                  loss: str = 'bce'):
   """Returns evaluate(params, hparams, images) -> per-image mean metrics.
 
   Every image counts once: the last batch is padded and the padding masked.
   One posterior sample per image, from a fixed key, so epochs compare.
   """
-  loss_fn = make_loss_fn(model)
+  loss_fn = make_loss_fn(model, loss)
 
   def evaluate(params, hparams: Hyperparams, images: jax.Array):
     num_images = images.shape[0]
@@ -315,9 +322,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   test_images = jax.device_put(dataset.test_images)
   train_epoch = jax.jit(
       make_train_epoch(model, optimizer, config.batch_size,
-                       config.data.preprocessing), donate_argnums=0)
+                       config.data.preprocessing, config.loss),
+      donate_argnums=0)
   evaluate = jax.jit(make_evaluate(model, config.eval_batch_size,
-                                   config.data.preprocessing))
+                                   config.data.preprocessing, config.loss))
 
   checkpoints = checkpoint_lib.RunCheckpoints(workdir,
                                               config.checkpoint.keep_latest)

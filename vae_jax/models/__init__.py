@@ -1,19 +1,18 @@
 """Flax linen modules (modules only; losses and training live elsewhere)."""
 
+from vae_jax.models.conv_vae import ConvVAE
 from vae_jax.models.mlp import MLPVAE
 
-MODELS = {'mlp_vae': MLPVAE}
+MODELS = ('mlp_vae', 'conv_vae')
 
 
 def build_model(model_config, image_shape: tuple[int, int]):
   """Builds the module named by `model_config.name` from its config fields."""
   name = model_config.name
-  if name not in MODELS:
-    raise ValueError(f'Unknown model {name!r} in config.model.name; choose '
-                     f'one of {sorted(MODELS)}.')
+  image_shape = tuple(image_shape)
   if name == 'mlp_vae':
     return MLPVAE(
-        image_shape=tuple(image_shape),
+        image_shape=image_shape,
         latent_size=model_config.latent_size,
         encoder_widths=tuple(model_config.encoder_widths),
         decoder_widths=(None if model_config.decoder_widths is None
@@ -21,4 +20,10 @@ def build_model(model_config, image_shape: tuple[int, int]):
         activation=model_config.activation,
         init_scheme=model_config.init_scheme,
     )
-  raise AssertionError(name)
+  if name == 'conv_vae':
+    return ConvVAE(image_shape=image_shape,
+                   latent_size=model_config.latent_size,
+                   init_scheme=model_config.init_scheme,
+                   conv_impl=model_config.conv_impl)
+  raise ValueError(f'Unknown model {name!r} in config.model.name; choose '
+                   f'one of {MODELS}.')

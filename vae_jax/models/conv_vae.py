@@ -1,0 +1,68 @@
+"""Convolutional VAE of Study E (after Raschka's STAT453 conv VAE)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from vae_jax.models.conv import Conv, ConvTranspose
+from vae_jax.models.initializers import dense
+from vae_jax.objectives import GaussianPosterior
+
+
+class ConvVAE(nn.Module):
+  """Encoder: conv 1->32 (3x3, pad 1); 32->64 and 64->64 (3x3, stride 2, pad 1);
+  64->64 (3x3, pad 1); LeakyReLU after each; flatten; dense to mean and
+  log-variance. Decoder: dense to 64 x H/4 x W/4, transposed convs 64->64
+  (stride 1, pad 1), 64->64 (stride 2, pad 1), 64->32 (stride 2), 32->1,
+  LeakyReLU between them, cropped to the image; returns Bernoulli logits
+  [B, H, W] (the sigmoid is in the loss).
+  """
+
+  image_shape: tuple[int, int]
+  latent_size: int
+  init_scheme: str = 'torch_default'
+  conv_impl: str = 'auto'
+
+  def setup(self):
+    conv = lambda features, stride: Conv(features, 3, stride, 1,
+                                         self.init_scheme, self.conv_impl)
+    self.encoder_convs = [conv(32, 1), conv(64, 2), conv(64, 2), conv(64, 1)]
+    height, width = (-(-s // 4) for s in self.image_shape)
+    self.bottleneck = (height, width, 64)
+    flat = height * width * 64
+    self.mean_head = dense(self.latent_size, flat, self.init_scheme, 'enc_mean')
+    self.log_variance_head = dense(self.latent_size, flat, self.init_scheme,
+                                   'enc_log_variance')
+    self.decoder_input = dense(flat, self.latent_size, self.init_scheme,
+                               'dec_input')
+    transpose = lambda features, stride, padding: ConvTranspose(
+        features, 3, stride, padding, 0, self.init_scheme, self.conv_impl)
+    self.decoder_convs = [transpose(64, 1, 1), transpose(64, 2, 1),
+                          transpose(32, 2, 0), transpose(1, 1, 0)]
+
+  def encode(self, images: jax.Array) -> GaussianPosterior:
+    """[B, H, W] in [0, 1] -> posterior with mean, log-variance [B, latent]."""
+    h = images[..., None]
+    for layer in self.encoder_convs:
+      h = nn.leaky_relu(layer(h))
+    h = h.reshape(h.shape[0], -1)
+    return GaussianPosterior(self.mean_head(h), self.log_variance_head(h))
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """[B, latent] -> logits [B, H, W]."""
+    h = self.decoder_input(z).reshape(z.shape[0], *self.bottleneck)
+    for i, layer in enumerate(self.decoder_convs):
+      h = layer(h)
+      if i < len(self.decoder_convs) - 1:
+        h = nn.leaky_relu(h)
+    height, width = self.image_shape
+    if h.shape[1] < height or h.shape[2] < width:
+      raise ValueError(f'Decoder output {h.shape[1:3]} is smaller than the '
+                       f'image {self.image_shape}.')
+    return h[:, :height, :width, 0]
+
+  def __call__(self, images: jax.Array, z: jax.Array | None = None):
+    posterior = self.encode(images)
+    return self.decode(posterior.mean if z is None else z), posterior
