@@ -33,6 +33,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.decoder_widths = ml_collections.config_dict.placeholder(tuple)
   config.model.activation = 'relu'
   config.model.init_scheme = 'torch_default'
+  # > 0 makes a conditional VAE: the one-hot label joins the encoder's input
+  # and the latent (mlp_vae).
+  config.model.num_classes = 0
   # Convolutions: 'auto' (patches @ kernel on CPU, XLA's elsewhere),
   # 'matmul' or 'xla'. Used by conv models only.
   config.model.conv_impl = 'auto'

@@ -145,9 +145,10 @@ def sweep_markdown(result: dict) -> str:
 
 def xla_train_flops_per_image(model, params, hparams, dataset, config) -> float:
   """FLOPs of one training image as XLA's cost analysis counts a step's gradient."""
-  images = jnp.zeros((config.batch_size, *dataset.image_shape), jnp.float32)
+  batch = {'images': jnp.zeros((config.batch_size, *dataset.image_shape)),
+           'labels': jnp.zeros((config.batch_size,), jnp.int32)}
   loss_fn = train.make_loss_fn(model, config.loss)
-  grad = jax.jit(jax.grad(lambda p: loss_fn(p, images, hparams,
+  grad = jax.jit(jax.grad(lambda p: loss_fn(p, batch, hparams,
                                             jax.random.PRNGKey(0))[0]))
   cost = grad.lower(params).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -196,13 +197,13 @@ def main(argv):
   else:
     flops_per_image = xla_train_flops_per_image(model, state.params, hparams,
                                                 dataset, config)
-  train_images = jax.device_put(dataset.train_images)
-  test_images = jax.device_put(dataset.test_images)
+  train_data = train.device_data(dataset.train_images, dataset.train_labels)
+  test_data = train.device_data(dataset.test_images, dataset.test_labels)
   start = time.perf_counter()
   jax_epoch = jax.jit(
       train.make_train_epoch(model, optimizer, batch_size,
                              config.data.preprocessing, config.loss),
-      donate_argnums=0).lower(state, hparams, train_images,
+      donate_argnums=0).lower(state, hparams, train_data,
                               jnp.int32(1)).compile()
   jax_compile_seconds = time.perf_counter() - start
   evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
@@ -231,7 +232,7 @@ def main(argv):
   torch_first_epoch = None
   for epoch in range(1, FLAGS.epochs + 2):
     start = time.perf_counter()
-    state, metrics = jax_epoch(state, hparams, train_images, jnp.int32(epoch))
+    state, metrics = jax_epoch(state, hparams, train_data, jnp.int32(epoch))
     jax.block_until_ready(metrics)
     jax_seconds = time.perf_counter() - start
     torch_seconds = torch_reference.train_epoch(
@@ -246,7 +247,7 @@ def main(argv):
                     torch_seconds)
 
   jax_test = {k: float(v) for k, v in
-              evaluate(state.params, hparams, test_images).items()}
+              evaluate(state.params, hparams, test_data).items()}
   torch_test_metrics = torch_reference.evaluate(torch_model, torch_test,
                                                 loss=config.loss)
   result = {

@@ -146,7 +146,8 @@ def test_learning_rate_as_array_matches_plain_optax(name, reference):
       [base._replace(learning_rate=jnp.float32(r)) for r in rates], 2)
   state = jax.vmap(lambda h: train.create_train_state(
       model, optimizer, h, dataset.image_shape))(hparams)
-  x = jnp.asarray(dataset.train_images[:16] / 255.0, jnp.float32)
+  x = {'images': jnp.asarray(dataset.train_images[:16] / 255.0, jnp.float32),
+       'labels': jnp.asarray(dataset.train_labels[:16])}
   keys = jax.random.split(jax.random.PRNGKey(0), 3)
   loss_fn = train.make_loss_fn(model)
   for i, rate in enumerate(rates):

@@ -55,6 +55,11 @@ def tiny_config(**overrides):
   return config
 
 
+def _data(images, labels=None):
+  labels = np.zeros(len(images), np.int32) if labels is None else labels
+  return train.device_data(images, labels)
+
+
 def _parts(config, dataset):
   model = models.build_model(config.model, dataset.image_shape)
   optimizer = train.make_optimizer(config.optimizer)
@@ -102,7 +107,8 @@ def test_loss_matches_manual_forward_pass():
                              prior_std=jnp.float32(2.0))
   x = jnp.asarray(dataset.train_images[:5] / 255.0, jnp.float32)
   rng = jax.random.PRNGKey(3)
-  mean_loss, terms = train.make_loss_fn(model)(state.params, x, hparams, rng)
+  batch = {'images': x, 'labels': jnp.zeros(5, jnp.int32)}
+  mean_loss, terms = train.make_loss_fn(model)(state.params, batch, hparams, rng)
 
   # The same computation by hand in NumPy float64 from the raw parameters.
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params)
@@ -129,11 +135,11 @@ def test_training_reduces_the_loss():
   model, optimizer, hparams, state = _parts(config, dataset)
   epoch = jax.jit(train.make_train_epoch(model, optimizer, 16, 'grey'))
   evaluate = jax.jit(train.make_evaluate(model, 16, 'grey'))
-  images = jnp.asarray(dataset.train_images)
-  before = evaluate(state.params, hparams, jnp.asarray(dataset.test_images))
+  images = _data(dataset.train_images)
+  before = evaluate(state.params, hparams, _data(dataset.test_images))
   for e in range(1, 6):
     state, _ = epoch(state, hparams, images, jnp.int32(e))
-  after = evaluate(state.params, hparams, jnp.asarray(dataset.test_images))
+  after = evaluate(state.params, hparams, _data(dataset.test_images))
   assert float(after['loss']) < 0.8 * float(before['loss'])
   assert int(state.step) == 5 * (512 // 16)
 
@@ -143,7 +149,7 @@ def test_swept_values_are_arrays_not_recompiled():
   dataset = tiny_dataset()
   model, optimizer, hparams, state = _parts(config, dataset)
   epoch = jax.jit(train.make_train_epoch(model, optimizer, 16, 'grey'))
-  images = jnp.asarray(dataset.train_images)
+  images = _data(dataset.train_images)
   outputs = []
   for beta, lr, prior_std in [(1.0, 1e-3, 1.0), (0.1, 1e-2, 2.0)]:
     h = hparams._replace(beta=jnp.float32(beta),
@@ -165,7 +171,7 @@ def test_vmapped_epoch_equals_separate_epochs():
   create = lambda h: train.create_train_state(model, optimizer, h,
                                               dataset.image_shape)
   epoch = train.make_train_epoch(model, optimizer, 16, 'dynamic_binarized')
-  images = jnp.asarray(dataset.train_images)
+  images = _data(dataset.train_images)
   stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *members)
   states = jax.vmap(create)(stacked)
   states, metrics = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None)))(
@@ -183,7 +189,7 @@ def test_epoch_shuffle_depends_on_seed_and_epoch_only():
   dataset = tiny_dataset()
   model, optimizer, hparams, state = _parts(config, dataset)
   epoch = jax.jit(train.make_train_epoch(model, optimizer, 16, 'grey'))
-  images = jnp.asarray(dataset.train_images)
+  images = _data(dataset.train_images)
   a = epoch(state, hparams, images, jnp.int32(4))[1]['loss']
   b = epoch(state, hparams, images, jnp.int32(4))[1]['loss']
   c = epoch(state, hparams, images, jnp.int32(5))[1]['loss']
@@ -196,7 +202,7 @@ def test_evaluate_counts_every_image_once():
   model, _, hparams, state = _parts(config, dataset)
   test = jnp.asarray(dataset.test_images)
   metrics = jax.jit(train.make_evaluate(model, 16, 'grey'))(
-      state.params, hparams, test)
+      state.params, hparams, _data(dataset.test_images))
   # The KL needs no sample, so it can be checked image by image.
   posterior = model.apply({'params': state.params}, test / 255.0,
                           method=model.encode)
@@ -388,3 +394,31 @@ def test_conv_vae_study_e_parameter_count_and_training(tmp_path):
   results = _run(config, tmp_path / 'conv')
   assert np.isfinite(results['test_loss'])
   assert results['test_recon'] < 64  # MSE over 8x8 pixels in [0, 1]
+
+
+def test_cvae_generates_the_requested_class(tmp_path):
+  # Label 0: a bar in the top half; label 1: in the bottom half.
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 2, 512).astype(np.int32)
+  images = np.zeros((512, 8, 8), np.uint8)
+  for i, label in enumerate(labels):
+    row = rng.integers(0, 3) + 4 * label
+    images[i, row:row + 2, 1:7] = 255
+  dataset = data.Dataset('bars', images, labels, images[:64], labels[:64],
+                         'synthetic')
+  config = tiny_config(num_epochs=20, **{'model.num_classes': 2})
+  train.train_and_evaluate(config, str(tmp_path / 'cvae'), dataset=dataset)
+  manager = checkpoint.RunCheckpoints(tmp_path / 'cvae')
+  model, _, _, like = _parts(config, dataset)
+  params = manager.restore(manager.latest_epoch(), like=like).params
+  manager.close()
+  z = jax.random.normal(jax.random.PRNGKey(0), (32, 2))
+  for label in (0, 1):
+    logits = model.apply({'params': params}, z, jnp.full(32, label),
+                         method=model.decode)
+    mass = np.asarray(jax.nn.sigmoid(logits)).sum(axis=(0, 2))
+    top, bottom = mass[:4].sum(), mass[4:].sum()
+    assert (top > 3 * bottom) if label == 0 else (bottom > 3 * top), (
+        label, top, bottom)
+  with pytest.raises(ValueError, match='needs labels'):
+    model.apply({'params': params}, z, method=model.decode)

@@ -31,6 +31,7 @@ RESUMABLE_KEYS = frozenset({
 ADDED_KEYS_DEFAULTS = {
     'loss': 'bce',
     'model.conv_impl': 'auto',
+    'model.num_classes': 0,
 }
 
 

@@ -120,32 +120,39 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
   """Writes every figure that applies to a trained single run into workdir."""
   workdir = Path(workdir)
   variables = {'params': params}
-  decode = jax.jit(lambda z: jax.nn.sigmoid(
-      model.apply(variables, z, method=model.decode)))
-  encode = jax.jit(lambda x: model.apply(variables, x, method=model.encode))
+  decode = jax.jit(lambda z, labels: jax.nn.sigmoid(
+      model.apply(variables, z, labels, method=model.decode)))
+  encode = jax.jit(lambda x, labels: model.apply(variables, x, labels,
+                                                 method=model.encode))
   latent_size = hparams.latent_mask.shape[-1]
   paths = [plot_loss_curves(history, workdir / 'loss_curves.png')]
 
   test = dataset.test_images.astype(np.float32) / 255.0
-  inputs = test[:12]
-  outputs = np.asarray(decode(encode(jnp.asarray(inputs)).mean))
+  inputs, labels = test[:12], dataset.test_labels[:12]
+  outputs = np.asarray(decode(encode(inputs, labels).mean, labels))
   paths.append(plot_reconstructions(inputs, outputs,
                                     workdir / 'reconstructions.png'))
 
   eps = jax.random.normal(jax.random.PRNGKey(0), (64, latent_size))
   z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
-  paths.append(plot_samples(
-      np.asarray(decode(z)), workdir / 'samples.png',
-      f'Samples from the prior N({float(hparams.prior_mean):g}, '
-      f'{float(hparams.prior_std):g}$^2$)'))
+  # A conditional model's sample rows are the digits 0..7, in order.
+  sample_labels = jnp.repeat(jnp.arange(8), 8)
+  title = (f'Samples from the prior N({float(hparams.prior_mean):g}, '
+           f'{float(hparams.prior_std):g}$^2$)')
+  if getattr(model, 'num_classes', 0):
+    title += ', row r: digit r'
+  paths.append(plot_samples(np.asarray(decode(z, sample_labels)),
+                            workdir / 'samples.png', title))
 
   if latent_size == 2:
     values = np.linspace(-5, 5, 20, dtype=np.float32)
     grid = np.stack(np.meshgrid(values, values[::-1]), -1).reshape(-1, 2)
-    paths.append(plot_latent_grid(np.asarray(decode(jnp.asarray(grid))),
+    grid_labels = np.zeros(len(grid), np.int32)  # digit 0 for a CVAE
+    paths.append(plot_latent_grid(np.asarray(decode(grid, grid_labels)),
                                   values, workdir / 'latent_grid.png'))
     means = np.concatenate([
-        np.asarray(encode(jnp.asarray(test[i:i + 1000])).mean)
+        np.asarray(encode(test[i:i + 1000],
+                          dataset.test_labels[i:i + 1000]).mean)
         for i in range(0, len(test), 1000)])
     paths.append(plot_latent_scatter(means, dataset.test_labels,
                                      workdir / 'latent_scatter.png'))

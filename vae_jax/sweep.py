@@ -147,7 +147,6 @@ class SweepGroup:
     self.mesh = mesh
     self.size = padded_size(self.count, mesh)
     self.sharded = NamedSharding(mesh, PartitionSpec('sweep'))
-    self.replicated = NamedSharding(mesh, PartitionSpec())
     self.hparams = jax.device_put(
         stack_hyperparams([train.hyperparams_from_config(c, capacity)
                            for c in configs], self.size), self.sharded)
@@ -194,10 +193,11 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
   if dataset is None:
     dataset = train.load_data(configs[0])
   mesh = sweep_mesh(devices)
-  train_images = jax.device_put(dataset.train_images,
-                                NamedSharding(mesh, PartitionSpec()))
-  test_images = jax.device_put(dataset.test_images,
-                               NamedSharding(mesh, PartitionSpec()))
+  replicated = NamedSharding(mesh, PartitionSpec())
+  train_data = train.device_data(dataset.train_images, dataset.train_labels,
+                                 replicated)
+  test_data = train.device_data(dataset.test_images, dataset.test_labels,
+                                replicated)
 
   results: list[dict | None] = [None] * len(configs)
   metrics_path = workdir / 'metrics.jsonl'
@@ -223,10 +223,10 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     others = [l for l in all_lines if l['member'] not in member_indices]
 
     compile_start = time.perf_counter()
-    epoch_fn = group.train_epoch.lower(state, group.hparams, train_images,
+    epoch_fn = group.train_epoch.lower(state, group.hparams, train_data,
                                        jnp.int32(1)).compile()
     evaluate_fn = group.evaluate.lower(state.params, group.hparams,
-                                       test_images).compile()
+                                       test_data).compile()
     compile_seconds = time.perf_counter() - compile_start
     log.info('Group %d: %d member(s) (padded to %d), compiled in %.1f s.',
              group_index, group.count, group.size, compile_seconds)
@@ -236,12 +236,12 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     run_start = time.perf_counter()
     for epoch in range(start_epoch + 1, num_epochs + 1):
       epoch_start = time.perf_counter()
-      state, train_metrics = epoch_fn(state, group.hparams, train_images,
+      state, train_metrics = epoch_fn(state, group.hparams, train_data,
                                       jnp.int32(epoch))
       train_metrics = group.unstack(train_metrics)
       train_seconds = time.perf_counter() - epoch_start
       test_metrics = group.unstack(evaluate_fn(state.params, group.hparams,
-                                               test_images))
+                                               test_data))
       img_per_s = group.count * images_per_epoch / train_seconds
       for k, member in enumerate(member_indices):
         line = {'member': member, 'epoch': epoch}

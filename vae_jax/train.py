@@ -113,7 +113,8 @@ def create_train_state(model, optimizer: optax.GradientTransformation,
                        image_shape: tuple[int, int]) -> TrainState:
   """Initialises parameters from hparams.seed (pure: vmappable over seeds)."""
   dummy = jnp.zeros((1, *image_shape), jnp.float32)
-  params = model.init(_run_key(hparams.seed, 0), dummy)['params']
+  params = model.init(_run_key(hparams.seed, 0), dummy,
+                      jnp.zeros((1,), jnp.int32))['params']
   # The learning rate in opt_state is a placeholder until the first step
   # sets hparams.learning_rate (sharing that buffer would break donation).
   return TrainState(step=jnp.int32(0), params=params,
@@ -135,17 +136,20 @@ def to_model_input(images: jax.Array, preprocessing: str,
 
 # ---------------------------------------------------------------------------- step
 def make_loss_fn(model, loss: str = 'bce'):
-  """Returns loss_fn(params, images, hparams, rng) -> (mean loss, ElboTerms [B]).
+  """Returns loss_fn(params, batch, hparams, rng) -> (mean loss, ElboTerms [B]).
 
+  batch: {'images': float32 [B, H, W] in [0, 1], 'labels': int32 [B]}; the
+  labels reach the model (conditional models use them, others ignore them).
   loss: the reconstruction term, a name in objectives.RECONSTRUCTION_LOSSES.
   """
   reconstruction_fn = objectives.reconstruction_loss(loss)
 
-  def loss_fn(params, images, hparams: Hyperparams, rng):
+  def loss_fn(params, batch, hparams: Hyperparams, rng):
     variables = {'params': params}
-    posterior = model.apply(variables, images, method=model.encode)
+    images, labels = batch['images'], batch['labels']
+    posterior = model.apply(variables, images, labels, method=model.encode)
     z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
-    logits = model.apply(variables, z, method=model.decode)
+    logits = model.apply(variables, z, labels, method=model.decode)
     reconstruction = reconstruction_fn(logits, images)
     terms = objectives.negative_elbo(
         reconstruction, posterior, hparams.beta, hparams.prior_mean,
@@ -162,11 +166,14 @@ def _mean_terms(terms: objectives.ElboTerms) -> dict[str, jax.Array]:
 
 def make_train_step(model, optimizer: optax.GradientTransformation,
                     loss: str = 'bce'):
-  """Returns the pure step (state, images [B,H,W], hparams, rng) -> (state, metrics)."""
+  """Returns the pure step (state, batch, hparams, rng) -> (state, metrics).
+
+  batch as for make_loss_fn; metrics: batch means of 'recon', 'kl', 'loss'.
+  """
   loss_fn = make_loss_fn(model, loss)
 
-  def train_step(state: TrainState, images, hparams: Hyperparams, rng):
-    grads, terms = jax.grad(loss_fn, has_aux=True)(state.params, images,
+  def train_step(state: TrainState, batch, hparams: Hyperparams, rng):
+    grads, terms = jax.grad(loss_fn, has_aux=True)(state.params, batch,
                                                    hparams, rng)
     opt_state = _with_learning_rate(state.opt_state, hparams.learning_rate)
     updates, opt_state = optimizer.update(grads, opt_state, state.params)
@@ -181,9 +188,10 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
 # --------------------------------------------------------------------------- epoch
 def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
                      loss: str = 'bce'):
-  """Returns train_epoch(state, hparams, images, epoch) -> (state, metrics).
+  """Returns train_epoch(state, hparams, data, epoch) -> (state, metrics).
 
-  images: uint8 [N, H, W] on the device; epoch: int32 []. The epoch's shuffle
+  data: {'images': uint8 [N, H, W], 'labels': int32 [N]} on the device (see
+  `device_data`); epoch: int32 []. The epoch's shuffle
   is a permutation drawn from (hparams.seed, epoch); the N % batch_size
   images left over by it are skipped this epoch (a different set each epoch).
   metrics: per-image means of 'recon', 'kl', 'loss' over the epoch.
@@ -193,22 +201,25 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
                      f'{PREPROCESSING_MODES}.')
   train_step = make_train_step(model, optimizer, loss)
 
-  def train_epoch(state: TrainState, hparams: Hyperparams, images: jax.Array,
+  def train_epoch(state: TrainState, hparams: Hyperparams, data: dict,
                   epoch: jax.Array):
-    num_steps = images.shape[0] // batch_size
+    num_images = data['images'].shape[0]
+    num_steps = num_images // batch_size
     if num_steps == 0:
-      raise ValueError(f'{images.shape[0]} training images are fewer than one '
+      raise ValueError(f'{num_images} training images are fewer than one '
                        f'batch of {batch_size}; lower config.batch_size.')
     epoch_key = jax.random.fold_in(_run_key(hparams.seed, 1), epoch)
     shuffle_key, steps_key = jax.random.split(epoch_key)
-    order = jax.random.permutation(shuffle_key, images.shape[0])
+    order = jax.random.permutation(shuffle_key, num_images)
     batches = order[:num_steps * batch_size].reshape(num_steps, batch_size)
 
     def body(state, inputs):
       batch_indices, step_key = inputs
       binarize_key, sample_key = jax.random.split(step_key)
-      x = to_model_input(images[batch_indices], preprocessing, binarize_key)
-      return train_step(state, x, hparams, sample_key)
+      batch = {'images': to_model_input(data['images'][batch_indices],
+                                        preprocessing, binarize_key),
+               'labels': data['labels'][batch_indices]}
+      return train_step(state, batch, hparams, sample_key)
 
     state, metrics = jax.lax.scan(
         body, state, (batches, jax.random.split(steps_key, num_steps)))
@@ -219,18 +230,22 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
 
 def make_evaluate(model, batch_size: int, preprocessing: str,
                   loss: str = 'bce'):
-  """Returns evaluate(params, hparams, images) -> per-image mean metrics.
+  """Returns evaluate(params, hparams, data) -> per-image mean metrics.
+
+  data: {'images': uint8 [N, H, W], 'labels': int32 [N]}.
 
   Every image counts once: the last batch is padded and the padding masked.
   One posterior sample per image, from a fixed key, so epochs compare.
   """
   loss_fn = make_loss_fn(model, loss)
 
-  def evaluate(params, hparams: Hyperparams, images: jax.Array):
-    num_images = images.shape[0]
+  def evaluate(params, hparams: Hyperparams, data: dict):
+    num_images = data['images'].shape[0]
     num_batches = -(-num_images // batch_size)
     padding = num_batches * batch_size - num_images
-    padded = jnp.pad(images, ((0, padding), (0, 0), (0, 0)))
+    batched = jax.tree.map(
+        lambda a: jnp.pad(a, [(0, padding)] + [(0, 0)] * (a.ndim - 1)).reshape(
+            num_batches, batch_size, *a.shape[1:]), data)
     weights = (jnp.arange(num_batches * batch_size) < num_images).astype(
         jnp.float32)
     keys = jax.random.split(_run_key(hparams.seed, 2), num_batches)
@@ -238,8 +253,9 @@ def make_evaluate(model, batch_size: int, preprocessing: str,
     def body(totals, inputs):
       batch, batch_weights, key = inputs
       binarize_key, sample_key = jax.random.split(key)
-      x = to_model_input(batch, preprocessing, binarize_key)
-      _, terms = loss_fn(params, x, hparams, sample_key)
+      batch = dict(batch, images=to_model_input(batch['images'], preprocessing,
+                                                binarize_key))
+      _, terms = loss_fn(params, batch, hparams, sample_key)
       sums = {'recon': terms.reconstruction, 'kl': terms.kl,
               'loss': terms.loss}
       return jax.tree.map(lambda t, v: t + jnp.sum(v * batch_weights), totals,
@@ -249,14 +265,19 @@ def make_evaluate(model, batch_size: int, preprocessing: str,
              'loss': jnp.float32(0)}
     totals, _ = jax.lax.scan(
         body, zeros,
-        (padded.reshape(num_batches, batch_size, *images.shape[1:]),
-         weights.reshape(num_batches, batch_size), keys))
+        (batched, weights.reshape(num_batches, batch_size), keys))
     return jax.tree.map(lambda t: t / num_images, totals)
 
   return evaluate
 
 
 # ---------------------------------------------------------------------------- data
+def device_data(images: np.ndarray, labels: np.ndarray, sharding=None) -> dict:
+  """{'images': uint8 [N, H, W], 'labels': int32 [N]} placed on the device."""
+  return jax.device_put({'images': np.asarray(images, np.uint8),
+                         'labels': np.asarray(labels, np.int32)}, sharding)
+
+
 def load_data(config: ml_collections.ConfigDict) -> data_lib.Dataset:
   """Loads the configured dataset as uint8 host arrays, preprocessed for storage."""
   dataset = data_lib.load_dataset(
@@ -318,8 +339,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = create_train_state(model, optimizer, hparams, dataset.image_shape)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
 
-  train_images = jax.device_put(dataset.train_images)
-  test_images = jax.device_put(dataset.test_images)
+  train_data = device_data(dataset.train_images, dataset.train_labels)
+  test_data = device_data(dataset.test_images, dataset.test_labels)
   train_epoch = jax.jit(
       make_train_epoch(model, optimizer, config.batch_size,
                        config.data.preprocessing, config.loss),
@@ -341,8 +362,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   compile_start = time.perf_counter()
   epoch0 = jnp.int32(start_epoch + 1)
-  train_epoch = train_epoch.lower(state, hparams, train_images, epoch0).compile()
-  evaluate = evaluate.lower(state.params, hparams, test_images).compile()
+  train_epoch = train_epoch.lower(state, hparams, train_data, epoch0).compile()
+  evaluate = evaluate.lower(state.params, hparams, test_data).compile()
   compile_seconds = time.perf_counter() - compile_start
   log.info('Model %s with %d parameters; compiled in %.1f s.',
                config.model.name, num_params, compile_seconds)
@@ -352,11 +373,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   run_start = time.perf_counter()
   for epoch in range(start_epoch + 1, config.num_epochs + 1):
     epoch_start = time.perf_counter()
-    state, train_metrics = train_epoch(state, hparams, train_images,
+    state, train_metrics = train_epoch(state, hparams, train_data,
                                        jnp.int32(epoch))
     train_metrics = jax.device_get(train_metrics)
     train_seconds = time.perf_counter() - epoch_start
-    test_metrics = jax.device_get(evaluate(state.params, hparams, test_images))
+    test_metrics = jax.device_get(evaluate(state.params, hparams, test_data))
     seconds = time.perf_counter() - epoch_start
     line = {'epoch': epoch}
     line.update({f'train_{k}': float(v) for k, v in train_metrics.items()})

@@ -19,8 +19,12 @@ def build_model(model_config, image_shape: tuple[int, int]):
                         else tuple(model_config.decoder_widths)),
         activation=model_config.activation,
         init_scheme=model_config.init_scheme,
+        num_classes=model_config.num_classes,
     )
   if name == 'conv_vae':
+    if model_config.num_classes:
+      raise ValueError('conv_vae has no conditional form; set '
+                       'config.model.num_classes=0 or use mlp_vae.')
     return ConvVAE(image_shape=image_shape,
                    latent_size=model_config.latent_size,
                    init_scheme=model_config.init_scheme,

@@ -42,16 +42,20 @@ class ConvVAE(nn.Module):
     self.decoder_convs = [transpose(64, 1, 1), transpose(64, 2, 1),
                           transpose(32, 2, 0), transpose(1, 1, 0)]
 
-  def encode(self, images: jax.Array) -> GaussianPosterior:
-    """[B, H, W] in [0, 1] -> posterior with mean, log-variance [B, latent]."""
+  def encode(self, images: jax.Array,
+             labels: jax.Array | None = None) -> GaussianPosterior:
+    """[B, H, W] in [0, 1] -> posterior with mean, log-variance [B, latent].
+
+    labels are accepted, as by every model, and not used.
+    """
     h = images[..., None]
     for layer in self.encoder_convs:
       h = nn.leaky_relu(layer(h))
     h = h.reshape(h.shape[0], -1)
     return GaussianPosterior(self.mean_head(h), self.log_variance_head(h))
 
-  def decode(self, z: jax.Array) -> jax.Array:
-    """[B, latent] -> logits [B, H, W]."""
+  def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """[B, latent] -> logits [B, H, W] (labels are not used)."""
     h = self.decoder_input(z).reshape(z.shape[0], *self.bottleneck)
     for i, layer in enumerate(self.decoder_convs):
       h = layer(h)
@@ -63,6 +67,6 @@ class ConvVAE(nn.Module):
                        f'image {self.image_shape}.')
     return h[:, :height, :width, 0]
 
-  def __call__(self, images: jax.Array, z: jax.Array | None = None):
+  def __call__(self, images: jax.Array, labels: jax.Array | None = None):
     posterior = self.encode(images)
-    return self.decode(posterior.mean if z is None else z), posterior
+    return self.decode(posterior.mean), posterior

@@ -32,6 +32,9 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
 class MLPVAE(nn.Module):
   """VAE with MLP encoder x -> (mean, log_variance) and decoder z -> logits.
 
+  With num_classes > 0 it is a conditional VAE (CVAE): the one-hot label is
+  concatenated to the encoder's input and to z before decoding.
+
   Attributes:
     image_shape: (H, W) of the images; inputs are [B, H, W] in [0, 1].
     latent_size: dimension of z.
@@ -40,6 +43,7 @@ class MLPVAE(nn.Module):
       mirrors the encoder.
     activation: name from ACTIVATIONS.
     init_scheme: weight initialisation scheme (see models.initializers).
+    num_classes: 0 for a VAE; the number of labels for a CVAE.
   """
 
   image_shape: tuple[int, int]
@@ -48,11 +52,12 @@ class MLPVAE(nn.Module):
   decoder_widths: Sequence[int] | None = None
   activation: str = 'relu'
   init_scheme: str = 'torch_default'
+  num_classes: int = 0
 
   def setup(self):
     pixels = self.image_shape[0] * self.image_shape[1]
     activation_fn(self.activation)  # A bad name fails at init, not mid-run.
-    fan_in = pixels
+    fan_in = pixels + self.num_classes
     encoder_layers = []
     for i, width in enumerate(self.encoder_widths):
       encoder_layers.append(dense(width, fan_in, self.init_scheme, name=f'enc_{i}'))
@@ -63,7 +68,7 @@ class MLPVAE(nn.Module):
                                    name='enc_log_variance')
     widths = (tuple(reversed(self.encoder_widths))
               if self.decoder_widths is None else tuple(self.decoder_widths))
-    fan_in = self.latent_size
+    fan_in = self.latent_size + self.num_classes
     decoder_layers = []
     for i, width in enumerate(widths):
       decoder_layers.append(dense(width, fan_in, self.init_scheme, name=f'dec_{i}'))
@@ -71,28 +76,33 @@ class MLPVAE(nn.Module):
     self.decoder_layers = decoder_layers
     self.logits_head = dense(pixels, fan_in, self.init_scheme, name='dec_logits')
 
-  def encode(self, images: jax.Array) -> GaussianPosterior:
-    """[B, H, W] images in [0, 1] -> posterior with mean, log-variance [B, latent]."""
+  def _condition(self, h: jax.Array, labels: jax.Array | None) -> jax.Array:
+    if not self.num_classes:
+      return h
+    if labels is None:
+      raise ValueError('A conditional VAE (num_classes > 0) needs labels.')
+    return jnp.concatenate(
+        [h, jax.nn.one_hot(labels, self.num_classes, dtype=h.dtype)], axis=-1)
+
+  def encode(self, images: jax.Array,
+             labels: jax.Array | None = None) -> GaussianPosterior:
+    """[B, H, W] in [0, 1] (and int labels [B] for a CVAE) -> posterior [B, latent]."""
     act = activation_fn(self.activation)
-    h = images.reshape(images.shape[0], -1)
+    h = self._condition(images.reshape(images.shape[0], -1), labels)
     for layer in self.encoder_layers:
       h = act(layer(h))
     return GaussianPosterior(self.mean_head(h), self.log_variance_head(h))
 
-  def decode(self, z: jax.Array) -> jax.Array:
-    """[B, latent] -> Bernoulli logits [B, H, W]."""
+  def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """[B, latent] (and int labels [B] for a CVAE) -> logits [B, H, W]."""
     act = activation_fn(self.activation)
-    h = z
+    h = self._condition(z, labels)
     for layer in self.decoder_layers:
       h = act(layer(h))
     return self.logits_head(h).reshape(z.shape[0], *self.image_shape)
 
-  def __call__(self, images: jax.Array, z: jax.Array | None = None):
-    """Encodes and decodes (decodes the posterior mean unless z is given).
-
-    Used by `init` to create every parameter; training samples z itself.
-    """
-    posterior = self.encode(images)
-    if z is None:
-      z = posterior.mean
-    return self.decode(z), posterior
+  def __call__(self, images: jax.Array, labels: jax.Array | None = None):
+    """Encodes and decodes the posterior mean (`init` uses it; training
+    samples z itself)."""
+    posterior = self.encode(images, labels)
+    return self.decode(posterior.mean, labels), posterior
