@@ -11,11 +11,10 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# No matplotlib.use(): without a display matplotlib picks Agg itself, and a
+# notebook keeps its inline backend. Figures are closed once saved.
+import matplotlib.pyplot as plt
+import numpy as np
 
 DPI = 110
 
