@@ -161,13 +161,7 @@ def main(argv):
   common.setup_logging()
   if FLAGS.mode == 'sweep':
     result = benchmark_sweep(FLAGS.config, FLAGS.sweep_members, FLAGS.epochs)
-    markdown = sweep_markdown(result)
-    print(markdown)
-    if FLAGS.output:
-      out = Path(FLAGS.output)
-      out.mkdir(parents=True, exist_ok=True)
-      (out / 'benchmark_sweep.json').write_text(json.dumps(result, indent=2))
-      (out / 'benchmark_sweep.md').write_text(markdown)
+    report(result, sweep_markdown(result), 'benchmark_sweep')
     return
   import torch
   from vae_jax import torch_reference
@@ -280,13 +274,17 @@ def main(argv):
   result['torch']['test'] = torch_test_metrics
   result['speedup'] = result['jax']['img_per_s'] / result['torch']['img_per_s']
 
-  markdown = to_markdown(result)
+  report(result, to_markdown(result), 'benchmark')
+
+
+def report(result: dict, markdown: str, name: str) -> None:
+  """Prints the table; with --output also writes NAME.json and NAME.md."""
   print(markdown)
   if FLAGS.output:
     out = Path(FLAGS.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / 'benchmark.json').write_text(json.dumps(result, indent=2))
-    (out / 'benchmark.md').write_text(markdown)
+    (out / f'{name}.json').write_text(json.dumps(result, indent=2))
+    (out / f'{name}.md').write_text(markdown)
 
 
 def to_markdown(result: dict) -> str:

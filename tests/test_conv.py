@@ -84,3 +84,16 @@ def test_torch_default_init_of_transposed_conv_uses_torch_fan_in():
   kernel = np.asarray(params['kernel'])
   assert kernel.shape == (3, 3, 32, 8)
   assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.95 * bound
+
+
+@pytest.mark.parametrize('layer, fan_in', [
+    (conv.Conv(features=64, kernel_size=3, init_scheme='kaiming_normal'), 9 * 32),
+    (conv.ConvTranspose(features=16, kernel_size=3, init_scheme='kaiming_normal'),
+     9 * 16)])
+def test_kaiming_normal_init_of_conv_layers(layer, fan_in):
+  # torch.nn.init.kaiming_normal_(mode='fan_in', nonlinearity='relu'), with
+  # PyTorch's fan-in for each layer kind; biases start at zero.
+  params = layer.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 32)))['params']
+  expected = np.sqrt(2 / fan_in)
+  assert abs(np.asarray(params['kernel']).std() - expected) < 0.03 * expected
+  assert np.all(np.asarray(params['bias']) == 0)

@@ -211,10 +211,7 @@ def _bias_init(scheme: str, fan_in: int):
 def _transposed_kernel_init(scheme: str, fan_in: int):
   """Kernel init with PyTorch's fan-in for a transposed convolution."""
   if scheme == 'torch_default':
-    def init(rng, shape, dtype=jnp.float32):
-      bound = 1.0 / jnp.sqrt(fan_in)
-      return jax.random.uniform(rng, shape, dtype, -bound, bound)
-    return init
+    return torch_default_bias_init(fan_in)
   if scheme == 'kaiming_normal':
     def init(rng, shape, dtype=jnp.float32):
       return jax.random.normal(rng, shape, dtype) * jnp.sqrt(2.0 / fan_in)

@@ -18,7 +18,8 @@ def _torch_uniform_kernel(rng, shape, dtype=jnp.float32):
 
 
 def torch_default_bias_init(fan_in: int):
-  """PyTorch's default bias init, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default bias init, and its
+  kernel init where fan_in is not the kernel's own (transposed convolutions)."""
 
   def init(rng, shape, dtype=jnp.float32):
     bound = 1.0 / jnp.sqrt(fan_in)
