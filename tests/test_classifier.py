@@ -71,3 +71,14 @@ def test_classifier_reaches_99_percent_on_mnist(real_mnist):
   model, params = classifier.train_classifier(real_mnist)  # 5 epochs, Adam 1e-3, batch 64
   assert classifier.accuracy(model, params, real_mnist.test_images,
                              real_mnist.test_labels) >= 0.99
+
+
+def test_confusion_matrix_counts_requested_against_predicted():
+  from vae_jax.evaluation.classifier_metrics import confusion_matrix
+  requested = np.array([0, 0, 1, 2, 2, 2])
+  predicted = np.array([0, 1, 1, 2, 0, 2])
+  expected = np.zeros((3, 3), int)
+  for r, p in zip(requested, predicted):
+    expected[r, p] += 1
+  np.testing.assert_array_equal(confusion_matrix(requested, predicted, 3),
+                                expected)

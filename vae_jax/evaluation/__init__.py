@@ -1,0 +1,1 @@
+"""Evaluators: numbers computed from a trained model (classifier metrics, ...)."""
