@@ -189,6 +189,10 @@ def plot_metric_against(results: Sequence[dict], key: str, path: Path,
     ax.set_title(f'{title} vs {name}')
     if log_x:
       ax.set_xscale('log')
+      ax.minorticks_off()
+    # Ticks at the swept values, written plainly (0.5, not 5x10^-1).
+    values = sorted({p[0] for points in lines.values() for p in points})
+    ax.set_xticks(values, [f'{v:g}' for v in values])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.tight_layout()
