@@ -422,3 +422,24 @@ def test_cvae_generates_the_requested_class(tmp_path):
         label, top, bottom)
   with pytest.raises(ValueError, match='needs labels'):
     model.apply({'params': params}, z, method=model.decode)
+
+
+@pytest.mark.parametrize('model_name, loss', [('mlp_vae', 'bce'),
+                                              ('conv_vae', 'mse')])
+def test_usps_16x16_trains_end_to_end(tmp_path, usps_dir, model_name, loss):
+  config = default.get_config()
+  config.data.name = 'usps'
+  config.data.dir = str(usps_dir)
+  config.data.train_subset = 2048
+  config.model.name = model_name
+  config.model.latent_size = 2
+  config.loss = loss
+  config.num_epochs = 2
+  config.batch_size = 64
+  config.plots = True
+  results = train.train_and_evaluate(config, str(tmp_path / 'usps'))
+  lines = [json.loads(l) for l in
+           (tmp_path / 'usps' / 'metrics.jsonl').read_text().splitlines()]
+  assert lines[1]['test_loss'] < lines[0]['test_loss']  # it learns
+  assert np.isfinite(results['test_loss'])
+  assert (tmp_path / 'usps' / 'latent_grid.png').stat().st_size > 5000
