@@ -39,11 +39,12 @@ class WorkdirError(RuntimeError):
   """The workdir holds something this run must not resume or overwrite."""
 
 
-def _flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
+def flatten_config(tree: Any, prefix: str = '') -> dict[str, Any]:
+  """A nested config dict as {'model.latent_size': 20, ...} (tuples as lists)."""
   if isinstance(tree, dict):
     flat = {}
     for key, value in tree.items():
-      flat.update(_flatten(value, f'{prefix}{key}.'))
+      flat.update(flatten_config(value, f'{prefix}{key}.'))
     return flat
   if isinstance(tree, tuple):
     tree = list(tree)
@@ -52,7 +53,7 @@ def _flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
 
 def config_differences(saved: dict, current: dict) -> list[str]:
   """Lists 'key: saved -> current' for keys that differ, ignoring RESUMABLE_KEYS."""
-  saved_flat, current_flat = _flatten(saved), _flatten(current)
+  saved_flat, current_flat = flatten_config(saved), flatten_config(current)
   differences = []
   for key in sorted(set(saved_flat) | set(current_flat)):
     if key in RESUMABLE_KEYS:

@@ -94,7 +94,7 @@ def member_label(overrides: dict) -> str:
 
 
 def _static_signature(config: ml_collections.ConfigDict) -> str:
-  flat = checkpoint_lib._flatten(checkpoint_lib.config_as_dict(config))  # pylint: disable=protected-access
+  flat = checkpoint_lib.flatten_config(checkpoint_lib.config_as_dict(config))
   varying = set(ARRAY_KEYS)
   if config.model.name not in MASKABLE_MODELS:
     varying.discard('model.latent_size')
@@ -201,7 +201,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
 
   results: list[dict | None] = [None] * len(configs)
   metrics_path = workdir / 'metrics.jsonl'
-  all_lines = (train._read_metrics(metrics_path, up_to_epoch=10**9)  # pylint: disable=protected-access
+  all_lines = (train.read_metrics(metrics_path, up_to_epoch=10**9)
                if resuming else [])
   groups = group_members(configs)
   log.info('Sweep of %d members in %d group(s) on %d device(s).',
@@ -252,7 +252,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
         lines.append(line)
       mean_test = float(np.mean([m['loss'] for m in test_metrics]))
       checkpoints.save(epoch, state, mean_test, is_best=False)
-      train._write_metrics(metrics_path, others + lines)  # pylint: disable=protected-access
+      train.write_metrics(metrics_path, others + lines)
       done = epoch - start_epoch
       eta = (time.perf_counter() - run_start) / done * (num_epochs - epoch)
       log.info('group %d epoch %d/%d  test loss %s  %.0f img/s (all members)  '

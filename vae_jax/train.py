@@ -303,14 +303,16 @@ def load_data(config: ml_collections.ConfigDict) -> data_lib.Dataset:
 
 
 # ---------------------------------------------------------------------------- loop
-def _read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
+def read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
+  """The metrics.jsonl lines of epochs <= up_to_epoch ([] without a file)."""
   if not path.exists():
     return []
   lines = [json.loads(line) for line in path.read_text().splitlines() if line]
   return [line for line in lines if line['epoch'] <= up_to_epoch]
 
 
-def _write_metrics(path: Path, history: list[dict]) -> None:
+def write_metrics(path: Path, history: list[dict]) -> None:
+  """Rewrites metrics.jsonl atomically (a crash leaves the old file whole)."""
   tmp = path.with_suffix('.tmp')
   tmp.write_text(''.join(json.dumps(line) + '\n' for line in history))
   tmp.replace(path)
@@ -356,7 +358,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if latest is not None:
     state = checkpoints.restore(latest, like=state)
     start_epoch = latest
-    history = _read_metrics(metrics_path, up_to_epoch=latest)
+    history = read_metrics(metrics_path, up_to_epoch=latest)
     log.info('Resuming %s from epoch %d.', workdir, latest)
   best_loss = min((line['test_loss'] for line in history), default=np.inf)
 
@@ -387,7 +389,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     is_best = line['test_loss'] < best_loss
     best_loss = min(best_loss, line['test_loss'])
     checkpoints.save(epoch, state, line['test_loss'], is_best)
-    _write_metrics(metrics_path, history)
+    write_metrics(metrics_path, history)
     done = epoch - start_epoch
     eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch)
     log.info(
