@@ -39,12 +39,28 @@ def get_config() -> ml_collections.ConfigDict:
   # Convolutions: 'auto' (patches @ kernel on CPU, XLA's elsewhere),
   # 'matmul' or 'xla'. Used by conv models only.
   config.model.conv_impl = 'auto'
+  # Channels of 3x3 stride-2 convolutions before mlp_vae's dense encoder
+  # layers (Study B's CNN encoder); () for a pure MLP.
+  config.model.encoder_conv_channels = ()
+  # Width of conv_fc_vae's dense bottleneck (Study A).
+  config.model.hidden_size = 22
+  # False: a plain autoencoder (decodes the code, no KL term).
+  config.model.variational = True
 
   # The objective: reconstruction + beta * KL(q(z|x) || N(mean, std^2)).
-  config.loss = 'bce'  # 'bce' | 'mse' | 'mae' (summed over pixels)
+  # 'bce' | 'mse' | 'mae' (summed over pixels), or 'perceptual',
+  # 'perceptual+bce', 'perceptual+mse' (see config.perceptual).
+  config.loss = 'bce'
   config.beta = 1.0
   config.prior_mean = 0.0
   config.prior_std = 1.0
+
+  # Perceptual loss: summed squared differences of the MNIST classifier's
+  # features (after its 2nd and 4th ReLU) between reconstruction and input.
+  config.perceptual = ml_collections.ConfigDict()
+  config.perceptual.classifier_dir = ml_collections.config_dict.placeholder(str)
+  config.perceptual.layers = ('relu2', 'relu4')
+  config.perceptual.weight = 0.01  # of the perceptual term in 'perceptual+X'
 
   config.optimizer = 'adam'  # 'adam' | 'rmsprop' | 'adagrad' | 'sgd'
   config.learning_rate = 1e-3

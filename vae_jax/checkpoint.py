@@ -32,6 +32,12 @@ ADDED_KEYS_DEFAULTS = {
     'loss': 'bce',
     'model.conv_impl': 'auto',
     'model.num_classes': 0,
+    'model.encoder_conv_channels': [],
+    'model.hidden_size': 22,
+    'model.variational': True,
+    'perceptual.classifier_dir': None,
+    'perceptual.layers': ['relu2', 'relu4'],
+    'perceptual.weight': 0.01,
 }
 
 

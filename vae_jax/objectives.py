@@ -10,7 +10,8 @@ dimensions; a batch of B images gives arrays of shape [B].
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -144,14 +145,62 @@ RECONSTRUCTION_LOSSES = {
     'mae': absolute_error_from_logits,
 }
 
+# Losses that compare classifier features of the reconstruction and the
+# input (Study A); each needs a feature function. 'perceptual+X' adds the
+# pixel loss X to `perceptual_weight` times the perceptual term.
+PERCEPTUAL_LOSSES = ('perceptual', 'perceptual+bce', 'perceptual+mse')
 
-def reconstruction_loss(kind: str):
-  """The per-image loss (logits [B, ...], targets [B, ...]) -> [B] named `kind`."""
-  try:
+FeatureFn = Callable[[jax.Array], Sequence[jax.Array]]
+
+
+def perceptual_distance(feature_fn: FeatureFn, logits: jax.Array,
+                        targets: jax.Array) -> jax.Array:
+  """Sum over layers and units of squared feature differences; per image, [B].
+
+  Args:
+    feature_fn: images [B, H, W] in [0, 1] -> a sequence of feature arrays,
+      each [B, ...] (e.g. a classifier's activations after chosen ReLUs).
+    logits: decoder logits [B, H, W]; the features see sigmoid(logits).
+    targets: the input images [B, H, W] in [0, 1].
+  """
+  reconstructed = feature_fn(jax.nn.sigmoid(logits))
+  # The targets are data, not parameters: their features carry no gradient.
+  reference = feature_fn(jax.lax.stop_gradient(targets))
+  total = jnp.zeros(logits.shape[0], logits.dtype)
+  for a, b in zip(reconstructed, reference, strict=True):
+    total = total + jnp.sum(jnp.square(a - b).reshape(a.shape[0], -1), axis=-1)
+  return total
+
+
+def reconstruction_loss(kind: str, feature_fn: FeatureFn | None = None,
+                        perceptual_weight: float = 0.01):
+  """The per-image loss (logits [B, H, W], targets [B, H, W]) -> [B] named `kind`.
+
+  Args:
+    kind: a key of RECONSTRUCTION_LOSSES or one of PERCEPTUAL_LOSSES.
+    feature_fn: required by the perceptual losses (see perceptual_distance).
+    perceptual_weight: weight of the perceptual term in 'perceptual+bce' and
+      'perceptual+mse' (Study A used 0.01); plain 'perceptual' is unweighted.
+  """
+  if kind in RECONSTRUCTION_LOSSES:
     return RECONSTRUCTION_LOSSES[kind]
-  except KeyError:
+  if kind not in PERCEPTUAL_LOSSES:
     raise ValueError(f'Unknown reconstruction loss {kind!r} in config.loss; '
-                     f'choose one of {sorted(RECONSTRUCTION_LOSSES)}.') from None
+                     f'choose one of {sorted(RECONSTRUCTION_LOSSES)} or '
+                     f'{list(PERCEPTUAL_LOSSES)}.')
+  if feature_fn is None:
+    raise ValueError(f'Loss {kind!r} needs the classifier features; set '
+                     'config.perceptual.classifier_dir to a classifier trained '
+                     'by `python -m launch.train_classifier`.')
+  if kind == 'perceptual':
+    return functools.partial(perceptual_distance, feature_fn)
+  pixel_loss = RECONSTRUCTION_LOSSES[kind.split('+')[1]]
+
+  def combined(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    return (pixel_loss(logits, targets) + perceptual_weight *
+            perceptual_distance(feature_fn, logits, targets))
+
+  return combined
 
 
 class ElboTerms(NamedTuple):

@@ -153,13 +153,14 @@ class SweepGroup:
     create = jax.vmap(lambda h: train.create_train_state(
         self.model, self.optimizer, h, image_shape))
     self.create_state = jax.jit(create, out_shardings=self.sharded)
+    loss = train.reconstruction_loss_for(base)
     epoch = train.make_train_epoch(self.model, self.optimizer, base.batch_size,
-                                   base.data.preprocessing, base.loss)
+                                   base.data.preprocessing, loss)
     self.train_epoch = jax.jit(
         jax.vmap(epoch, in_axes=(0, 0, None, None)), donate_argnums=0,
         out_shardings=self.sharded)
     evaluate = train.make_evaluate(self.model, base.eval_batch_size,
-                                   base.data.preprocessing, base.loss)
+                                   base.data.preprocessing, loss)
     self.evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)),
                             out_shardings=self.sharded)
 

@@ -28,6 +28,7 @@ from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax.models.classifier import FEATURE_LAYERS
 
 log = logging.getLogger(__name__)
 
@@ -135,28 +136,70 @@ def to_model_input(images: jax.Array, preprocessing: str,
 
 
 # ---------------------------------------------------------------------------- step
-def make_loss_fn(model, loss: str = 'bce'):
+def make_loss_fn(model, loss: str | Callable = 'bce'):
   """Returns loss_fn(params, batch, hparams, rng) -> (mean loss, ElboTerms [B]).
 
   batch: {'images': float32 [B, H, W] in [0, 1], 'labels': int32 [B]}; the
   labels reach the model (conditional models use them, others ignore them).
-  loss: the reconstruction term, a name in objectives.RECONSTRUCTION_LOSSES.
+  loss: the reconstruction term: a name in objectives.RECONSTRUCTION_LOSSES,
+    or a per-image function (logits [B, H, W], images [B, H, W]) -> [B] such
+    as `reconstruction_loss_for(config)` builds for the perceptual losses.
+  A model with `variational=False` (a plain autoencoder) decodes the
+  posterior mean and has no KL term.
   """
-  reconstruction_fn = objectives.reconstruction_loss(loss)
+  reconstruction_fn = loss if callable(loss) else objectives.reconstruction_loss(
+      loss)
+  variational = getattr(model, 'variational', True)
 
   def loss_fn(params, batch, hparams: Hyperparams, rng):
     variables = {'params': params}
     images, labels = batch['images'], batch['labels']
     posterior = model.apply(variables, images, labels, method=model.encode)
-    z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
+    if variational:
+      z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
+    else:
+      z = posterior.mean * hparams.latent_mask
     logits = model.apply(variables, z, labels, method=model.decode)
     reconstruction = reconstruction_fn(logits, images)
-    terms = objectives.negative_elbo(
-        reconstruction, posterior, hparams.beta, hparams.prior_mean,
-        hparams.prior_std, hparams.latent_mask)
+    if variational:
+      terms = objectives.negative_elbo(
+          reconstruction, posterior, hparams.beta, hparams.prior_mean,
+          hparams.prior_std, hparams.latent_mask)
+    else:
+      terms = objectives.ElboTerms(reconstruction, jnp.zeros_like(reconstruction),
+                                   reconstruction)
     return jnp.mean(terms.loss), terms
 
   return loss_fn
+
+
+def reconstruction_loss_for(config: ml_collections.ConfigDict):
+  """config.loss as a per-image function; the perceptual losses load the
+  classifier from config.perceptual.classifier_dir (hash-verified)."""
+  if config.loss not in objectives.PERCEPTUAL_LOSSES:
+    return objectives.reconstruction_loss(config.loss)
+  if not config.perceptual.classifier_dir:
+    raise ValueError(
+        f'config.loss={config.loss!r} needs a trained MNIST classifier: train '
+        'one with `python -m launch.train_classifier --workdir=DIR` and pass '
+        '--config.perceptual.classifier_dir=DIR.')
+  # Imported here: vae_jax.classifier builds on this module.
+  from vae_jax import classifier as classifier_lib
+  classifier_model, classifier_params, _ = classifier_lib.load_classifier(
+      config.perceptual.classifier_dir)
+  layers = tuple(config.perceptual.layers)
+  unknown = sorted(set(layers) - set(FEATURE_LAYERS))
+  if unknown:
+    raise ValueError(f'config.perceptual.layers names unknown layers {unknown};'
+                     f' choose from {FEATURE_LAYERS}.')
+
+  def feature_fn(images):
+    features = classifier_model.apply({'params': classifier_params}, images,
+                                      layers, method=classifier_model.features)
+    return [features[name] for name in layers]
+
+  return objectives.reconstruction_loss(config.loss, feature_fn,
+                                        config.perceptual.weight)
 
 
 def _mean_terms(terms: objectives.ElboTerms) -> dict[str, jax.Array]:
@@ -165,7 +208,7 @@ def _mean_terms(terms: objectives.ElboTerms) -> dict[str, jax.Array]:
 
 
 def make_train_step(model, optimizer: optax.GradientTransformation,
-                    loss: str = 'bce'):
+                    loss: str | Callable = 'bce'):
   """Returns the pure step (state, batch, hparams, rng) -> (state, metrics).
 
   batch as for make_loss_fn; metrics: batch means of 'recon', 'kl', 'loss'.
@@ -187,7 +230,7 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
 
 # --------------------------------------------------------------------------- epoch
 def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
-                     loss: str = 'bce'):
+                     loss: str | Callable = 'bce'):
   """Returns train_epoch(state, hparams, data, epoch) -> (state, metrics).
 
   data: {'images': uint8 [N, H, W], 'labels': int32 [N]} on the device (see
@@ -229,7 +272,7 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
 
 
 def make_evaluate(model, batch_size: int, preprocessing: str,
-                  loss: str = 'bce'):
+                  loss: str | Callable = 'bce'):
   """Returns evaluate(params, hparams, data) -> per-image mean metrics.
 
   data: {'images': uint8 [N, H, W], 'labels': int32 [N]}.
@@ -343,12 +386,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   train_data = device_data(dataset.train_images, dataset.train_labels)
   test_data = device_data(dataset.test_images, dataset.test_labels)
+  loss = reconstruction_loss_for(config)
   train_epoch = jax.jit(
       make_train_epoch(model, optimizer, config.batch_size,
-                       config.data.preprocessing, config.loss),
+                       config.data.preprocessing, loss),
       donate_argnums=0)
   evaluate = jax.jit(make_evaluate(model, config.eval_batch_size,
-                                   config.data.preprocessing, config.loss))
+                                   config.data.preprocessing, loss))
 
   checkpoints = checkpoint_lib.RunCheckpoints(workdir,
                                               config.checkpoint.keep_latest)

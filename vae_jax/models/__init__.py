@@ -1,9 +1,11 @@
 """Flax linen modules (modules only; losses and training live elsewhere)."""
 
-from vae_jax.models.conv_vae import ConvVAE
+from vae_jax.models.conv_vae import ConvVAE, DenseBottleneckConvVAE
 from vae_jax.models.mlp import MLPVAE
 
-MODELS = ('mlp_vae', 'conv_vae')
+# mlp_vae: the MLP VAE / CVAE of Studies B, C, D (optionally a CNN encoder);
+# conv_vae: Study E's; conv_fc_vae: Study A's.
+MODELS = ('mlp_vae', 'conv_vae', 'conv_fc_vae')
 
 
 def build_model(model_config, image_shape: tuple[int, int]):
@@ -20,14 +22,25 @@ def build_model(model_config, image_shape: tuple[int, int]):
         activation=model_config.activation,
         init_scheme=model_config.init_scheme,
         num_classes=model_config.num_classes,
+        encoder_conv_channels=tuple(model_config.encoder_conv_channels),
+        conv_impl=model_config.conv_impl,
+        variational=model_config.variational,
     )
+  if name not in MODELS:
+    raise ValueError(f'Unknown model {name!r} in config.model.name; choose '
+                     f'one of {MODELS}.')
+  if model_config.num_classes:
+    raise ValueError(f'{name} has no conditional form; set '
+                     'config.model.num_classes=0 or use mlp_vae.')
   if name == 'conv_vae':
-    if model_config.num_classes:
-      raise ValueError('conv_vae has no conditional form; set '
-                       'config.model.num_classes=0 or use mlp_vae.')
     return ConvVAE(image_shape=image_shape,
                    latent_size=model_config.latent_size,
                    init_scheme=model_config.init_scheme,
-                   conv_impl=model_config.conv_impl)
-  raise ValueError(f'Unknown model {name!r} in config.model.name; choose '
-                   f'one of {MODELS}.')
+                   conv_impl=model_config.conv_impl,
+                   variational=model_config.variational)
+  return DenseBottleneckConvVAE(image_shape=image_shape,
+                                latent_size=model_config.latent_size,
+                                hidden_size=model_config.hidden_size,
+                                init_scheme=model_config.init_scheme,
+                                conv_impl=model_config.conv_impl,
+                                variational=model_config.variational)

@@ -35,15 +35,23 @@ class MNISTClassifier(nn.Module):
     self.hidden = dense(128, 64 * 7 * 7, 'torch_default', 'hidden')
     self.logits_head = dense(self.num_classes, 128, 'torch_default', 'logits')
 
-  def features(self, images: jax.Array) -> dict[str, jax.Array]:
-    """[B, H, W] in [0, 1] -> {'relu2', 'relu4': [B, h, w, C], 'penultimate': [B, 128],
-    'logits': [B, classes]}."""
+  def features(self, images: jax.Array,
+               layers: tuple[str, ...] = FEATURE_LAYERS + ('logits',)
+               ) -> dict[str, jax.Array]:
+    """[B, H, W] in [0, 1] -> the requested of {'relu2', 'relu4': [B, h, w, C],
+    'penultimate': [B, 128], 'logits': [B, classes]}.
+
+    The network stops at the last requested layer, so the conv features also
+    work on images of other sizes (USPS 16x16), which the dense layers don't.
+    """
     h = images[..., None]
     out = {}
     for i, layer in enumerate(self.convs):
       h = nn.relu(layer(h))
       if i in (1, 3):
         out[f'relu{i + 1}'] = h
+        if set(layers) <= set(out):
+          return out
         h = max_pool_2x2(h)
     h = nn.relu(self.hidden(h.reshape(h.shape[0], -1)))
     out['penultimate'] = h

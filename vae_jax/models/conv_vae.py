@@ -1,4 +1,4 @@
-"""Convolutional VAE of Study E (after Raschka's STAT453 conv VAE)."""
+"""Convolutional VAEs: Study E's (after Raschka's STAT453 conv VAE) and Study A's."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class ConvVAE(nn.Module):
   latent_size: int
   init_scheme: str = 'torch_default'
   conv_impl: str = 'auto'
+  variational: bool = True  # False: a plain autoencoder (see MLPVAE)
 
   def setup(self):
     conv = lambda features, stride: Conv(features, 3, stride, 1,
@@ -33,8 +34,9 @@ class ConvVAE(nn.Module):
     self.bottleneck = (height, width, 64)
     flat = height * width * 64
     self.mean_head = dense(self.latent_size, flat, self.init_scheme, 'enc_mean')
-    self.log_variance_head = dense(self.latent_size, flat, self.init_scheme,
-                                   'enc_log_variance')
+    if self.variational:
+      self.log_variance_head = dense(self.latent_size, flat, self.init_scheme,
+                                     'enc_log_variance')
     self.decoder_input = dense(flat, self.latent_size, self.init_scheme,
                                'dec_input')
     transpose = lambda features, stride, padding: ConvTranspose(
@@ -52,7 +54,7 @@ class ConvVAE(nn.Module):
     for layer in self.encoder_convs:
       h = nn.leaky_relu(layer(h))
     h = h.reshape(h.shape[0], -1)
-    return GaussianPosterior(self.mean_head(h), self.log_variance_head(h))
+    return _posterior(self, h)
 
   def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """[B, latent] -> logits [B, H, W] (labels are not used)."""
@@ -66,6 +68,76 @@ class ConvVAE(nn.Module):
       raise ValueError(f'Decoder output {h.shape[1:3]} is smaller than the '
                        f'image {self.image_shape}.')
     return h[:, :height, :width, 0]
+
+  def __call__(self, images: jax.Array, labels: jax.Array | None = None):
+    posterior = self.encode(images)
+    return self.decode(posterior.mean), posterior
+
+
+def _posterior(module: nn.Module, h: jax.Array) -> GaussianPosterior:
+  """The encoder heads on features h [B, F]; an autoencoder's log-variance is 0."""
+  mean = module.mean_head(h)
+  if not module.variational:
+    return GaussianPosterior(mean, jnp.zeros_like(mean))
+  return GaussianPosterior(mean, module.log_variance_head(h))
+
+
+class DenseBottleneckConvVAE(nn.Module):
+  """Study A's conv VAE: two 4x4 stride-2 convolutions and a dense bottleneck.
+
+  Encoder: conv 1->32, 32->64 (4x4, stride 2, pad 1), ReLU; flatten; dense
+  to `hidden_size`, ReLU; dense to mean and log-variance. Decoder mirrors it:
+  dense latent -> hidden -> 64 x H/4 x W/4 (ReLU), transposed convs 64->32
+  and 32->1 (4x4, stride 2, pad 1). At latent 2 and hidden 22 on 28x28 it has
+  207,989 parameters (Study A reports "about 211k"). Returns logits [B, H, W].
+  """
+
+  image_shape: tuple[int, int]
+  latent_size: int
+  hidden_size: int = 22
+  init_scheme: str = 'torch_default'
+  conv_impl: str = 'auto'
+  variational: bool = True
+
+  def setup(self):
+    if any(s % 4 for s in self.image_shape):
+      raise ValueError(f'conv_fc_vae needs image sides divisible by 4; got '
+                       f'{self.image_shape}.')
+    conv = lambda c: Conv(c, 4, 2, 1, self.init_scheme, self.conv_impl)
+    self.encoder_convs = [conv(32), conv(64)]
+    height, width = (s // 4 for s in self.image_shape)
+    self.bottleneck = (height, width, 64)
+    flat = height * width * 64
+    self.encoder_hidden = dense(self.hidden_size, flat, self.init_scheme,
+                                'enc_hidden')
+    self.mean_head = dense(self.latent_size, self.hidden_size,
+                           self.init_scheme, 'enc_mean')
+    if self.variational:
+      self.log_variance_head = dense(self.latent_size, self.hidden_size,
+                                     self.init_scheme, 'enc_log_variance')
+    self.decoder_hidden = dense(self.hidden_size, self.latent_size,
+                                self.init_scheme, 'dec_hidden')
+    self.decoder_input = dense(flat, self.hidden_size, self.init_scheme,
+                               'dec_input')
+    transpose = lambda c: ConvTranspose(c, 4, 2, 1, 0, self.init_scheme,
+                                        self.conv_impl)
+    self.decoder_convs = [transpose(32), transpose(1)]
+
+  def encode(self, images: jax.Array,
+             labels: jax.Array | None = None) -> GaussianPosterior:
+    """[B, H, W] in [0, 1] -> posterior [B, latent] (labels are not used)."""
+    h = images[..., None]
+    for layer in self.encoder_convs:
+      h = nn.relu(layer(h))
+    h = nn.relu(self.encoder_hidden(h.reshape(h.shape[0], -1)))
+    return _posterior(self, h)
+
+  def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """[B, latent] -> logits [B, H, W] (labels are not used)."""
+    h = nn.relu(self.decoder_hidden(z))
+    h = nn.relu(self.decoder_input(h)).reshape(z.shape[0], *self.bottleneck)
+    h = nn.relu(self.decoder_convs[0](h))
+    return self.decoder_convs[1](h)[..., 0]
 
   def __call__(self, images: jax.Array, labels: jax.Array | None = None):
     posterior = self.encode(images)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from vae_jax.models.conv import Conv
 from vae_jax.models.initializers import dense
 from vae_jax.objectives import GaussianPosterior
 
@@ -44,6 +45,12 @@ class MLPVAE(nn.Module):
     activation: name from ACTIVATIONS.
     init_scheme: weight initialisation scheme (see models.initializers).
     num_classes: 0 for a VAE; the number of labels for a CVAE.
+    encoder_conv_channels: channels of 3x3, stride-2 convolutions run before
+      the encoder's dense layers (Study B's CNN encoder); () for a pure MLP.
+    conv_impl: convolution implementation (see models.conv).
+    variational: False makes a plain autoencoder: the encoder gives only a
+      code (returned as the posterior mean, with log-variance 0) and the
+      training loss has no KL term.
   """
 
   image_shape: tuple[int, int]
@@ -53,19 +60,32 @@ class MLPVAE(nn.Module):
   activation: str = 'relu'
   init_scheme: str = 'torch_default'
   num_classes: int = 0
+  encoder_conv_channels: Sequence[int] = ()
+  conv_impl: str = 'auto'
+  variational: bool = True
 
   def setup(self):
     pixels = self.image_shape[0] * self.image_shape[1]
     activation_fn(self.activation)  # A bad name fails at init, not mid-run.
-    fan_in = pixels + self.num_classes
+    if self.encoder_conv_channels and self.num_classes:
+      raise ValueError('A CNN encoder (model.encoder_conv_channels) has no '
+                       'conditional form; set model.num_classes=0.')
+    self.encoder_convs = [Conv(c, 3, 2, 1, self.init_scheme, self.conv_impl)
+                          for c in self.encoder_conv_channels]
+    height, width = self.image_shape
+    for _ in self.encoder_conv_channels:
+      height, width = -(-height // 2), -(-width // 2)
+    fan_in = (height * width * self.encoder_conv_channels[-1]
+              if self.encoder_conv_channels else pixels) + self.num_classes
     encoder_layers = []
     for i, width in enumerate(self.encoder_widths):
       encoder_layers.append(dense(width, fan_in, self.init_scheme, name=f'enc_{i}'))
       fan_in = width
     self.encoder_layers = encoder_layers
     self.mean_head = dense(self.latent_size, fan_in, self.init_scheme, name='enc_mean')
-    self.log_variance_head = dense(self.latent_size, fan_in, self.init_scheme,
-                                   name='enc_log_variance')
+    if self.variational:
+      self.log_variance_head = dense(self.latent_size, fan_in, self.init_scheme,
+                                     name='enc_log_variance')
     widths = (tuple(reversed(self.encoder_widths))
               if self.decoder_widths is None else tuple(self.decoder_widths))
     fan_in = self.latent_size + self.num_classes
@@ -88,10 +108,18 @@ class MLPVAE(nn.Module):
              labels: jax.Array | None = None) -> GaussianPosterior:
     """[B, H, W] in [0, 1] (and int labels [B] for a CVAE) -> posterior [B, latent]."""
     act = activation_fn(self.activation)
-    h = self._condition(images.reshape(images.shape[0], -1), labels)
+    h = images
+    if self.encoder_convs:
+      h = h[..., None]
+      for conv in self.encoder_convs:
+        h = act(conv(h))
+    h = self._condition(h.reshape(images.shape[0], -1), labels)
     for layer in self.encoder_layers:
       h = act(layer(h))
-    return GaussianPosterior(self.mean_head(h), self.log_variance_head(h))
+    mean = self.mean_head(h)
+    if not self.variational:
+      return GaussianPosterior(mean, jnp.zeros_like(mean))
+    return GaussianPosterior(mean, self.log_variance_head(h))
 
   def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """[B, latent] (and int labels [B] for a CVAE) -> logits [B, H, W]."""
