@@ -25,6 +25,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.preprocessing = 'grey'
   # Use only the first N training images (None: all); for quick runs.
   config.data.train_subset = ml_collections.config_dict.placeholder(int)
+  # Evaluate on only the first N test images (None: all); for quick runs.
+  config.data.test_subset = ml_collections.config_dict.placeholder(int)
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'mlp_vae'

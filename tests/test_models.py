@@ -49,7 +49,7 @@ def test_study_a_conv_vae_matches_pytorch():
   torch = pytest.importorskip('torch')
   model = models.DenseBottleneckConvVAE((28, 28), 2)
   params = _init(model)
-  to_torch = lambda a: torch.from_numpy(np.asarray(a))
+  to_torch = lambda a: torch.from_numpy(np.array(a))
   conv = lambda p: (to_torch(p['kernel']).permute(3, 2, 0, 1), to_torch(p['bias']))
   # A transposed conv's torch weight is [Cin, Cout, k, k]; ours [k, k, Cin, Cout].
   tconv = lambda p: (to_torch(p['kernel']).permute(2, 3, 0, 1), to_torch(p['bias']))

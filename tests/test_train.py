@@ -240,9 +240,14 @@ def test_train_and_evaluate_writes_metrics_results_figures(tmp_path):
   assert saved['test_loss'] == pytest.approx(saved['test_recon']
                                              + saved['test_kl'], rel=1e-5)
   for name in ('loss_curves', 'reconstructions', 'samples', 'latent_grid',
-               'latent_scatter'):
+               'latent_scatter', 'interpolations', 'reconstructions_by_epoch'):
     png = (run / f'{name}.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000, name
+  with np.load(run / train.RECONSTRUCTIONS_BY_EPOCH) as tracked:
+    assert tracked['epochs'].tolist() == [1, 2]
+    assert tracked['outputs'].shape == (2, train.TRACKED_IMAGES, 8, 8)
+    # Training changes the reconstructions between epochs.
+    assert not np.allclose(tracked['outputs'][0], tracked['outputs'][1])
   assert (run / 'checkpoints' / 'latest' / '2').is_dir()
   assert json.loads((run / 'config.json').read_text())['model']['latent_size'] == 2
 

@@ -32,6 +32,7 @@ ADDED_KEYS_DEFAULTS = {
     'loss': 'bce',
     'model.conv_impl': 'auto',
     'model.num_classes': 0,
+    'data.test_subset': None,
     'model.encoder_conv_channels': [],
     'model.hidden_size': 22,
     'model.variational': True,

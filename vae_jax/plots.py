@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from vae_jax import train
+
 DPI = 110
 
 
@@ -98,19 +100,131 @@ def plot_latent_grid(images: np.ndarray, values: np.ndarray,
   return _save(fig, path)
 
 
+def plot_latent_traversal(images: np.ndarray, values: np.ndarray,
+                          path: Path) -> Path:
+  """Decoded images [n, H, W] along a 1-d latent at `values` [n]."""
+  count = len(values)
+  fig, ax = plt.subplots(figsize=(count * 0.55 + 0.6, 1.6))
+  ax.imshow(tile_images(images, 1, count, pad=0), cmap='gray', vmin=0, vmax=1,
+            extent=(values[0], values[-1], 0, 1), aspect='auto')
+  ax.set_yticks([])
+  ax.set_xlabel('$z$')
+  ax.set_title(f'Decoder along the latent over [{values[0]:g}, {values[-1]:g}]')
+  return _save(fig, path)
+
+
+def _digit_colorbar(fig, points, ax):
+  colorbar = fig.colorbar(points, ax=ax, ticks=range(10))
+  colorbar.set_label('digit')
+
+
 def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
                         title: str = 'Test set in latent space (posterior means)'
                         ) -> Path:
-  """2-d latent codes [N, 2] coloured by digit label [N]."""
+  """Latent codes [N, d] coloured by digit label [N].
+
+  d = 1: a strip per digit; d = 2: the plane; d = 3: a 3-d scatter; d > 3:
+  the first two principal components (with their share of the variance).
+  """
+  d = z.shape[1]
+  colour = dict(c=labels, cmap='tab10', vmin=-0.5, vmax=9.5, rasterized=True)
+  if d == 3:
+    fig = plt.figure(figsize=(7.5, 6.5))
+    ax = fig.add_subplot(projection='3d')
+    points = ax.scatter(z[:, 0], z[:, 1], z[:, 2], s=2, alpha=0.6, **colour)
+    ax.set_xlabel('$z_1$')
+    ax.set_ylabel('$z_2$')
+    ax.set_zlabel('$z_3$')
+    _digit_colorbar(fig, points, ax)
+    ax.set_title(title)
+    return _save(fig, path)
   fig, ax = plt.subplots(figsize=(7, 6))
-  points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap='tab10', s=3,
-                      vmin=-0.5, vmax=9.5, alpha=0.7, rasterized=True)
-  colorbar = fig.colorbar(points, ax=ax, ticks=range(10))
-  colorbar.set_label('digit')
-  ax.set_xlabel('$z_1$')
-  ax.set_ylabel('$z_2$')
+  if d == 1:
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(labels))
+    points = ax.scatter(z[:, 0], labels + jitter, s=2, alpha=0.6, **colour)
+    ax.set_xlabel('$z$')
+    ax.set_ylabel('digit')
+    ax.set_yticks(range(10))
+  elif d == 2:
+    points = ax.scatter(z[:, 0], z[:, 1], s=3, alpha=0.7, **colour)
+    ax.set_xlabel('$z_1$')
+    ax.set_ylabel('$z_2$')
+  else:
+    centred = z - z.mean(0)
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ components[:2].T
+    share = singular[:2] ** 2 / np.sum(singular ** 2)
+    points = ax.scatter(projected[:, 0], projected[:, 1], s=3, alpha=0.7,
+                        **colour)
+    ax.set_xlabel(f'principal component 1 ({share[0]:.0%} of variance)')
+    ax.set_ylabel(f'principal component 2 ({share[1]:.0%} of variance)')
+    title += f', PCA of {d}-d'
+  _digit_colorbar(fig, points, ax)
   ax.set_title(title)
   ax.grid(alpha=0.3)
+  return _save(fig, path)
+
+
+def plot_interpolations(images: np.ndarray, path: Path) -> Path:
+  """Rows of decoded images [rows, steps, H, W] between two encoded digits."""
+  rows, steps = images.shape[:2]
+  fig, ax = plt.subplots(figsize=(steps * 0.6 + 0.6, rows * 0.6 + 0.8))
+  ax.imshow(tile_images(images.reshape(rows * steps, *images.shape[2:]), rows,
+                        steps), cmap='gray', vmin=0, vmax=1)
+  ax.set_xticks([])
+  ax.set_yticks([])
+  ax.set_xlabel('first digit  ->  second digit')
+  ax.set_title('Interpolations between encoded test digits')
+  return _save(fig, path)
+
+
+def plot_reconstructions_by_epoch(inputs: np.ndarray, outputs: np.ndarray,
+                                  epochs: Sequence[int], path: Path,
+                                  max_rows: int = 10) -> Path:
+  """Inputs [N, H, W] above their reconstructions after each epoch [E, N, H, W]."""
+  keep = np.unique(np.linspace(0, len(epochs) - 1, min(max_rows, len(epochs)))
+                   .round().astype(int))
+  rows = [inputs] + [outputs[i] for i in keep]
+  count = len(inputs)
+  canvas = tile_images(np.concatenate(rows), len(rows), count)
+  fig, ax = plt.subplots(figsize=(count * 0.6 + 1.2, len(rows) * 0.6 + 0.7))
+  ax.imshow(canvas, cmap='gray', vmin=0, vmax=1)
+  height = canvas.shape[0] / len(rows)
+  ax.set_yticks([height * (i + 0.5) for i in range(len(rows))],
+                ['input'] + [f'epoch {epochs[i]}' for i in keep])
+  ax.set_xticks([])
+  ax.set_title('Test reconstructions as training goes on')
+  return _save(fig, path)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, path: Path, title: str,
+                          row_label: str = 'requested digit') -> Path:
+  """Counts [C, C]: rows = requested (or true) digit, columns = predicted."""
+  fig, ax = plt.subplots(figsize=(6.4, 5.6))
+  shown = ax.imshow(matrix, cmap='Blues')
+  for (r, c), count in np.ndenumerate(matrix):
+    ax.text(c, r, str(count), ha='center', va='center', fontsize=7,
+            color='white' if count > matrix.max() / 2 else 'black')
+  ax.set_xticks(range(matrix.shape[1]))
+  ax.set_yticks(range(matrix.shape[0]))
+  ax.set_xlabel('digit predicted by the classifier')
+  ax.set_ylabel(row_label)
+  fig.colorbar(shown, ax=ax).set_label('samples')
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def plot_class_histogram(counts: np.ndarray, path: Path, title: str) -> Path:
+  """Counts [C] of generated digits per predicted class."""
+  fig, ax = plt.subplots(figsize=(6, 3.4))
+  ax.bar(range(len(counts)), counts, color='tab:blue')
+  ax.axhline(np.sum(counts) / len(counts), color='k', ls='--', lw=1,
+             label='uniform')
+  ax.set_xticks(range(len(counts)))
+  ax.set_xlabel('digit predicted by the classifier')
+  ax.set_ylabel('samples')
+  ax.set_title(title)
+  ax.legend()
   return _save(fig, path)
 
 
@@ -143,18 +257,54 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
   paths.append(plot_samples(np.asarray(decode(z, sample_labels)),
                             workdir / 'samples.png', title))
 
-  if latent_size == 2:
+  # A sweep member's latent space is the unmasked dimensions of its model's.
+  kept = np.flatnonzero(np.asarray(hparams.latent_mask) > 0)
+
+  def embed(codes: np.ndarray) -> np.ndarray:
+    full = np.zeros((len(codes), latent_size), np.float32)
+    full[:, kept] = codes
+    return full
+
+  if len(kept) == 1:
+    values = np.linspace(-5, 5, 15, dtype=np.float32)
+    paths.append(plot_latent_traversal(
+        np.asarray(decode(embed(values[:, None]),
+                          np.zeros(len(values), np.int32))),
+        values, workdir / 'latent_traversal.png'))
+  if len(kept) == 2:
     values = np.linspace(-5, 5, 20, dtype=np.float32)
     grid = np.stack(np.meshgrid(values, values[::-1]), -1).reshape(-1, 2)
     grid_labels = np.zeros(len(grid), np.int32)  # digit 0 for a CVAE
-    paths.append(plot_latent_grid(np.asarray(decode(grid, grid_labels)),
+    paths.append(plot_latent_grid(np.asarray(decode(embed(grid), grid_labels)),
                                   values, workdir / 'latent_grid.png'))
-    means = np.concatenate([
-        np.asarray(encode(test[i:i + 1000],
-                          dataset.test_labels[i:i + 1000]).mean)
-        for i in range(0, len(test), 1000)])
-    paths.append(plot_latent_scatter(means, dataset.test_labels,
-                                     workdir / 'latent_scatter.png'))
+  means = np.concatenate([
+      np.asarray(encode(test[i:i + 1000], dataset.test_labels[i:i + 1000]).mean)
+      for i in range(0, len(test), 1000)])
+  paths.append(plot_latent_scatter(means[:, kept], dataset.test_labels,
+                                   workdir / 'latent_scatter.png'))
+
+  # Interpolations from a test digit d to one of d + 1, for d = 0, 2, ..., 8.
+  first = [int(np.argmax(dataset.test_labels == d)) for d in range(0, 10, 2)]
+  second = [int(np.argmax(dataset.test_labels == d)) for d in range(1, 10, 2)]
+  ends = np.asarray(encode(test[first + second],
+                           dataset.test_labels[first + second]).mean)
+  steps = np.linspace(0, 1, 10, dtype=np.float32)[None, :, None]
+  path_z = ((1 - steps) * ends[:len(first), None] +
+            steps * ends[len(first):, None]).reshape(-1, ends.shape[1])
+  # A CVAE keeps the first digit's label along the path.
+  path_labels = np.repeat(dataset.test_labels[first], 10)
+  interpolated = np.asarray(decode(path_z * np.asarray(hparams.latent_mask),
+                                   path_labels))
+  paths.append(plot_interpolations(
+      interpolated.reshape(len(first), 10, *interpolated.shape[1:]),
+      workdir / 'interpolations.png'))
+
+  tracked = workdir / train.RECONSTRUCTIONS_BY_EPOCH
+  if tracked.exists():
+    with np.load(tracked) as saved:
+      paths.append(plot_reconstructions_by_epoch(
+          saved['inputs'], saved['outputs'], saved['epochs'].tolist(),
+          workdir / 'reconstructions_by_epoch.png'))
   return paths
 
 

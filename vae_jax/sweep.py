@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 ARRAY_KEYS = frozenset({'beta', 'prior_mean', 'prior_std', 'learning_rate',
                         'seed', 'model.latent_size'})
 # Models whose latent size can be a mask over a larger model.
-MASKABLE_MODELS = frozenset({'mlp_vae', 'conv_vae'})
+MASKABLE_MODELS = frozenset({'mlp_vae', 'conv_vae', 'conv_fc_vae'})
 
 
 # ------------------------------------------------------------------ grid helpers
@@ -190,6 +190,10 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     raise ValueError('config.sweep is empty: list the members with '
                      'vae_jax.sweep.product / zipped / concat.')
   configs = [member_config(config, overrides) for overrides in grid]
+  data_settings = {json.dumps(c.data.to_dict(), sort_keys=True) for c in configs}
+  if len(data_settings) > 1:
+    raise ValueError('Members of one sweep must share config.data (they train '
+                     'on the same arrays); run a separate sweep per dataset.')
   resuming = checkpoint_lib.prepare_workdir(workdir, config, overwrite)
   if dataset is None:
     dataset = train.load_data(configs[0])
@@ -234,13 +238,20 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     num_epochs = group_configs[0].num_epochs
     batch_size = group_configs[0].batch_size
     images_per_epoch = len(dataset.train_images) // batch_size * batch_size
+    reconstruct = jax.jit(jax.vmap(train.make_reconstruct(group.model),
+                                   in_axes=(0, 0, None, None)))
+    tracked_inputs = (dataset.test_images[:train.TRACKED_IMAGES]
+                      .astype(np.float32) / 255)
+    tracked_labels = dataset.test_labels[:train.TRACKED_IMAGES]
     run_start = time.perf_counter()
+    train_seconds_total = 0.0
     for epoch in range(start_epoch + 1, num_epochs + 1):
       epoch_start = time.perf_counter()
       state, train_metrics = epoch_fn(state, group.hparams, train_data,
                                       jnp.int32(epoch))
       train_metrics = group.unstack(train_metrics)
       train_seconds = time.perf_counter() - epoch_start
+      train_seconds_total += train_seconds
       test_metrics = group.unstack(evaluate_fn(state.params, group.hparams,
                                                test_data))
       img_per_s = group.count * images_per_epoch / train_seconds
@@ -254,6 +265,13 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
       mean_test = float(np.mean([m['loss'] for m in test_metrics]))
       checkpoints.save(epoch, state, mean_test, is_best=False)
       train.write_metrics(metrics_path, others + lines)
+      tracked = group.unstack(reconstruct(state.params, group.hparams,
+                                          tracked_inputs, tracked_labels))
+      for k, member in enumerate(member_indices):
+        member_dir = workdir / f'member_{member:03d}'
+        member_dir.mkdir(exist_ok=True)
+        train.track_reconstructions(member_dir / train.RECONSTRUCTIONS_BY_EPOCH,
+                                    epoch, tracked_inputs, tracked[k])
       done = epoch - start_epoch
       eta = (time.perf_counter() - run_start) / done * (num_epochs - epoch)
       log.info('group %d epoch %d/%d  test loss %s  %.0f img/s (all members)  '
@@ -273,6 +291,9 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
           'test_kl': final['test_kl'], 'test_loss': final['test_loss'],
           'img_per_s': float(np.median([l['img_per_s'] for l in history])),
           'compile_seconds': compile_seconds,
+          # Shared by the group's members, which train as one program.
+          'group_train_seconds': train_seconds_total,
+          'num_params': sum(x.size for x in jax.tree.leaves(final_params[k])),
       }
       if config.plots:
         from vae_jax import plots
@@ -298,22 +319,32 @@ def _reported_for(settings: dict, reported: Sequence[dict]) -> dict | None:
   return None
 
 
+# Numbers launch.evaluate adds to a member's results.
+EVALUATION_KEYS = ('iwae_nll', 'inception_score', 'classifier_fid', 'fid',
+                   'sample_class_accuracy')
+
+
 def write_results_table(workdir: Path, results: list[dict],
                         reported: Sequence[dict] = ()) -> None:
   """results.csv, results.md and results.json: settings and final test metrics.
 
   `reported` rows (config.reported: settings plus test_recon / test_kl /
   test_loss of a published study) are put beside the members they match.
+  EVALUATION_KEYS (added by launch.evaluate) get a column when any member
+  has them.
   """
   setting_keys = sorted({k for r in results for k in r['settings']})
   metric_keys = ['test_recon', 'test_kl', 'test_loss']
-  columns = ['member', *setting_keys, 'epochs', *metric_keys, 'img_per_s']
+  evaluation_keys = [k for k in EVALUATION_KEYS if any(k in r for r in results)]
+  columns = ['member', *setting_keys, 'epochs', *metric_keys,
+             *evaluation_keys, 'img_per_s']
   if reported:
     columns += [f'reported_{k[5:]}' for k in metric_keys]
   rows = []
   for r in results:
     row = [r['member'], *[r['settings'].get(k, '') for k in setting_keys],
-           r['epochs'], *[r[k] for k in metric_keys], r['img_per_s']]
+           r['epochs'], *[r[k] for k in metric_keys],
+           *[r.get(k, '') for k in evaluation_keys], r['img_per_s']]
     if reported:
       match = _reported_for(r['settings'], reported)
       r['reported'] = match

@@ -30,6 +30,9 @@ from vae_jax import models
 from vae_jax import objectives
 from vae_jax.models.classifier import FEATURE_LAYERS
 
+# Reconstructions of a few test digits after every epoch (see plots).
+RECONSTRUCTIONS_BY_EPOCH = 'reconstructions_by_epoch.npz'
+
 log = logging.getLogger(__name__)
 
 PREPROCESSING_MODES = ('grey', 'dynamic_binarized', 'static_binarized')
@@ -314,6 +317,41 @@ def make_evaluate(model, batch_size: int, preprocessing: str,
   return evaluate
 
 
+def make_reconstruct(model):
+  """Returns reconstruct(params, hparams, images, labels) -> [B, H, W] in [0, 1].
+
+  images: float32 [B, H, W] in [0, 1]; decodes the posterior mean (masked).
+  """
+  def reconstruct(params, hparams: Hyperparams, images, labels):
+    variables = {'params': params}
+    posterior = model.apply(variables, images, labels, method=model.encode)
+    z = posterior.mean * hparams.latent_mask
+    return jax.nn.sigmoid(model.apply(variables, z, labels, method=model.decode))
+
+  return reconstruct
+
+
+TRACKED_IMAGES = 8  # test digits whose reconstructions are kept every epoch
+
+
+def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
+                          outputs: np.ndarray) -> None:
+  """Appends one epoch's outputs [N, H, W] to the file at `path` (npz with
+  inputs [N, H, W], epochs [E], outputs [E, N, H, W]); later epochs left by
+  an interrupted run are dropped first."""
+  epochs, stacked = [], []
+  if path.exists():
+    with np.load(path) as saved:
+      keep = saved['epochs'] < epoch
+      epochs, stacked = list(saved['epochs'][keep]), list(saved['outputs'][keep])
+  epochs.append(epoch)
+  stacked.append(np.asarray(outputs, np.float32))
+  temporary = path.with_suffix('.tmp.npz')
+  np.savez_compressed(temporary, inputs=inputs, epochs=np.asarray(epochs),
+                      outputs=np.stack(stacked))
+  temporary.replace(path)
+
+
 # ---------------------------------------------------------------------------- data
 def device_data(images: np.ndarray, labels: np.ndarray, sharding=None) -> dict:
   """{'images': uint8 [N, H, W], 'labels': int32 [N]} placed on the device."""
@@ -335,14 +373,16 @@ def load_data(config: ml_collections.ConfigDict) -> data_lib.Dataset:
   if config.data.train_subset is not None:
     train_images = train_images[:config.data.train_subset]
     train_labels = train_labels[:config.data.train_subset]
-  test_images = dataset.test_images
+  test_images, test_labels = dataset.test_images, dataset.test_labels
+  if config.data.test_subset is not None:
+    test_images = test_images[:config.data.test_subset]
+    test_labels = test_labels[:config.data.test_subset]
   if config.data.preprocessing == 'static_binarized':
     train_images = data_lib.binarize_static(train_images, seed=config.seed)
     test_images = data_lib.binarize_static(test_images, seed=config.seed + 1)
   return data_lib.Dataset(
       name=dataset.name, train_images=train_images, train_labels=train_labels,
-      test_images=test_images, test_labels=dataset.test_labels,
-      source=dataset.source)
+      test_images=test_images, test_labels=test_labels, source=dataset.source)
 
 
 # ---------------------------------------------------------------------------- loop
@@ -416,6 +456,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   images_per_epoch = (len(dataset.train_images) // config.batch_size
                       * config.batch_size)
+  reconstruct = jax.jit(make_reconstruct(model))
+  tracked_inputs = dataset.test_images[:TRACKED_IMAGES].astype(np.float32) / 255
+  tracked_labels = dataset.test_labels[:TRACKED_IMAGES]
   run_start = time.perf_counter()
   for epoch in range(start_epoch + 1, config.num_epochs + 1):
     epoch_start = time.perf_counter()
@@ -434,6 +477,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     best_loss = min(best_loss, line['test_loss'])
     checkpoints.save(epoch, state, line['test_loss'], is_best)
     write_metrics(metrics_path, history)
+    track_reconstructions(
+        workdir / RECONSTRUCTIONS_BY_EPOCH, epoch, tracked_inputs,
+        reconstruct(state.params, hparams, tracked_inputs, tracked_labels))
     done = epoch - start_epoch
     eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch)
     log.info(

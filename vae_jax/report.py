@@ -1,0 +1,166 @@
+"""One self-contained HTML page for a run, a sweep, or a study of several.
+
+The page holds the config, the final metrics (with a published study's
+numbers beside ours where the config gives them), any evaluation numbers,
+and every figure, embedded as base64 PNG so the file can be mailed or
+attached on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+REPORT_FILE = 'report.html'
+
+# Figures in reading order; any other PNG follows them alphabetically.
+FIGURE_ORDER = (
+    'loss_curves', 'metrics_vs_beta', 'metrics_vs_latent_size',
+    'reconstructions', 'reconstructions_by_epoch', 'samples', 'latent_grid',
+    'latent_traversal', 'latent_scatter', 'interpolations', 'confusion_matrix',
+    'class_histogram',
+)
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
+       color: #222; line-height: 1.4; }
+h1 { border-bottom: 2px solid #444; } h2 { margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #bbb; padding: 3px 8px; text-align: right; }
+th { background: #eee; } td.text { text-align: left; }
+td.worse { background: #fde2e2; } td.better { background: #e2f5e2; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.85em; color: #555; }
+details { margin: 0.5em 0; } pre { background: #f6f6f6; padding: 0.8em;
+                                   overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+def _is_run_dir(directory: Path) -> bool:
+  return (directory / 'results.json').exists()
+
+
+def experiment_dirs(workdir: Path) -> list[Path]:
+  """The run or sweep directories a report covers: workdir itself, or (for a
+  study) each subdirectory holding a results.json."""
+  if _is_run_dir(workdir):
+    return [workdir]
+  found = sorted(d for d in workdir.iterdir() if d.is_dir() and _is_run_dir(d))
+  if not found:
+    raise FileNotFoundError(
+        f'{workdir} holds no results.json, and no subdirectory does: it is '
+        'not a finished run, sweep or study. Train first (launch.train, '
+        'launch.sweep or launch.reproduce).')
+  return found
+
+
+def _figure_key(path: Path) -> tuple[int, str]:
+  stem = path.stem
+  return (FIGURE_ORDER.index(stem) if stem in FIGURE_ORDER
+          else len(FIGURE_ORDER), stem)
+
+
+def _figures_html(directory: Path) -> str:
+  parts = []
+  for path in sorted(directory.glob('*.png'), key=_figure_key):
+    data = base64.b64encode(path.read_bytes()).decode('ascii')
+    caption = path.stem.replace('_', ' ')
+    parts.append(f'<figure><img src="data:image/png;base64,{data}" '
+                 f'alt="{caption}"><figcaption>{caption}</figcaption></figure>')
+  return '\n'.join(parts)
+
+
+def _format(value: Any) -> str:
+  if isinstance(value, float):
+    return f'{value:.4g}' if abs(value) < 1e-2 and value else f'{value:.2f}'
+  if isinstance(value, (list, tuple)):
+    return html.escape(str(tuple(value)))
+  return html.escape(str(value))
+
+
+def _scalar_items(result: dict) -> dict[str, Any]:
+  return {k: v for k, v in result.items()
+          if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+
+
+def _run_table(result: dict) -> str:
+  rows = ''.join(f'<tr><td class="text">{html.escape(k)}</td><td>{_format(v)}'
+                 '</td></tr>' for k, v in _scalar_items(result).items())
+  return f'<table><tr><th>metric</th><th>value</th></tr>{rows}</table>'
+
+
+def _sweep_table(results: list[dict]) -> str:
+  """Members as rows: settings, then metrics; published numbers beside ours,
+  shaded by whether ours is at least as good (all these are lower-is-better)."""
+  settings = sorted({k for r in results for k in r.get('settings', {})})
+  skip = {'member', 'label', 'group', 'settings', 'reported'}
+  metrics = [k for k in dict.fromkeys(k for r in results for k in
+                                      _scalar_items(r)) if k not in skip]
+  reported_keys = sorted({k for r in results for k in (r.get('reported') or {})
+                          if k not in settings and isinstance(
+                              (r.get('reported') or {}).get(k), (int, float))})
+  header = (['member'] + [s.split('.')[-1] for s in settings] + metrics +
+            [f'reported {k}' for k in reported_keys])
+  lines = ['<table><tr>' + ''.join(f'<th>{html.escape(h)}</th>'
+                                   for h in header) + '</tr>']
+  for r in results:
+    reported = r.get('reported') or {}
+    cells = [f'<td>{r.get("member", "")}</td>']
+    cells += [f'<td class="text">{_format(r["settings"].get(s, ""))}</td>'
+              for s in settings]
+    for k in metrics:
+      cls = ''
+      if k in reported and isinstance(r.get(k), (int, float)):
+        cls = ' class="better"' if r[k] <= reported[k] else ' class="worse"'
+      cells.append(f'<td{cls}>{_format(r.get(k, ""))}</td>')
+    cells += [f'<td>{_format(reported.get(k, ""))}</td>' for k in reported_keys]
+    lines.append('<tr>' + ''.join(cells) + '</tr>')
+  lines.append('</table>')
+  return '\n'.join(lines)
+
+
+def _experiment_html(directory: Path, level: int) -> str:
+  results = json.loads((directory / 'results.json').read_text())
+  config_path = directory / 'config.json'
+  config = config_path.read_text() if config_path.exists() else '{}'
+  parts = [f'<h{level}>{html.escape(directory.name)}</h{level}>',
+           f'<details><summary>config</summary><pre>{html.escape(config)}'
+           '</pre></details>']
+  if isinstance(results, list):
+    parts.append('<p>Final test metrics per member (nats per image; green: '
+                 'at least as good as the published number, red: worse).</p>')
+    parts.append(_sweep_table(results))
+    parts.append(_figures_html(directory))
+    for r in results:
+      member_dir = directory / f'member_{r["member"]:03d}'
+      if member_dir.is_dir():
+        parts.append(f'<details><summary>member {r["member"]}: '
+                     f'{html.escape(r.get("label", ""))}</summary>'
+                     f'{_figures_html(member_dir)}</details>')
+  else:
+    parts.append(_run_table(results))
+    parts.append(_figures_html(directory))
+  return '\n'.join(parts)
+
+
+def write_report(workdir: str | Path, title: str | None = None) -> Path:
+  """Writes workdir/report.html for the run, sweep or study in `workdir`."""
+  workdir = Path(workdir)
+  experiments = experiment_dirs(workdir)
+  title = title or f'vae_jax report: {workdir.name}'
+  body = [f'<h1>{html.escape(title)}</h1>']
+  notes = workdir / 'NOTES.md'
+  if notes.exists():
+    body.append(f'<pre>{html.escape(notes.read_text())}</pre>')
+  level = 2 if experiments != [workdir] else 2
+  body += [_experiment_html(d, level) for d in experiments]
+  page = ('<!DOCTYPE html><html><head><meta charset="utf-8">'
+          f'<title>{html.escape(title)}</title><style>{_STYLE}</style></head>'
+          f'<body>{"".join(body)}</body></html>')
+  path = workdir / REPORT_FILE
+  path.write_text(page)
+  return path
