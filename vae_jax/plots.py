@@ -113,8 +113,8 @@ def plot_latent_traversal(images: np.ndarray, values: np.ndarray,
   return _save(fig, path)
 
 
-def _digit_colorbar(fig, points, ax):
-  colorbar = fig.colorbar(points, ax=ax, ticks=range(10))
+def _digit_colorbar(fig, points, ax, pad: float = 0.05):
+  colorbar = fig.colorbar(points, ax=ax, ticks=range(10), pad=pad)
   colorbar.set_label('digit')
 
 
@@ -135,7 +135,7 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
     ax.set_xlabel('$z_1$')
     ax.set_ylabel('$z_2$')
     ax.set_zlabel('$z_3$')
-    _digit_colorbar(fig, points, ax)
+    _digit_colorbar(fig, points, ax, pad=0.12)  # room for the z label
     ax.set_title(title)
     return _save(fig, path)
   fig, ax = plt.subplots(figsize=(7, 6))
