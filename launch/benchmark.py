@@ -1,25 +1,36 @@
-r"""Training speed of vae_jax beside an equivalent PyTorch loop, measured in one run.
+r"""Training speed of vae_jax beside equivalent PyTorch loops, in one run.
 
   python -m launch.benchmark --config=configs/default.py \
-      --config.data.dir=../shared/data --epochs=3 --output=/tmp/bench
+      --config.data.dir=../shared/data --epochs=4 --output=/tmp/bench
+  python -m launch.benchmark --config=configs/study_d.py \
+      --config.data.dir=../shared/data --epochs=10   # the 10-epoch loss check
 
 Both sides train the same model (widths, initialisation scheme, batch size,
-Adam, per-image BCE + KL) on the same pre-loaded MNIST; epochs alternate
-JAX, PyTorch, JAX, PyTorch, ... so ratios are measured back to back.
-Prints and writes (with --output) JSON and Markdown: images/s of each side
-and their ratio, the machine's float32 matmul rate (the higher of JAX's and
-PyTorch's for a 2048^3 product) and each side's fraction of it, JAX's
-compile time and PyTorch's first epoch, and the test loss after the timed
-epochs.
+Adam, per-image BCE + KL) on the same MNIST for --epochs epochs. PyTorch runs
+in several styles (--torch_variants): a DataLoader loop as in
+pytorch/examples, pre-loaded tensors, fused Adam and torch.compile; epochs
+alternate JAX, variant 1, variant 2, ... so ratios are measured back to back.
+Prints and writes (with --output) JSON and Markdown: images/s of each side,
+JAX's speed-up over each variant and over the fastest, the machine's float32
+matmul rate (the higher of JAX's and PyTorch's for a 2048^3 product) and each
+side's fraction of it, compile and first-epoch times, each side's peak
+memory (measured in a process of its own, see measure_memory) and the test
+loss after the last epoch. On a GPU PyTorch uses CUDA and JAX its default
+backend.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from absl import app
 from absl import flags
@@ -30,32 +41,59 @@ import numpy as np
 from ml_collections import config_flags
 
 from launch import common
+from vae_jax import data as data_lib
 from vae_jax import models
+from vae_jax import peak_memory
 from vae_jax import train
+
+REPO = Path(__file__).resolve().parents[1]
+# torch_reference.VARIANTS, named here so that --help works without torch.
+TORCH_VARIANTS = ('dataloader', 'preloaded', 'fused_adam', 'compiled')
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/default.py',
                                 'Experiment config to benchmark.')
-flags.DEFINE_integer('epochs', 3, 'Timed epochs per framework.')
+flags.DEFINE_integer(
+    'epochs', 4, 'Epochs each side trains. frameworks: the first is a '
+    'warm-up, the others are timed (with --epochs=1 the one epoch is), and '
+    'the test loss is taken after the last: --epochs=10 for the 10-epoch '
+    'loss comparison. sweep: epochs of each run.')
 flags.DEFINE_integer('matmul_size', 2048, 'Side of the matmul for the peak rate.')
 flags.DEFINE_string('output', None, 'Directory for benchmark.json and .md.')
-flags.DEFINE_enum('mode', 'frameworks', ['frameworks', 'sweep'],
-                  'frameworks: vae_jax beside PyTorch. sweep: a K-member '
-                  'vmapped sweep beside the same K runs one after another.')
+flags.DEFINE_string(
+    'mode', 'frameworks', 'What to benchmark, a key of MODES: frameworks '
+    '(vae_jax beside PyTorch) or sweep (a K-member vmapped sweep beside the '
+    'same K runs one after another).')
 flags.DEFINE_integer('sweep_members', 8, 'K for --mode=sweep (seeds 0..K-1).')
+flags.DEFINE_list('torch_variants', list(TORCH_VARIANTS),
+                  f'PyTorch loops to time beside JAX, from {TORCH_VARIANTS}.')
+flags.DEFINE_bool(
+    'memory', True, 'frameworks: measure each side\'s peak memory, training '
+    'one epoch in a fresh process per side.')
+flags.DEFINE_string('memory_worker', None,
+                    'Internal: train one JAX epoch on this .npz and print its '
+                    'peak memory as JSON (see measure_memory).')
+
+# What the config may vary while the PyTorch twin still trains the same thing.
+_TORCH_MODELS = ('mlp_vae', 'conv_vae')
+_TORCH_LOSSES = ('bce', 'mse', 'mae')
 
 
-def matmul_rates(size: int, repeats: int = 5) -> dict[str, float]:
+def matmul_rates(size: int, repeats: int = 5,
+                 torch_device=None) -> dict[str, float]:
   """Best-of-3 float32 GFLOP/s of a size^3 matmul in JAX and in PyTorch."""
   import torch
+  device = torch_device or torch.device('cpu')
+  sync = torch.cuda.synchronize if device.type == 'cuda' else lambda: None
   rng = np.random.default_rng(0)
   a_np, b_np = (rng.random((size, size), np.float32) for _ in range(2))
   flops = 2.0 * size ** 3 * repeats
   a, b = jnp.asarray(a_np), jnp.asarray(b_np)
   matmul = jax.jit(jnp.matmul)
   matmul(a, b).block_until_ready()
-  ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
+  ta, tb = torch.from_numpy(a_np).to(device), torch.from_numpy(b_np).to(device)
   torch.matmul(ta, tb)
+  sync()
   best = {'jax': 0.0, 'torch': 0.0}
   for _ in range(3):
     start = time.perf_counter()
@@ -65,6 +103,7 @@ def matmul_rates(size: int, repeats: int = 5) -> dict[str, float]:
     start = time.perf_counter()
     for _ in range(repeats):
       torch.matmul(ta, tb)
+    sync()
     best['torch'] = max(best['torch'],
                         flops / (time.perf_counter() - start) / 1e9)
   return best
@@ -155,126 +194,480 @@ def xla_train_flops_per_image(model, params, hparams, dataset, config) -> float:
   return float(cost['flops']) / config.batch_size
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.setup_logging()
-  if FLAGS.mode == 'sweep':
-    result = benchmark_sweep(FLAGS.config, FLAGS.sweep_members, FLAGS.epochs)
-    report(result, sweep_markdown(result), 'benchmark_sweep')
-    return
-  import torch
-  from vae_jax import torch_reference
-
-  config = FLAGS.config
+def check_comparable(config) -> None:
+  """Raises app.UsageError where the PyTorch twin would train something else."""
+  model = config.model
+  problems = []
   if config.optimizer != 'adam':
-    raise app.UsageError('The benchmark compares training with Adam; got '
-                         f'config.optimizer={config.optimizer}.')
-  torch.set_num_threads(os.cpu_count() or 1)
-  rates = matmul_rates(FLAGS.matmul_size)
-  peak = max(rates.values())
-  logging.warning('float32 matmul %d^3: JAX %.1f, PyTorch %.1f GFLOP/s',
-                  FLAGS.matmul_size, rates['jax'], rates['torch'])
+    problems.append(f'config.optimizer={config.optimizer!r} (the comparison '
+                    'trains with Adam)')
+  if model.name not in _TORCH_MODELS:
+    problems.append(f'config.model.name={model.name!r} (PyTorch twins: '
+                    f'{_TORCH_MODELS})')
+  if config.loss not in _TORCH_LOSSES:
+    problems.append(f'config.loss={config.loss!r} (PyTorch twin: '
+                    f'{_TORCH_LOSSES})')
+  if model.get('num_classes', 0):
+    problems.append('a conditional model (config.model.num_classes > 0)')
+  if not model.get('variational', True):
+    problems.append('config.model.variational=False')
+  if model.get('encoder_conv_channels', ()):
+    problems.append('config.model.encoder_conv_channels')
+  if model.name == 'mlp_vae' and model.get('activation', 'relu') != 'relu':
+    problems.append(f'config.model.activation={model.activation!r} (the '
+                    'PyTorch MLP uses ReLU)')
+  if config.data.preprocessing == 'dynamic_binarized':
+    problems.append('dynamic binarisation (the PyTorch loops train on grey '
+                    'levels)')
+  if config.prior_mean != 0.0 or config.prior_std != 1.0:
+    problems.append('a prior other than N(0, I)')
+  if problems:
+    raise app.UsageError('The PyTorch comparison does not support '
+                         + '; '.join(problems) + '.')
 
-  dataset = train.load_data(config)
-  batch_size = config.batch_size
-  images_per_epoch = len(dataset.train_images) // batch_size * batch_size
 
-  # JAX: compile ahead of time so compilation is reported on its own.
+def jax_training(config, dataset: data_lib.Dataset):
+  """JAX's side: (model, hparams, initial state, device data, jitted epoch)."""
   model = models.build_model(config.model, dataset.image_shape)
   optimizer = train.make_optimizer(config.optimizer)
   hparams = train.hyperparams_from_config(config)
   state = train.create_train_state(model, optimizer, hparams,
                                    dataset.image_shape)
+  train_data = train.device_data(dataset.train_images, dataset.train_labels)
+  epoch = jax.jit(
+      train.make_train_epoch(model, optimizer, config.batch_size,
+                             config.data.preprocessing, config.loss),
+      donate_argnums=0)
+  return model, hparams, state, train_data, epoch
+
+
+def torch_model_kwargs(config, image_shape) -> dict:
+  """torch_reference.build_model's arguments for the config's model."""
+  decoder_widths = config.model.decoder_widths
+  return {'name': config.model.name, 'image_shape': list(image_shape),
+          'latent_size': config.model.latent_size,
+          'encoder_widths': list(config.model.encoder_widths),
+          'decoder_widths': (None if decoder_widths is None
+                             else list(decoder_widths)),
+          'init_scheme': config.model.init_scheme}
+
+
+def benchmark_frameworks(config, *, epochs: int,
+                         variants=TORCH_VARIANTS, matmul_size: int = 2048,
+                         dataset: data_lib.Dataset | None = None,
+                         memory_flags: list[str] | None = None,
+                         torch_threads: int | None = None) -> dict:
+  """Trains JAX and each PyTorch variant `epochs` epochs, interleaved.
+
+  Args:
+    config: an experiment config that check_comparable accepts.
+    epochs: epochs per side; the first is a warm-up (timed only when it is
+      the only one) and the test loss is taken after the last.
+    variants: names from torch_reference.VARIANTS.
+    matmul_size: side of the matmul for the machine's peak rate.
+    dataset: replaces the configured data (tests pass small arrays).
+    memory_flags: command-line flags that rebuild `config` in a fresh
+      process (see measure_memory); None skips the memory measurement.
+    torch_threads: PyTorch's CPU threads; None: one per CPU, as XLA uses.
+
+  Returns:
+    The result dict to_markdown formats ('jax', 'torch': {variant: ...},
+    'best_torch_variant', 'speedup', 'targets', ...).
+  """
+  check_comparable(config)
+  import torch
+  from vae_jax import torch_reference
+  unknown = sorted(set(variants) - set(torch_reference.VARIANTS))
+  if unknown or not variants:
+    raise app.UsageError(f'Unknown or no PyTorch variants {unknown}; choose '
+                         f'from {sorted(torch_reference.VARIANTS)}.')
+  torch_device = torch_reference.default_device()
+  torch_threads = torch_threads or os.cpu_count() or 1
+  if torch_device.type == 'cpu':
+    torch.set_num_threads(torch_threads)
+  else:
+    # JAX multiplies float32 on recent GPUs in TF32 by default; PyTorch
+    # does the same only when asked, so ask: both sides then do the same
+    # arithmetic.
+    torch.set_float32_matmul_precision('high')
+  rates = matmul_rates(matmul_size, torch_device=torch_device)
+  peak = max(rates.values())
+  logging.warning('float32 matmul %d^3: JAX %.1f, PyTorch %.1f GFLOP/s',
+                  matmul_size, rates['jax'], rates['torch'])
+
+  if dataset is None:
+    dataset = train.load_data(config)
+  batch_size = config.batch_size
+  images_per_epoch = len(dataset.train_images) // batch_size * batch_size
+
+  # JAX: compile ahead of time so compilation is reported on its own.
+  model, hparams, state, train_data, jax_epoch = jax_training(config, dataset)
   if config.model.name == 'mlp_vae':
     flops_per_image = dense_train_flops_per_image(state.params)
   else:
     flops_per_image = xla_train_flops_per_image(model, state.params, hparams,
                                                 dataset, config)
-  train_data = train.device_data(dataset.train_images, dataset.train_labels)
-  test_data = train.device_data(dataset.test_images, dataset.test_labels)
   start = time.perf_counter()
-  jax_epoch = jax.jit(
-      train.make_train_epoch(model, optimizer, batch_size,
-                             config.data.preprocessing, config.loss),
-      donate_argnums=0).lower(state, hparams, train_data,
+  jax_epoch = jax_epoch.lower(state, hparams, train_data,
                               jnp.int32(1)).compile()
   jax_compile_seconds = time.perf_counter() - start
   evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
                                          config.data.preprocessing,
                                          config.loss))
+  test_data = train.device_data(dataset.test_images, dataset.test_labels)
 
+  # PyTorch: every variant starts from one initialisation (seeded like the
+  # JAX side by config.seed) and shuffles with its own generator from it.
   torch.manual_seed(config.seed)
-  if config.model.name == 'mlp_vae':
-    torch_model = torch_reference.MLPVAE(
-        dataset.image_shape[0] * dataset.image_shape[1],
-        config.model.latent_size, config.model.encoder_widths,
-        config.model.decoder_widths, config.model.init_scheme)
-  elif config.model.name == 'conv_vae':
-    torch_model = torch_reference.ConvVAE(dataset.image_shape,
-                                          config.model.latent_size,
-                                          config.model.init_scheme)
-  else:
-    raise app.UsageError(f'No PyTorch twin of {config.model.name}.')
-  torch_optimizer = torch.optim.Adam(torch_model.parameters(),
-                                     lr=config.learning_rate)
-  torch_train = torch.from_numpy(dataset.train_images.astype(np.float32) / 255)
-  torch_test = torch.from_numpy(dataset.test_images.astype(np.float32) / 255)
-  generator = torch.Generator().manual_seed(config.seed)
+  template = torch_reference.build_model(
+      **torch_model_kwargs(config, dataset.image_shape))
+  float_images = None
+  if set(variants) - {'dataloader'}:
+    # One float copy shared by the pre-loaded variants, as each would hold.
+    float_images = torch.from_numpy(dataset.train_images).to(
+        torch_device).float().div_(255)
+  trainers = {
+      variant: torch_reference.VariantTrainer(
+          variant, copy.deepcopy(template), dataset.train_images, batch_size,
+          config.learning_rate, config.seed, config.loss, config.beta,
+          torch_device, float_images=float_images)
+      for variant in variants}
 
-  seconds = {'jax': [], 'torch': []}
-  torch_first_epoch = None
-  for epoch in range(1, FLAGS.epochs + 2):
+  seconds = {side: [] for side in ['jax', *trainers]}
+  first_epoch, train_loss, unavailable = {}, {}, {}
+
+  def record(side, epoch, epoch_seconds, loss):
+    if epoch == 1:
+      first_epoch[side] = epoch_seconds
+    if epoch > 1 or epochs == 1:
+      seconds[side].append(epoch_seconds)
+    train_loss[side] = loss
+
+  for epoch in range(1, epochs + 1):
     start = time.perf_counter()
     state, metrics = jax_epoch(state, hparams, train_data, jnp.int32(epoch))
     jax.block_until_ready(metrics)
-    jax_seconds = time.perf_counter() - start
-    torch_seconds = torch_reference.train_epoch(
-        torch_model, torch_optimizer, torch_train, batch_size, generator,
-        config.loss)
-    if epoch == 1:  # warm-up for both; PyTorch's first epoch is reported
-      torch_first_epoch = torch_seconds
-      continue
-    seconds['jax'].append(jax_seconds)
-    seconds['torch'].append(torch_seconds)
-    logging.warning('epoch %d: JAX %.2f s, PyTorch %.2f s', epoch, jax_seconds,
-                    torch_seconds)
+    record('jax', epoch, time.perf_counter() - start, float(metrics['loss']))
+    for variant, trainer in list(trainers.items()):
+      try:
+        record(variant, epoch, *trainer.train_epoch())
+      except Exception as error:
+        # torch.compile needs a working C++ (or Triton) toolchain; without
+        # one that variant is reported as unavailable, not fatal.
+        if not trainer.may_fail:
+          raise
+        unavailable[variant] = f'{type(error).__name__}: {error}'[:300]
+        logging.warning('PyTorch %s unavailable: %s', variant,
+                        unavailable[variant])
+        del trainers[variant]
+    logging.warning('epoch %d: %s', epoch, ', '.join(
+        f'{side} {(seconds[side] or [first_epoch[side]])[-1]:.2f} s'
+        for side in ['jax', *trainers]))
 
-  jax_test = {k: float(v) for k, v in
-              evaluate(state.params, hparams, test_data).items()}
-  torch_test_metrics = torch_reference.evaluate(torch_model, torch_test,
-                                                loss=config.loss)
+  test = {'jax': {k: float(v) for k, v in
+                  evaluate(state.params, hparams, test_data).items()}}
+  for variant, trainer in trainers.items():
+    test[variant] = torch_reference.evaluate(
+        trainer.model, dataset.test_images, config.eval_batch_size,
+        config.loss, config.beta)
+
+  memory = {}
+  if memory_flags is not None:
+    memory = measure_memory(config, dataset, list(trainers), memory_flags,
+                            torch_threads)
+
+  def side_result(side):
+    img_per_s = images_per_epoch / float(np.median(seconds[side]))
+    return {
+        'img_per_s': img_per_s, 'epoch_seconds': seconds[side],
+        'first_epoch_seconds': first_epoch[side],
+        'gflops': img_per_s * flops_per_image / 1e9,
+        'fraction_of_peak': img_per_s * flops_per_image / 1e9 / peak,
+        'train_loss': train_loss[side], 'test': test[side],
+        'memory': memory.get(side),
+    }
+
+  jax_result = dict(side_result('jax'), compile_seconds=jax_compile_seconds,
+                    description='jit-compiled epoch (lax.scan over batches), '
+                                'optax Adam')
+  torch_results = {}
+  for variant, trainer in trainers.items():
+    r = dict(side_result(variant), description=trainer.description)
+    r['speedup'] = jax_result['img_per_s'] / r['img_per_s']
+    r['test_loss_difference'] = test['jax']['loss'] - r['test']['loss']
+    torch_results[variant] = r
   result = {
       'config': config.model.name, 'loss': config.loss,
       'model': {'latent_size': config.model.latent_size,
                 'encoder_widths': list(config.model.encoder_widths),
-                'batch_size': batch_size,
+                'batch_size': batch_size, 'learning_rate': config.learning_rate,
                 'train_flops_per_image': flops_per_image},
       'machine': {'platform': platform.platform(),
                   'processor': platform.processor() or platform.machine(),
                   'cpu_count': os.cpu_count(),
                   'jax': jax.__version__, 'jax_backend': jax.default_backend(),
                   'torch': torch.__version__,
-                  'torch_threads': torch.get_num_threads()},
-      'matmul_gflops': rates, 'matmul_size': FLAGS.matmul_size,
-      'peak_gflops': peak,
-      'epochs_timed': FLAGS.epochs,
-      'jax_compile_seconds': jax_compile_seconds,
-      'torch_first_epoch_seconds': torch_first_epoch,
+                  'torch_device': str(torch_device),
+                  'torch_threads': torch.get_num_threads(),
+                  'torch_float32_matmul_precision':
+                      torch.get_float32_matmul_precision()},
+      'matmul_gflops': rates, 'matmul_size': matmul_size, 'peak_gflops': peak,
+      'epochs': epochs, 'epochs_timed': len(seconds['jax']),
+      'images_per_epoch': images_per_epoch,
+      'train_images': len(dataset.train_images),
+      'test_images': len(dataset.test_images),
+      'jax': jax_result, 'torch': torch_results,
+      'torch_unavailable': unavailable,
   }
-  for side in ('jax', 'torch'):
-    img_per_s = images_per_epoch / float(np.median(seconds[side]))
-    result[side] = {
-        'img_per_s': img_per_s,
-        'epoch_seconds': seconds[side],
-        'gflops': img_per_s * flops_per_image / 1e9,
-        'fraction_of_peak': img_per_s * flops_per_image / 1e9 / peak,
-    }
-  result['jax']['test'] = jax_test
-  result['torch']['test'] = torch_test_metrics
-  result['speedup'] = result['jax']['img_per_s'] / result['torch']['img_per_s']
+  best = best_torch_variant(result)
+  result['best_torch_variant'] = best
+  result['speedup'] = None if best is None else torch_results[best]['speedup']
+  result['targets'] = targets(result)
+  return result
 
-  report(result, to_markdown(result), 'benchmark')
+
+def best_torch_variant(result: dict) -> str | None:
+  """The PyTorch variant with the most images/s (None if none ran)."""
+  if not result['torch']:
+    return None
+  return max(result['torch'], key=lambda v: result['torch'][v]['img_per_s'])
+
+
+# The issue's goals: JAX / fastest PyTorch, JAX's fraction of the matmul
+# rate, and |JAX - PyTorch| test loss in nats per image (after 10 epochs).
+GOALS = {'speedup': 1.5, 'fraction_of_peak': 0.55, 'test_loss_difference': 0.5}
+
+
+def targets(result: dict) -> dict:
+  """Each goal in GOALS with the measured value and whether it is met."""
+  differences = [abs(r['test_loss_difference'])
+                 for r in result['torch'].values()]
+  values = {'speedup': result['speedup'],
+            'fraction_of_peak': result['jax']['fraction_of_peak'],
+            'test_loss_difference': max(differences) if differences else None}
+  out = {}
+  for name, goal in GOALS.items():
+    value = values[name]
+    met = None if value is None else bool(
+        value <= goal if name == 'test_loss_difference' else value >= goal)
+    out[name] = {'goal': goal, 'value': value, 'met': met}
+  out['test_loss_difference']['epochs'] = result['epochs']
+  return out
+
+
+def measure_memory(config, dataset: data_lib.Dataset, variants,
+                   memory_flags: list[str], torch_threads: int | None = None,
+                   timeout_s: int = 1200) -> dict:
+  """Peak memory of one training epoch per side, each in a fresh process.
+
+  In one process the frameworks' allocations pile up (and each keeps its
+  pools), so per-side peaks there mean little. Here every side starts from
+  a process that has imported only its framework and loaded the uint8
+  training data; the peak RSS is reset, one epoch is trained (compilation
+  included), and the peak over that baseline is reported, with the GPU's
+  own peak where there is one.
+
+  Args:
+    config: the benchmarked config.
+    dataset: its data (written to a temporary .npz for the workers).
+    variants: PyTorch variants to measure.
+    memory_flags: flags that rebuild `config` for `python -m launch.benchmark`
+      (the JAX worker); main passes its own command line.
+    torch_threads: PyTorch's CPU threads (None: one per CPU).
+    timeout_s: per worker.
+
+  Returns:
+    {'jax' | variant: peak_memory.track's dict (+ 'device_peak_mib'), or
+    {'error': ...}}.
+  """
+  env = dict(os.environ)
+  env['PYTHONPATH'] = os.pathsep.join(
+      [str(REPO), *filter(None, [env.get('PYTHONPATH')])])
+
+  def run_worker(command):
+    try:
+      done = subprocess.run(command, capture_output=True, text=True, env=env,
+                            timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+      return {'error': f'timed out after {timeout_s} s'}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+      return {'error': f'exit {done.returncode}: {done.stderr[-500:]}'}
+    return json.loads(lines[-1])
+
+  results = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    path = Path(tmp) / 'train.npz'
+    np.savez(path, train_images=dataset.train_images,
+             train_labels=dataset.train_labels)
+    results['jax'] = run_worker([sys.executable, '-m', 'launch.benchmark',
+                                 *memory_flags, f'--memory_worker={path}'])
+    base_spec = {'model': torch_model_kwargs(config, dataset.image_shape),
+                 'batch_size': config.batch_size,
+                 'learning_rate': config.learning_rate, 'loss': config.loss,
+                 'beta': config.beta, 'seed': config.seed,
+                 'threads': torch_threads or os.cpu_count(),
+                 'data': str(path)}
+    for variant in variants:
+      results[variant] = run_worker(
+          [sys.executable, '-m', 'vae_jax.torch_reference',
+           json.dumps(dict(base_spec, variant=variant))])
+  for side, memory in results.items():
+    logging.warning('peak memory %s: %s', side, memory)
+  return results
+
+
+def jax_memory_worker(config, data_path: str) -> dict:
+  """measure_memory's JAX side: one epoch on the .npz's training data."""
+  with np.load(data_path) as arrays:
+    images, labels = arrays['train_images'], arrays['train_labels']
+  dataset = data_lib.Dataset(config.data.name, images, labels, images[:1],
+                             labels[:1], source=data_path)
+  # Starting the backend is JAX's counterpart of what `import torch` does
+  # before the PyTorch worker's baseline; it stays out of the measurement.
+  jax.devices()
+  with peak_memory.track() as memory:
+    _, hparams, state, train_data, epoch = jax_training(config, dataset)
+    state, metrics = epoch(state, hparams, train_data, jnp.int32(1))
+    jax.block_until_ready(metrics)
+  if jax.default_backend() != 'cpu':
+    stats = jax.devices()[0].memory_stats() or {}
+    if 'peak_bytes_in_use' in stats:
+      memory['device_peak_mib'] = stats['peak_bytes_in_use'] / 2 ** 20
+  return memory
+
+
+def _number(value, spec: str) -> str:
+  return '—' if value is None else format(value, spec)
+
+
+def _memory_cell(memory: dict | None, key: str = 'increase_mib') -> str:
+  if not memory:
+    return 'not measured'
+  if 'error' in memory:
+    return 'failed'
+  if key == 'increase_mib':
+    return f"{memory['increase_mib']:,.0f} ({memory['peak_rss_mib']:,.0f})"
+  return _number(memory.get(key), ',.0f')
+
+
+def to_markdown(result: dict) -> str:
+  """The frameworks result as a headline, one table row per side, and notes."""
+  epochs = result['epochs']
+  timed = (f"median of {result['epochs_timed']} epoch(s) after a warm-up"
+           if epochs > 1 else 'the only epoch, warm-up included')
+  jax_result, torch_results = result['jax'], result['torch']
+  sides = [('JAX (vae_jax)', jax_result)] + [
+      (f'PyTorch {variant}', r) for variant, r in torch_results.items()]
+  on_device = any((r.get('memory') or {}).get('device_peak_mib') is not None
+                  for _, r in sides)
+  header = ['', 'implementation', 'images/s', 'JAX speed-up',
+            'matmul GFLOP/s', f"of peak ({result['peak_gflops']:.0f} GFLOP/s)",
+            'compile, s', 'first epoch, s',
+            'peak RSS increase (process peak), MiB']
+  if on_device:
+    header.append('device peak, MiB')
+  header += [f'test loss after {epochs} epoch(s)', 'JAX − this']
+  rows = ['| ' + ' | '.join(header) + ' |',
+          '|' + '|'.join(['---', '---'] + ['---:'] * (len(header) - 2)) + '|']
+  for name, r in sides:
+    is_jax = r is jax_result
+    compile_cell = (f"{r['compile_seconds']:.2f}" if is_jax else
+                    'in 1st epoch' if name.endswith('compiled') else '—')
+    cells = [name, r['description'], f"{r['img_per_s']:,.0f}",
+             '—' if is_jax else f"{r['speedup']:.2f}x",
+             f"{r['gflops']:.1f}", f"{r['fraction_of_peak']:.0%}",
+             compile_cell, f"{r['first_epoch_seconds']:.2f}",
+             _memory_cell(r.get('memory'))]
+    if on_device:
+      cells.append(_memory_cell(r.get('memory'), 'device_peak_mib'))
+    cells += [f"{r['test']['loss']:.2f}",
+              '—' if is_jax else f"{r['test_loss_difference']:+.2f}"]
+    rows.append('| ' + ' | '.join(cells) + ' |')
+  for variant, reason in result['torch_unavailable'].items():
+    cells = [f'PyTorch {variant}', f'unavailable: {reason}'.replace('|', '/')]
+    rows.append('| ' + ' | '.join(cells + ['—'] * (len(header) - 2)) + ' |')
+
+  machine = result['machine']
+  best = result['best_torch_variant']
+  headline = (f"Speed-up JAX / fastest PyTorch ({best}): "
+              f"**{result['speedup']:.2f}x**" if best else
+              'No PyTorch variant ran.')
+  goals = result['targets']
+  met = lambda goal: {True: 'met', False: 'not met', None: '—'}[goal['met']]
+  failed_memory = {side: r['memory']['error']
+                   for side, r in [('jax', jax_result), *torch_results.items()]
+                   if r.get('memory') and 'error' in r['memory']}
+  notes = [
+      f"Images/s: {timed}, of {result['images_per_epoch']:,} training images "
+      f"per epoch; epochs interleaved JAX, "
+      f"{', '.join(torch_results) or '-'}, JAX, .... Matmul GFLOP/s count "
+      f"{result['model']['train_flops_per_image'] / 1e6:.2f} MFLOP per "
+      "training image. Memory: one epoch per side in a process of its own, "
+      "peak resident memory over the process after its framework's imports "
+      "and the uint8 data.",
+      '',
+      f"float32 {result['matmul_size']}^3 matmul: JAX "
+      f"{result['matmul_gflops']['jax']:.1f}, PyTorch "
+      f"{result['matmul_gflops']['torch']:.1f} GFLOP/s (peak = the higher; "
+      f"PyTorch float32 matmul precision "
+      f"'{machine['torch_float32_matmul_precision']}').",
+      '',
+      f"Goals: JAX >= {goals['speedup']['goal']}x the fastest PyTorch: "
+      f"{_number(goals['speedup']['value'], '.2f')}x, "
+      f"{met(goals['speedup'])}; JAX >= "
+      f"{goals['fraction_of_peak']['goal']:.0%} of the matmul rate: "
+      f"{_number(goals['fraction_of_peak']['value'], '.0%')}, "
+      f"{met(goals['fraction_of_peak'])}; test loss within "
+      f"{goals['test_loss_difference']['goal']} nats of every PyTorch "
+      f"variant after 10 epochs (here {epochs}): largest difference "
+      f"{_number(goals['test_loss_difference']['value'], '.2f')}, "
+      f"{met(goals['test_loss_difference'])}.",
+  ]
+  if failed_memory:
+    notes += ['', 'Memory measurement failed for ' + '; '.join(
+        f'{side}: {error}' for side, error in failed_memory.items())]
+  return '\n'.join([
+      f"{headline} ({machine['cpu_count']} CPUs, {machine['processor']}, "
+      f"jax {machine['jax']} on {machine['jax_backend']}, "
+      f"torch {machine['torch']} on {machine['torch_device']})",
+      '', *rows, '', *notes]) + '\n'
+
+
+def frameworks_mode(config) -> tuple[dict, str, str]:
+  # The command line rebuilds the config in the JAX memory worker.
+  memory_flags = sys.argv[1:] if FLAGS.memory else None
+  result = benchmark_frameworks(
+      config, epochs=FLAGS.epochs, variants=FLAGS.torch_variants,
+      matmul_size=FLAGS.matmul_size, memory_flags=memory_flags)
+  return result, to_markdown(result), 'benchmark'
+
+
+def sweep_mode(config) -> tuple[dict, str, str]:
+  result = benchmark_sweep(config, FLAGS.sweep_members, FLAGS.epochs)
+  return result, sweep_markdown(result), 'benchmark_sweep'
+
+
+# --mode -> function(config) -> (result dict, Markdown, report name); the
+# report is written as NAME.json and NAME.md.
+MODES: dict[str, Callable[..., tuple[dict, str, str]]] = {
+    'frameworks': frameworks_mode,
+    'sweep': sweep_mode,
+}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  common.setup_logging()
+  if FLAGS.memory_worker:
+    print(json.dumps(jax_memory_worker(FLAGS.config, FLAGS.memory_worker)))
+    return
+  if FLAGS.mode not in MODES:
+    raise app.UsageError(f'Unknown --mode={FLAGS.mode}; choose from '
+                         f'{sorted(MODES)}.')
+  result, markdown, name = MODES[FLAGS.mode](FLAGS.config)
+  report(result, markdown, name)
 
 
 def report(result: dict, markdown: str, name: str) -> None:
@@ -285,40 +678,6 @@ def report(result: dict, markdown: str, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f'{name}.json').write_text(json.dumps(result, indent=2))
     (out / f'{name}.md').write_text(markdown)
-
-
-def to_markdown(result: dict) -> str:
-  epochs = result['epochs_timed'] + 1
-  rows = [
-      '| | JAX (vae_jax) | PyTorch (pre-loaded tensors, Adam) |',
-      '|---|---:|---:|',
-      f"| images/s (median of {result['epochs_timed']} epochs) | "
-      f"{result['jax']['img_per_s']:,.0f} | {result['torch']['img_per_s']:,.0f} |",
-      f"| matmul GFLOP/s in training | {result['jax']['gflops']:.1f} | "
-      f"{result['torch']['gflops']:.1f} |",
-      f"| fraction of peak float32 matmul ({result['peak_gflops']:.1f} GFLOP/s) | "
-      f"{result['jax']['fraction_of_peak']:.0%} | "
-      f"{result['torch']['fraction_of_peak']:.0%} |",
-      f"| compile (JAX) / first epoch (PyTorch), s | "
-      f"{result['jax_compile_seconds']:.2f} | "
-      f"{result['torch_first_epoch_seconds']:.2f} |",
-      f"| test loss after {epochs} epochs (nats/image) | "
-      f"{result['jax']['test']['loss']:.2f} | "
-      f"{result['torch']['test']['loss']:.2f} |",
-  ]
-  machine = result['machine']
-  return '\n'.join([
-      f"Speed-up JAX / PyTorch: **{result['speedup']:.2f}x** "
-      f"({machine['cpu_count']} CPUs, {machine['processor']}, "
-      f"jax {machine['jax']} on {machine['jax_backend']}, "
-      f"torch {machine['torch']})",
-      '',
-      *rows,
-      '',
-      f"float32 {result['matmul_size']}^3 matmul: JAX "
-      f"{result['matmul_gflops']['jax']:.1f}, PyTorch "
-      f"{result['matmul_gflops']['torch']:.1f} GFLOP/s (peak = the higher).",
-  ]) + '\n'
 
 
 if __name__ == '__main__':

@@ -3,12 +3,16 @@
 Optional: this module imports torch; nothing else in vae_jax imports it.
 The models mirror vae_jax.models layer for layer (same widths, activations,
 initialisation scheme, per-image summed BCE + KL), so a benchmark compares
-the frameworks, not two different programs.
+the frameworks, not two different programs. VariantTrainer trains them in
+the styles people write PyTorch loops in (VARIANTS: a DataLoader as in
+pytorch/examples, pre-loaded tensors, fused Adam, torch.compile).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
 from typing import Sequence
 
@@ -16,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from vae_jax import peak_memory
 
 
 def _init_layer(layer: nn.Module, scheme: str) -> None:
@@ -138,37 +144,236 @@ def negative_elbo(logits, x, mean, log_variance, beta: float = 1.0,
   return reconstruction, kl, reconstruction + beta * kl
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
-                images: torch.Tensor, batch_size: int,
-                generator: torch.Generator, loss: str = 'bce') -> float:
-  """One epoch over pre-loaded float images [N, H, W]; returns seconds.
+# The data pipeline and compilation of each variant; VariantTrainer.description
+# adds the Adam implementation used (fused for 'fused_adam' and 'compiled').
+VARIANTS = {
+    'dataloader': 'DataLoader over a uint8 TensorDataset (shuffle, '
+                  'num_workers=0), converted per batch',
+    'preloaded': 'pre-loaded float tensors, randperm batches',
+    'fused_adam': 'pre-loaded float tensors, randperm batches',
+    'compiled': 'pre-loaded float tensors, torch.compile(forward + loss)',
+}
 
-  Like the JAX loop, the N % batch_size images left by the shuffle are
-  skipped, so both sides process the same number of images.
+
+def default_device() -> torch.device:
+  """CUDA where available (JAX takes its default backend), else CPU."""
+  return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+
+def build_model(name: str, image_shape: Sequence[int], latent_size: int,
+                encoder_widths: Sequence[int] = (400,),
+                decoder_widths: Sequence[int] | None = None,
+                init_scheme: str = 'torch_default') -> nn.Module:
+  """The twin of vae_jax.models.build_model for 'mlp_vae' and 'conv_vae'."""
+  if name == 'mlp_vae':
+    return MLPVAE(image_shape[0] * image_shape[1], latent_size,
+                  encoder_widths, decoder_widths, init_scheme)
+  if name == 'conv_vae':
+    return ConvVAE(image_shape, latent_size, init_scheme)
+  raise ValueError(f'No PyTorch twin of model {name!r}; there are mlp_vae '
+                   'and conv_vae.')
+
+
+def make_adam(parameters, learning_rate: float,
+              fused: bool = False) -> tuple[torch.optim.Optimizer, str]:
+  """Adam with PyTorch's defaults, and a label of the implementation used.
+
+  fused=True asks for the single-kernel step; a build or device without one
+  gets the multi-tensor (foreach) step instead, and the label says so.
   """
-  model.train()
-  start = time.perf_counter()
-  order = torch.randperm(images.shape[0], generator=generator)
-  for i in range(images.shape[0] // batch_size):
-    x = images[order[i * batch_size:(i + 1) * batch_size]]
-    logits, mean, log_variance = model(x)
-    _, _, total = negative_elbo(logits, x, mean, log_variance, loss=loss)
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
-  return time.perf_counter() - start
+  parameters = list(parameters)
+  if fused:
+    try:
+      return (torch.optim.Adam(parameters, lr=learning_rate, fused=True),
+              'Adam(fused=True)')
+    except RuntimeError as error:
+      return (torch.optim.Adam(parameters, lr=learning_rate, foreach=True),
+              f'Adam(foreach=True), fused unavailable: {error}')
+  # PyTorch picks foreach only on accelerators; on CPU its default is a
+  # Python loop over the parameters.
+  default = 'foreach' if parameters[0].device.type != 'cpu' else 'for-loop'
+  return (torch.optim.Adam(parameters, lr=learning_rate),
+          f'Adam (default: {default})')
 
+
+class _Permutation(torch.utils.data.Sampler):
+  """Indices in the order of one torch.randperm(size, generator) per epoch."""
+
+  def __init__(self, size: int, generator: torch.Generator):
+    super().__init__()
+    self.size, self.generator = size, generator
+
+  def __iter__(self):
+    return iter(torch.randperm(self.size, generator=self.generator).tolist())
+
+  def __len__(self) -> int:
+    return self.size
+
+
+class VariantTrainer:
+  """Trains a model epoch by epoch in the style of one of VARIANTS.
+
+  Every variant shuffles with torch.randperm(N, generator) from its own
+  generator seeded with `seed`, and skips the N % batch_size images left over
+  (as the JAX loop does), so the eager variants given the same initial model
+  and the same global RNG state (the posterior samples) train identically.
+  """
+
+  def __init__(self, variant: str, model: nn.Module, images: np.ndarray,
+               batch_size: int, learning_rate: float, seed: int,
+               loss: str = 'bce', beta: float = 1.0,
+               device: torch.device | str | None = None,
+               float_images: torch.Tensor | None = None):
+    """Moves `model` to the device and prepares the variant's data pipeline.
+
+    Args:
+      variant: a key of VARIANTS.
+      model: an MLPVAE or ConvVAE, already initialised.
+      images: uint8 [N, H, W] training images.
+      batch_size, learning_rate: as in the JAX config (Adam).
+      seed: seeds the shuffle.
+      loss, beta: the objective, as for negative_elbo.
+      device: default_device() when None.
+      float_images: `images` / 255 as float32 on the device; the pre-loaded
+        variants use it instead of making their own copy (several can share
+        one).
+    """
+    if variant not in VARIANTS:
+      raise ValueError(f'Unknown PyTorch variant {variant!r}; choose from '
+                       f'{sorted(VARIANTS)}.')
+    self.variant = variant
+    self.device = torch.device(device) if device else default_device()
+    self.model = model.to(self.device)
+    self.batch_size = batch_size
+    self.steps = images.shape[0] // batch_size
+    if self.steps == 0:
+      raise ValueError(f'{images.shape[0]} training images are fewer than one '
+                       f'batch of {batch_size}.')
+    self.loss, self.beta = loss, beta
+    self.generator = torch.Generator().manual_seed(seed)
+    self.optimizer, optimizer_label = make_adam(
+        model.parameters(), learning_rate,
+        fused=variant in ('fused_adam', 'compiled'))
+    self.description = f'{VARIANTS[variant]}; {optimizer_label}'
+    # Compilation happens on the first call, inside the first epoch: a
+    # failure (no C++ compiler, unsupported op) surfaces there.
+    self.may_fail = variant == 'compiled'
+    self._loss_fn = self._eager_loss
+    if variant == 'compiled':
+      self._loss_fn = torch.compile(self._eager_loss, dynamic=False)
+    uint8 = torch.from_numpy(np.ascontiguousarray(images, np.uint8))
+    self._loader = None
+    self._images = None
+    if variant == 'dataloader':
+      dataset = torch.utils.data.TensorDataset(uint8)
+      # shuffle=True's RandomSampler draws a second, empty-sliced randperm
+      # per epoch; this sampler draws exactly the other variants' one. The
+      # loader's own generator takes the per-epoch seed draw that would
+      # otherwise consume the global RNG (the posterior samples).
+      self._loader = torch.utils.data.DataLoader(
+          dataset, batch_size=batch_size, drop_last=True, num_workers=0,
+          sampler=_Permutation(len(dataset), self.generator),
+          generator=torch.Generator().manual_seed(seed),
+          pin_memory=self.device.type == 'cuda')
+    elif float_images is not None:
+      self._images = float_images
+    else:
+      # In place: no second float copy at the peak.
+      self._images = uint8.to(self.device).float().div_(255)
+
+  def _eager_loss(self, x: torch.Tensor) -> torch.Tensor:
+    logits, mean, log_variance = self.model(x)
+    return negative_elbo(logits, x, mean, log_variance, beta=self.beta,
+                         loss=self.loss)[2]
+
+  def _batches(self):
+    if self._loader is not None:
+      for (x,) in self._loader:
+        yield x.to(self.device, non_blocking=True).float() / 255
+      return
+    order = torch.randperm(self._images.shape[0],
+                           generator=self.generator).to(self.device)
+    for i in range(self.steps):
+      yield self._images[order[i * self.batch_size:(i + 1) * self.batch_size]]
+
+  def train_epoch(self) -> tuple[float, float]:
+    """Trains one epoch; returns (seconds, mean training loss per image)."""
+    self.model.train()
+    start = time.perf_counter()
+    # Summed on the device so that no step waits for a host transfer.
+    loss_sum = torch.zeros((), device=self.device)
+    for x in self._batches():
+      total = self._loss_fn(x)
+      self.optimizer.zero_grad(set_to_none=True)
+      total.backward()
+      self.optimizer.step()
+      loss_sum += total.detach()
+    mean_loss = (loss_sum / self.steps).item()  # waits for the device
+    return time.perf_counter() - start, mean_loss
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, batch_size: int = 1000,
-             loss: str = 'bce') -> dict[str, float]:
-  """Per-image test reconstruction, KL and loss (one posterior sample)."""
+def evaluate(model: nn.Module, images: np.ndarray | torch.Tensor,
+             batch_size: int = 1000, loss: str = 'bce',
+             beta: float = 1.0) -> dict[str, float]:
+  """Per-image test reconstruction, KL and loss (one posterior sample).
+
+  images: uint8 [N, H, W] (rescaled to [0, 1] per batch) or float in [0, 1].
+  """
   model.eval()
+  device = next(model.parameters()).device
   totals = np.zeros(3)
   for i in range(0, images.shape[0], batch_size):
-    x = images[i:i + batch_size]
+    x = torch.as_tensor(images[i:i + batch_size]).to(device)
+    if x.dtype == torch.uint8:
+      x = x.float() / 255
     logits, mean, log_variance = model(x)
-    terms = negative_elbo(logits, x, mean, log_variance, loss=loss)
+    terms = negative_elbo(logits, x, mean, log_variance, beta=beta, loss=loss)
     totals += np.array([t.item() for t in terms]) * x.shape[0]
   totals /= images.shape[0]
-  return {'recon': totals[0], 'kl': totals[1], 'loss': totals[2]}
+  return {'recon': float(totals[0]), 'kl': float(totals[1]),
+          'loss': float(totals[2])}
+
+
+def measure_memory(spec: dict) -> dict:
+  """Peak memory of one variant's first epoch; run it in a fresh process.
+
+  spec (JSON-able): 'variant'; 'model' (keyword arguments of build_model);
+  'batch_size', 'learning_rate', 'loss', 'beta', 'seed'; 'data' (an .npz
+  with uint8 'train_images'); optional 'threads' and 'device'. The uint8
+  data is loaded before the measurement starts, as the JAX side's is, so the
+  increase counts the variant's own copies (float images, batches), the
+  model, Adam's state, activations and any compilation.
+
+  Returns peak_memory.track's dict, plus 'device_peak_mib' on CUDA, or
+  {'error': ...} where the variant cannot run here.
+  """
+  if spec.get('threads'):
+    torch.set_num_threads(spec['threads'])
+  device = torch.device(spec.get('device') or default_device())
+  with np.load(spec['data']) as arrays:
+    images = arrays['train_images']
+  if device.type == 'cuda':
+    # The CUDA context is runtime, like JAX's backend, which its worker
+    # also starts before the baseline.
+    torch.zeros(1, device=device)
+    torch.cuda.reset_peak_memory_stats(device)
+  try:
+    with peak_memory.track() as memory:
+      torch.manual_seed(spec['seed'])
+      model = build_model(**spec['model'])
+      trainer = VariantTrainer(
+          spec['variant'], model, images, spec['batch_size'],
+          spec['learning_rate'], spec['seed'], spec['loss'], spec['beta'],
+          device)
+      trainer.train_epoch()
+  except Exception as error:  # e.g. torch.compile without a compiler
+    return {'error': f'{type(error).__name__}: {error}'[:500]}
+  if device.type == 'cuda':
+    memory['device_peak_mib'] = torch.cuda.max_memory_allocated(device) / 2**20
+  return memory
+
+
+if __name__ == '__main__':
+  # python -m vae_jax.torch_reference SPEC_JSON: the benchmark's per-variant
+  # memory measurement; prints one JSON line.
+  print(json.dumps(measure_memory(json.loads(sys.argv[1]))))

@@ -1,0 +1,201 @@
+"""launch.benchmark and torch_reference's PyTorch variants, on tiny data."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip(
+    'torch', reason='the PyTorch comparison needs torch (pip install '
+    'torch==2.13.0, the CPU or CUDA build you want)')
+
+from configs import default
+from launch import benchmark
+from vae_jax import data
+from vae_jax import peak_memory
+from vae_jax import torch_reference
+
+REPO = Path(__file__).resolve().parents[1]
+EAGER_VARIANTS = ('dataloader', 'preloaded', 'fused_adam')
+
+
+def tiny_dataset(num_train=160, num_test=40, side=8, seed=0) -> data.Dataset:
+  rng = np.random.default_rng(seed)
+
+  def make(count):
+    return ((rng.random((count, side, side)) ** 3 * 255).astype(np.uint8),
+            rng.integers(0, 10, count).astype(np.int32))
+
+  return data.Dataset('tiny', *make(num_train), *make(num_test),
+                      source='synthetic')
+
+
+def tiny_config():
+  config = default.get_config()
+  config.model.encoder_widths = (16,)
+  config.model.latent_size = 2
+  config.batch_size = 16
+  config.eval_batch_size = 16
+  config.learning_rate = 1e-2
+  return config
+
+
+def train_variant(variant, initial_model, images, epochs=3, shuffle_seed=0):
+  """Epoch losses and final parameters of `variant` from `initial_model`."""
+  torch.manual_seed(123)  # the posterior samples: the same for every variant
+  trainer = torch_reference.VariantTrainer(
+      variant, copy.deepcopy(initial_model), images, batch_size=16,
+      learning_rate=1e-2, seed=shuffle_seed, device='cpu')
+  losses = [trainer.train_epoch()[1] for _ in range(epochs)]
+  return np.array(losses), torch.cat(
+      [p.detach().flatten() for p in trainer.model.parameters()]).numpy()
+
+
+@pytest.fixture
+def one_torch_thread():
+  # Tiny matmuls gain nothing from threads, and on a busy machine the
+  # threads' barriers make each step take many times longer.
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
+  yield
+  torch.set_num_threads(threads)
+
+
+def test_eager_variants_follow_one_trajectory(one_torch_thread):
+  images = tiny_dataset().train_images
+  torch.manual_seed(0)
+  initial = torch_reference.MLPVAE(64, 2, (16,))
+  runs = {v: train_variant(v, initial, images) for v in EAGER_VARIANTS}
+  losses, params = runs['preloaded']
+  assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+  # Same batches, same float values, same ops: the DataLoader changes only
+  # where the batches come from.
+  np.testing.assert_array_equal(runs['dataloader'][0], losses)
+  np.testing.assert_array_equal(runs['dataloader'][1], params)
+  # The fused kernel orders Adam's arithmetic differently: rounding only.
+  np.testing.assert_allclose(runs['fused_adam'][0], losses, rtol=1e-4)
+  np.testing.assert_allclose(runs['fused_adam'][1], params, atol=1e-4)
+  # ... and the comparison can fail: another shuffle is another trajectory.
+  other_losses, _ = train_variant('preloaded', initial, images,
+                                  shuffle_seed=1)
+  assert np.abs(other_losses - losses).max() > 1e-3
+
+
+def test_benchmark_names_every_variant():
+  # benchmark names them without importing torch (for --help).
+  assert benchmark.TORCH_VARIANTS == tuple(torch_reference.VARIANTS)
+
+
+def test_adam_labels_what_was_used():
+  params = [torch.nn.Parameter(torch.zeros(3))]
+  optimizer, label = torch_reference.make_adam(params, 1e-3, fused=True)
+  assert label == 'Adam(fused=True)' and optimizer.defaults['fused']
+  _, label = torch_reference.make_adam(params, 1e-3)
+  assert label == 'Adam (default: for-loop)'
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+  rows = {}
+  for line in markdown.splitlines():
+    cells = [c.strip() for c in line.strip('|').split('|')]
+    if line.startswith('| JAX') or line.startswith('| PyTorch'):
+      rows[cells[0]] = cells
+  return rows
+
+
+def number(cell: str) -> float:
+  return float(re.match(r'[+-]?[\d,.]+', cell).group().replace(',', ''))
+
+
+def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
+                                                     one_torch_thread):
+  # A compiler failure shows up at the first call of the compiled function.
+  def failing_compile(fn, **unused_kwargs):
+    def compiled(*args):
+      raise RuntimeError('no C++ compiler here')
+    return compiled
+
+  monkeypatch.setattr(torch, 'compile', failing_compile)
+  result = benchmark.benchmark_frameworks(
+      tiny_config(), epochs=2, variants=[*EAGER_VARIANTS, 'compiled'],
+      matmul_size=64, dataset=tiny_dataset(), torch_threads=1)
+
+  assert result['torch_unavailable'] == {
+      'compiled': 'RuntimeError: no C++ compiler here'}
+  assert list(result['torch']) == list(EAGER_VARIANTS)
+  fastest = max(result['torch'], key=lambda v: result['torch'][v]['img_per_s'])
+  assert result['best_torch_variant'] == fastest
+  assert result['speedup'] == pytest.approx(
+      result['jax']['img_per_s'] / result['torch'][fastest]['img_per_s'])
+  assert result['epochs_timed'] == 1
+  for variant, r in result['torch'].items():
+    # JAX's lead over the fastest variant is its smallest.
+    assert r['speedup'] >= result['speedup'] - 1e-9, variant
+    assert r['test_loss_difference'] == pytest.approx(
+        result['jax']['test']['loss'] - r['test']['loss'])
+    # Two epochs from the same initialisation scheme on the same data.
+    assert abs(r['test_loss_difference']) < 5.0, variant
+
+  json.dumps(result)  # what --output writes
+  markdown = benchmark.to_markdown(result)
+  rows = table_rows(markdown)
+  assert set(rows) == {'JAX (vae_jax)', 'PyTorch compiled',
+                       *(f'PyTorch {v}' for v in EAGER_VARIANTS)}
+  assert 'unavailable: RuntimeError: no C++ compiler here' in rows[
+      'PyTorch compiled'][1]
+  for name, cells in rows.items():
+    if name == 'PyTorch compiled':
+      continue
+    images_per_s, test_loss = number(cells[2]), number(cells[-2])
+    assert math.isfinite(images_per_s) and images_per_s > 0, name
+    assert math.isfinite(test_loss) and test_loss > 0, name
+  assert f"({fastest}): **{result['speedup']:.2f}x**" in markdown
+
+
+def test_targets_and_best_variant():
+  result = {
+      'epochs': 10, 'jax': {'img_per_s': 300.0, 'fraction_of_peak': 0.6},
+      'torch': {'a': {'img_per_s': 100.0, 'test_loss_difference': 0.2},
+                'b': {'img_per_s': 250.0, 'test_loss_difference': -0.7}}}
+  assert benchmark.best_torch_variant(result) == 'b'
+  result['speedup'] = 300.0 / 250.0
+  goals = benchmark.targets(result)
+  assert goals['speedup']['met'] is False
+  assert goals['fraction_of_peak']['met'] is True
+  assert goals['test_loss_difference']['value'] == pytest.approx(0.7)
+  assert goals['test_loss_difference']['met'] is False
+  assert benchmark.best_torch_variant(dict(result, torch={})) is None
+
+
+def test_peak_memory_counts_only_the_tracked_work():
+  before = np.ones(64 * 2 ** 20, np.uint8)  # a higher peak, before the work
+  del before
+  with peak_memory.track() as memory:
+    work = np.ones(16 * 2 ** 20, np.uint8)
+    del work
+  assert memory['method'].startswith('VmHWM')
+  assert 12 < memory['increase_mib'] < 48, memory
+
+
+def test_memory_workers_measure_each_side():
+  dataset = tiny_dataset(num_train=2048)
+  config = tiny_config()
+  flags_ = [f'--config={REPO / "configs" / "default.py"}',
+            '--config.model.encoder_widths=(16,)',
+            '--config.model.latent_size=2', '--config.batch_size=16']
+  memory = benchmark.measure_memory(config, dataset, ['preloaded'], flags_,
+                                    torch_threads=1)
+  assert set(memory) == {'jax', 'preloaded'}
+  for side, m in memory.items():
+    assert 'error' not in m, (side, m)
+    assert m['peak_rss_mib'] >= m['rss_before_mib'] > 0, side
+    assert m['increase_mib'] == pytest.approx(
+        m['peak_rss_mib'] - m['rss_before_mib'])
+  # At least the variant's float copy of the data: 2048 * 64 * 4 B = 0.5 MiB.
+  assert memory['preloaded']['increase_mib'] > 0.5
