@@ -1,0 +1,399 @@
+"""The FID Inception port against pytorch-fid, and its weights handling.
+
+The parity tests build pytorch-fid's own InceptionV3 (FID variant) with all
+weights random, BatchNorm statistics included, save its state dict with
+torch.save in both file formats, convert that with vae_jax's converter and
+compare the pool features and the FID. They need torch, torchvision and
+pytorch-fid (pip install -e .[torch]); the rest runs without them. Nothing
+here downloads anything.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vae_jax.data import ChecksumError, DataError, DataNotFoundError
+from vae_jax.evaluation import fid
+from vae_jax.evaluation import inception_weights as iw
+from vae_jax.models import inception
+
+FEATURE_ATOL = 1e-4
+FID_ATOL = 1e-3
+
+
+def _pytorch_fid_or_skip():
+  try:
+    import torch_fid_compat
+    return torch_fid_compat.import_pytorch_fid()
+  except ImportError as err:
+    pytest.skip(f'torch, torchvision and pytorch-fid are the reference here'
+                f' ({err}); pip install torch==2.13.0 torchvision==0.28.0'
+                ' pytorch-fid==0.3.0')
+
+
+@pytest.fixture(scope='module')
+def random_state():
+  return iw.random_state_dict(seed=0)
+
+
+@pytest.fixture(scope='module')
+def torch_state(random_state):
+  torch, _, _ = _pytorch_fid_or_skip()
+  import torch_fid_compat
+  # Shapes and names come from pytorch-fid's own network, so a mismatch with
+  # the port's tree fails here rather than passing silently.
+  skeleton = torch_fid_compat.fid_inception_skeleton().state_dict()
+  state = {}
+  for name, tensor in skeleton.items():
+    if name.endswith('num_batches_tracked'):
+      state[name] = torch.tensor(1000, dtype=torch.int64)
+    else:
+      state[name] = torch.from_numpy(random_state[name])
+  assert set(state) == set(skeleton)
+  assert all(state[k].shape == skeleton[k].shape for k in state)
+  return state
+
+
+@pytest.fixture(scope='module')
+def pth_files(torch_state, tmp_path_factory):
+  torch, _, _ = _pytorch_fid_or_skip()
+  directory = tmp_path_factory.mktemp('pth')
+  paths = {'zip': directory / 'zip.pth', 'legacy': directory / 'legacy.pth'}
+  torch.save(torch_state, paths['zip'])
+  torch.save(torch_state, paths['legacy'],
+             _use_new_zipfile_serialization=False)
+  import zipfile
+  assert zipfile.is_zipfile(paths['zip'])
+  assert not zipfile.is_zipfile(paths['legacy'])
+  return paths
+
+
+@pytest.fixture(scope='module')
+def converted(pth_files, tmp_path_factory):
+  npz = tmp_path_factory.mktemp('npz') / 'weights.npz'
+  sha256 = iw.convert_pytorch_fid_checkpoint(pth_files['zip'], npz)
+  return npz, sha256
+
+
+@pytest.fixture(scope='module')
+def torch_model(torch_state):
+  _pytorch_fid_or_skip()
+  import torch_fid_compat
+  return torch_fid_compat.build_pytorch_fid_inception(torch_state)
+
+
+@pytest.fixture(scope='module')
+def feature_fn(converted):
+  # Chunks of 4: one compilation of the network serves every test below.
+  return inception.fid_feature_fn(iw.read_npz_weights(converted[0]).params,
+                                  chunk_size=4)
+
+
+def _torch_features(torch_model, images):
+  """pytorch-fid's pool features of [B, H, W(, C)] images in [0, 1]."""
+  import torch
+  x = torch.from_numpy(np.ascontiguousarray(images))
+  x = x[:, None].repeat(1, 3, 1, 1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+  if x.shape[1] == 1:
+    x = x.repeat(1, 3, 1, 1)
+  with torch.no_grad():
+    return torch_model(x)[0][:, :, 0, 0].numpy()
+
+
+# --------------------------------------------------------------------------
+# Without torch.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('in_size, out_size', [(28, 299), (299, 299),
+                                               (512, 299), (7, 3)])
+def test_resize_matrix_rows_are_convex_weights(in_size, out_size):
+  matrix = inception.bilinear_resize_matrix(in_size, out_size)
+  assert matrix.shape == (out_size, in_size)
+  assert (matrix >= 0).all()
+  np.testing.assert_allclose(matrix.sum(1), 1.0, rtol=1e-6)
+  if in_size == out_size:
+    np.testing.assert_array_equal(matrix, np.eye(in_size))
+
+
+def test_avg_pool_excludes_padding():
+  x = np.random.default_rng(0).normal(size=(2, 5, 4, 3)).astype(np.float32)
+  padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  inside = np.pad(np.ones_like(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
+  total = sum(padded[:, i:i + 5, j:j + 4] for i in range(3) for j in range(3))
+  count = sum(inside[:, i:i + 5, j:j + 4] for i in range(3) for j in range(3))
+  np.testing.assert_allclose(inception.avg_pool_exclude_pad(jnp.asarray(x)),
+                             total / count, rtol=1e-6, atol=1e-6)
+
+
+def test_state_dict_maps_one_to_one_onto_the_flax_tree(random_state):
+  shapes = inception.flatten_names(inception.parameter_shapes())
+  params = inception.flatten_names(iw.state_dict_to_params(random_state))
+  assert params.keys() == shapes.keys()
+  assert all(params[k].shape == shapes[k].shape for k in shapes)
+  # 94 BasicConv2d (5 tensors each once num_batches_tracked is dropped) + fc.
+  assert len(random_state) == 94 * 5 + 2
+  assert params[('fc', 'kernel')].shape == (2048, inception.NUM_CLASSES)
+  assert params[('Mixed_6b', 'branch7x7_2', 'kernel')].shape == (1, 7, 128,
+                                                                  128)
+
+
+def test_check_state_dict_names_what_is_wrong(random_state):
+  state = dict(random_state)
+  del state['Mixed_5b.branch1x1.conv.weight']
+  state['AuxLogits.fc.weight'] = np.zeros((1000, 768), np.float32)
+  state['fc.bias'] = np.zeros(1000, np.float32)
+  with pytest.raises(DataError) as err:
+    iw.check_state_dict(state, 'torchvision.pth')
+  message = str(err.value)
+  assert 'missing Mixed_5b.branch1x1.conv.weight' in message
+  assert 'unexpected AuxLogits.fc.weight' in message
+  assert 'fc.bias: (1000,) instead of (1008,)' in message
+
+
+def test_digest_depends_on_values_not_container(random_state):
+  digest = iw.state_dict_sha256(random_state)
+  assert digest == iw.state_dict_sha256(dict(reversed(random_state.items())))
+  changed = dict(random_state)
+  changed['fc.bias'] = changed['fc.bias'].copy()
+  changed['fc.bias'][0] += 1e-3
+  assert iw.state_dict_sha256(changed) != digest
+
+
+def _write_npz(path, state, **meta):
+  meta.setdefault('format', iw.FORMAT)
+  meta.setdefault('weights_sha256', iw.state_dict_sha256(state))
+  np.savez(path, **state,
+           **{'__meta__.' + k: np.asarray(v) for k, v in meta.items()})
+
+
+def test_npz_weights_are_verified_on_load(random_state, tmp_path):
+  good = tmp_path / 'good.npz'
+  _write_npz(good, random_state)
+  weights = iw.read_npz_weights(good)
+  assert weights.sha256 == iw.state_dict_sha256(random_state)
+  tampered = dict(random_state)
+  tampered['Conv2d_1a_3x3.bn.running_var'] = tampered[
+      'Conv2d_1a_3x3.bn.running_var'] * 2
+  bad = tmp_path / 'bad.npz'
+  _write_npz(bad, tampered, weights_sha256=weights.sha256)
+  with pytest.raises(ChecksumError, match='corrupted'):
+    iw.read_npz_weights(bad)
+  (tmp_path / 'junk.npz').write_bytes(b'not a zip')
+  with pytest.raises(DataError, match='junk.npz'):
+    iw.read_npz_weights(tmp_path / 'junk.npz')
+
+
+def test_pth_is_checked_against_the_hash_prefix_in_its_name(tmp_path):
+  path = tmp_path / 'pt_inception-2015-12-05-6726825d.pth'
+  path.write_bytes(b'something else')
+  with pytest.raises(ChecksumError, match='6726825d'):
+    iw.verify_pth(path)
+  with pytest.raises(ChecksumError):
+    iw.convert_pytorch_fid_checkpoint(path, tmp_path / 'out.npz')
+  assert not (tmp_path / 'out.npz').exists()
+  unnamed = tmp_path / 'weights.pth'
+  unnamed.write_bytes(b'something else')
+  assert iw.verify_pth(unnamed) == iw.file_sha256(unnamed)
+
+
+def test_offline_without_weights_says_where_it_looked_and_what_to_do(
+    tmp_path, monkeypatch):
+  monkeypatch.delenv(iw.WEIGHTS_ENV, raising=False)
+  with pytest.raises(DataNotFoundError) as err:
+    iw.load_inception_weights(cache_dir=tmp_path, download=False)
+  message = str(err.value)
+  assert iw.PTH_NAME in message
+  assert str(tmp_path / 'inception' / iw.PTH_NAME) in message
+  assert iw.WEIGHTS_ENV in message
+  assert iw.INCEPTION_URLS[0] in message
+  assert 'downloading is disabled' in message
+
+
+def test_failed_download_lists_every_url_and_leaves_no_file(tmp_path,
+                                                            monkeypatch):
+  monkeypatch.delenv(iw.WEIGHTS_ENV, raising=False)
+  # Port 9 (discard) on the loopback interface: refused at once, no network.
+  urls = ('http://127.0.0.1:9/pt_inception-2015-12-05-6726825d.pth',
+          'not-a-url')
+  with pytest.raises(DataNotFoundError) as err:
+    iw.load_inception_weights(cache_dir=tmp_path, urls=urls, timeout=5)
+  message = str(err.value)
+  assert urls[0] in message and urls[1] in message
+  assert iw.WEIGHTS_ENV in message
+  assert list((tmp_path / 'inception').iterdir()) == []
+
+
+def test_explicit_path_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
+  missing = tmp_path / 'nowhere.npz'
+  with pytest.raises(DataNotFoundError, match='nowhere.npz'):
+    iw.load_inception_weights(missing, cache_dir=tmp_path)
+  monkeypatch.setenv(iw.WEIGHTS_ENV, str(missing))
+  with pytest.raises(DataNotFoundError, match=iw.WEIGHTS_ENV):
+    iw.load_inception_weights(cache_dir=tmp_path)
+
+
+def test_weights_are_found_through_the_environment_and_the_cache(
+    random_state, tmp_path, monkeypatch):
+  npz = tmp_path / 'elsewhere.npz'
+  _write_npz(npz, random_state)
+  monkeypatch.setenv(iw.WEIGHTS_ENV, str(npz))
+  assert iw.load_inception_weights(cache_dir=tmp_path / 'c').path == npz
+  monkeypatch.delenv(iw.WEIGHTS_ENV)
+  cached = tmp_path / 'c' / 'inception' / iw.NPZ_NAME
+  cached.parent.mkdir(parents=True)
+  _write_npz(cached, random_state)
+  weights = iw.load_inception_weights(cache_dir=tmp_path / 'c',
+                                      download=False)
+  assert weights.path == cached
+  assert weights.sha256 == iw.state_dict_sha256(random_state)
+  pinned = iw.load_inception_weights(cache_dir=tmp_path / 'c',
+                                     expected_sha256=weights.sha256)
+  assert pinned.path == cached
+  with pytest.raises(ChecksumError, match='other weights'):
+    iw.load_inception_weights(cache_dir=tmp_path / 'c',
+                              expected_sha256='0' * 64)
+
+
+# --------------------------------------------------------------------------
+# Against torch and pytorch-fid.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('shape', [(2, 28, 28), (1, 16, 16), (2, 64, 48),
+                                   (1, 512, 300), (1, 299, 299)])
+def test_resize_matches_torch_interpolate(shape):
+  torch, _, _ = _pytorch_fid_or_skip()
+  images = np.random.default_rng(1).uniform(size=shape).astype(np.float32)
+  expected = torch.nn.functional.interpolate(
+      torch.from_numpy(images)[:, None], size=(299, 299), mode='bilinear',
+      align_corners=False)[:, 0].numpy()
+  got = np.asarray(inception.preprocess(jnp.asarray(images)))
+  assert got.shape == shape[:1] + (299, 299, 3)
+  # Two 1-d passes round differently from torch's 4-tap sums: ~1e-6.
+  np.testing.assert_allclose(got[..., 1], 2 * expected - 1, rtol=0,
+                             atol=1e-5)
+  np.testing.assert_array_equal(got[..., 0], got[..., 2])
+
+
+def test_pools_match_torch():
+  torch, _, _ = _pytorch_fid_or_skip()
+  x = np.random.default_rng(2).normal(size=(2, 9, 8, 5)).astype(np.float32)
+  tx = torch.from_numpy(x).permute(0, 3, 1, 2)
+  to_nhwc = lambda t: t.permute(0, 2, 3, 1).numpy()
+  f = torch.nn.functional
+  np.testing.assert_allclose(
+      inception.avg_pool_exclude_pad(jnp.asarray(x)),
+      to_nhwc(f.avg_pool2d(tx, 3, 1, 1, count_include_pad=False)),
+      rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(inception.max_pool(jnp.asarray(x), 3, 1, 1),
+                                to_nhwc(f.max_pool2d(tx, 3, 1, 1)))
+  np.testing.assert_array_equal(inception.max_pool(jnp.asarray(x), 3, 2),
+                                to_nhwc(f.max_pool2d(tx, 3, 2)))
+
+
+@pytest.mark.parametrize('file_format', ['zip', 'legacy'])
+@pytest.mark.parametrize('reader', ['numpy', 'torch'])
+def test_both_torch_file_formats_read_with_and_without_torch(
+    pth_files, torch_state, file_format, reader):
+  state = iw.load_torch_state_dict(pth_files[file_format], reader)
+  assert state.keys() == torch_state.keys()
+  for name, tensor in torch_state.items():
+    assert state[name].dtype == tensor.numpy().dtype, name
+    np.testing.assert_array_equal(state[name], tensor.numpy(), err_msg=name)
+
+
+def test_torch_free_reader_refuses_code(tmp_path):
+  torch, _, _ = _pytorch_fid_or_skip()
+  path = tmp_path / 'evil.pth'
+  torch.save({'w': torch.ones(2), 'f': os.getcwd}, path)
+  with pytest.raises(DataError, match='refusing to load global posix.getcwd'):
+    iw.read_torch_checkpoint(path)
+
+
+def test_converted_npz_is_the_same_for_both_formats_and_readers(
+    pth_files, converted, random_state, tmp_path):
+  npz, sha256 = converted
+  assert sha256 == iw.state_dict_sha256(random_state)
+  # `converted` read the zip file with torch; the readers agree on both
+  # formats (test above), so the torch-free reader is enough here.
+  for file_format in ('zip', 'legacy'):
+    out = tmp_path / f'{file_format}.npz'
+    assert iw.convert_pytorch_fid_checkpoint(
+        pth_files[file_format], out, reader='numpy') == sha256
+    assert iw.read_npz_weights(out).sha256 == sha256
+  weights = iw.read_npz_weights(npz)
+  expected = iw.state_dict_to_params(random_state)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, weights.params,
+                         expected)
+
+
+def test_pth_in_the_cache_is_converted_there(pth_files, converted, tmp_path,
+                                              monkeypatch):
+  monkeypatch.delenv(iw.WEIGHTS_ENV, raising=False)
+  cache = tmp_path / 'inception'
+  cache.mkdir()
+  # Named as the release, whose name carries its SHA-256 prefix; a random
+  # state dict cannot match that, so the check is pointed at this file's.
+  pth = cache / iw.PTH_NAME
+  pth.write_bytes(pth_files['zip'].read_bytes())
+  prefix = iw.file_sha256(pth)[:8]
+  monkeypatch.setattr(iw, '_expected_hash_prefix',
+                      lambda path: prefix if path.name == iw.PTH_NAME else None)
+  weights = iw.load_inception_weights(cache_dir=tmp_path, download=False)
+  assert weights.sha256 == converted[1]
+  assert (cache / iw.NPZ_NAME).is_file()
+  assert iw.load_inception_weights(cache_dir=tmp_path, download=False
+                                   ).path == cache / iw.NPZ_NAME
+  # An explicit .pth is converted in memory and gives the same weights.
+  assert iw.load_inception_weights(pth_files['legacy']).sha256 == converted[1]
+
+
+@pytest.mark.parametrize('shape', [(3, 28, 28), (2, 16, 16, 1),
+                                   (2, 64, 64, 3), (2, 64, 64)])
+def test_pool_features_match_pytorch_fid(torch_model, feature_fn, shape):
+  images = np.random.default_rng(sum(shape)).uniform(size=shape).astype(
+      np.float32)
+  expected = _torch_features(torch_model, images)
+  got = np.asarray(feature_fn(images))
+  assert got.shape == (shape[0], 2048)
+  scale = np.abs(expected).mean()
+  # Random weights are scaled so features are O(1): the tolerance means
+  # something (and a wrong layer would change them by O(1)).
+  assert 0.02 < scale < 10, scale
+  assert expected.std() > 0.1 * scale
+  np.testing.assert_allclose(got, expected, rtol=0, atol=FEATURE_ATOL)
+
+
+def _fid_both_ways(torch_model, feature_fn, dims):
+  """(pytorch-fid's FID, ours) of two random image sets, on feature dims."""
+  from pytorch_fid.fid_score import calculate_frechet_distance
+  rng = np.random.default_rng(3)
+  a = rng.uniform(size=(4, 28, 28)).astype(np.float32)
+  b = (rng.uniform(size=(4, 28, 28)) ** 2).astype(np.float32)
+  torch_a = _torch_features(torch_model, a)[:, dims]
+  torch_b = _torch_features(torch_model, b)[:, dims]
+  expected = calculate_frechet_distance(
+      torch_a.mean(0), np.cov(torch_a, rowvar=False),
+      torch_b.mean(0), np.cov(torch_b, rowvar=False))
+  got = fid.fid_from_images(lambda x: np.asarray(feature_fn(x))[:, dims],
+                            a, b, batch_size=4)
+  return expected, got
+
+
+def test_fid_matches_pytorch_fid(torch_model, feature_fn):
+  # pytorch-fid's distance (scipy's sqrtm) on every 8th feature: a 256-d
+  # FID takes it a second, a 2048-d one minutes (test_fid_2048_...).
+  expected, got = _fid_both_ways(torch_model, feature_fn, slice(None, None, 8))
+  assert expected > 0.1
+  assert got == pytest.approx(expected, abs=FID_ATOL)
+
+
+@pytest.mark.slow
+def test_fid_2048_matches_pytorch_fid(torch_model, feature_fn):
+  expected, got = _fid_both_ways(torch_model, feature_fn, slice(None))
+  assert expected > 0.1
+  assert got == pytest.approx(expected, abs=FID_ATOL)
