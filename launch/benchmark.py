@@ -62,8 +62,11 @@ flags.DEFINE_integer('matmul_size', 2048, 'Side of the matmul for the peak rate.
 flags.DEFINE_string('output', None, 'Directory for benchmark.json and .md.')
 flags.DEFINE_string(
     'mode', 'frameworks', 'What to benchmark, a key of MODES: frameworks '
-    '(vae_jax beside PyTorch) or sweep (a K-member vmapped sweep beside the '
-    'same K runs one after another).')
+    '(vae_jax beside PyTorch), sweep (a K-member vmapped sweep beside the '
+    'same K runs one after another) or fid (Inception feature extraction '
+    'beside pytorch-fid).')
+flags.DEFINE_integer('fid_images', 64, 'Images per repeat for --mode=fid.')
+flags.DEFINE_integer('fid_batch_size', 32, 'Batch size for --mode=fid.')
 flags.DEFINE_integer('sweep_members', 8, 'K for --mode=sweep (seeds 0..K-1).')
 flags.DEFINE_list('torch_variants', list(TORCH_VARIANTS),
                   f'PyTorch loops to time beside JAX, from {TORCH_VARIANTS}.')
@@ -648,11 +651,22 @@ def sweep_mode(config) -> tuple[dict, str, str]:
   return result, sweep_markdown(result), 'benchmark_sweep'
 
 
+def fid_mode(config) -> tuple[dict, str, str]:
+  """Inception feature extraction: our port against pytorch-fid's network,
+  same (random) weights and images, interleaved."""
+  del config  # the Inception network does not depend on the VAE config
+  from launch import fid_benchmark
+  result = fid_benchmark.benchmark_feature_extraction(
+      FLAGS.fid_images, FLAGS.fid_batch_size, repeats=max(FLAGS.epochs - 1, 1))
+  return result, fid_benchmark.to_markdown(result), 'benchmark_fid'
+
+
 # --mode -> function(config) -> (result dict, Markdown, report name); the
 # report is written as NAME.json and NAME.md.
 MODES: dict[str, Callable[..., tuple[dict, str, str]]] = {
     'frameworks': frameworks_mode,
     'sweep': sweep_mode,
+    'fid': fid_mode,
 }
 
 
