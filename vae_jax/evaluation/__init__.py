@@ -1,1 +1,7 @@
-"""Evaluators: numbers computed from a trained model (classifier metrics, ...)."""
+"""Evaluators: numbers computed from a trained model.
+
+likelihood: IWAE estimates of log p(x). classifier_metrics: Inception Score,
+classifier-FID, class histograms and confusion matrices of prior samples,
+judged by the project's MNIST classifier. fid: Fréchet distance and feature
+statistics.
+"""

@@ -1,0 +1,196 @@
+"""launch.evaluate: a finished run's or sweep's numbers join its results."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from launch import evaluate
+from test_train import tiny_config, tiny_dataset
+from vae_jax import classifier
+from vae_jax import data
+from vae_jax import sweep
+from vae_jax import train
+from vae_jax.models.classifier import MNISTClassifier
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = evaluate.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16,
+                             num_samples=200, batch_size=64)
+ALL_BUT_INCEPTION = ['iwae', 'inception_score', 'classifier_fid', 'confusion']
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+  monkeypatch.setenv('VAE_JAX_CACHE_DIR', str(tmp_path / 'cache'))
+
+
+@pytest.fixture
+def untrained_classifier(tmp_path):
+  params = MNISTClassifier().init(jax.random.PRNGKey(0),
+                                  jnp.zeros((1, 28, 28)))['params']
+  classifier.save_classifier(tmp_path / 'classifier', params,
+                             {'note': 'untrained, for tests'})
+  return tmp_path / 'classifier'
+
+
+def _finite(value):
+  return isinstance(value, float) and np.isfinite(value)
+
+
+def test_run_gains_every_number_and_keeps_its_own(tmp_path,
+                                                  untrained_classifier):
+  dataset = tiny_dataset(side=28)  # the classifier's image size
+  run = tmp_path / 'run'
+  before = train.train_and_evaluate(tiny_config(), str(run), dataset=dataset)
+  evaluate.evaluate_workdir(run, ALL_BUT_INCEPTION, untrained_classifier,
+                            SETTINGS, dataset=dataset)
+  saved = json.loads((run / 'results.json').read_text())
+  for key in ('iwae_nll', 'inception_score', 'inception_score_std',
+              'classifier_fid'):
+    assert _finite(saved[key]), key
+  assert {k: saved[k] for k in before} == before
+  assert saved['iwae_samples'] == 20 and saved['iwae_num_images'] == 40
+  assert saved['classifier_sha256'] == json.loads(
+      (untrained_classifier / 'classifier.json').read_text())['sha256']
+  # 20 importance samples tighten the one-sample bound of the test loss.
+  assert saved['iwae_nll'] < saved['test_loss']
+  assert 1 <= saved['inception_score'] <= 10
+  confusion = json.loads((run / evaluate.CONFUSION_FILE).read_text())
+  assert confusion['kind'] == 'predicted_histogram'
+  assert sum(confusion['histogram']) == 200
+
+  # Evaluating one metric again keeps the others.
+  settings = evaluate.Settings(iwae_samples=5, num_images=10)
+  evaluate.evaluate_workdir(run, ['iwae'], settings=settings, dataset=dataset)
+  again = json.loads((run / 'results.json').read_text())
+  assert again['iwae_samples'] == 5 and again['iwae_num_images'] == 10
+  assert again['classifier_fid'] == saved['classifier_fid']
+  assert again['test_loss'] == before['test_loss']
+
+
+def test_sweep_members_and_table_gain_the_numbers(tmp_path,
+                                                  untrained_classifier):
+  dataset = tiny_dataset(side=28)
+  config = tiny_config(**{'model.num_classes': 10})  # CVAE members
+  # Two members in one group, one in another.
+  config.sweep = sweep.concat(
+      sweep.product(beta=[1.0, 0.5], model__latent_size=[1]),
+      sweep.product(batch_size=[32]))
+  workdir = tmp_path / 'sweep'
+  before = sweep.run_sweep(config, workdir, dataset=dataset)
+  results = evaluate.evaluate_workdir(workdir, ALL_BUT_INCEPTION,
+                                      untrained_classifier, SETTINGS,
+                                      dataset=dataset)
+  saved = json.loads((workdir / 'results.json').read_text())
+  assert saved == results and len(saved) == 3
+  for old, new in zip(before, saved):
+    assert new['test_loss'] == old['test_loss']
+    for key in ('iwae_nll', 'inception_score', 'classifier_fid',
+                'sample_class_accuracy'):
+      assert _finite(new[key]), key
+  # Members differ, and so do their numbers.
+  assert len({r['iwae_nll'] for r in saved}) == 3
+  with open(workdir / 'results.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert [float(r['iwae_nll']) for r in rows] == pytest.approx(
+      [r['iwae_nll'] for r in saved])
+  assert 'classifier_fid' in (workdir / 'results.md').read_text()
+  confusion = json.loads((workdir / 'member_002' / 'confusion.json')
+                         .read_text())
+  matrix = np.array(confusion['matrix'])
+  assert confusion['kind'] == 'requested_vs_predicted'
+  assert matrix.shape == (10, 10) and (matrix.sum(1) == 20).all()
+  assert confusion['accuracy'] == saved[2]['sample_class_accuracy']
+
+
+def test_one_member_evaluates_as_the_same_run_alone(tmp_path):
+  dataset = tiny_dataset()
+  config = tiny_config()
+  config.sweep = sweep.product(seed=[0, 1])
+  sweep.run_sweep(config, tmp_path / 'sweep', dataset=dataset)
+  train.train_and_evaluate(tiny_config(seed=1), str(tmp_path / 'run'),
+                           dataset=dataset)
+  settings = evaluate.Settings(iwae_samples=10)
+  member = evaluate.evaluate_workdir(tmp_path / 'sweep', ['iwae'],
+                                     settings=settings, dataset=dataset)[1]
+  run = evaluate.evaluate_workdir(tmp_path / 'run', ['iwae'],
+                                  settings=settings, dataset=dataset)
+  assert member['iwae_nll'] == pytest.approx(run['iwae_nll'], rel=1e-4)
+
+
+def test_clear_errors(tmp_path):
+  dataset = tiny_dataset()
+  run = tmp_path / 'run'
+  train.train_and_evaluate(tiny_config(loss='mse', num_epochs=1), str(run),
+                           dataset=dataset)
+  with pytest.raises(ValueError, match="Unknown metrics \\['nll'\\]"):
+    evaluate.evaluate_workdir(run, ['nll'], dataset=dataset)
+  with pytest.raises(ValueError, match="IWAE bound needs a decoder likelihood"):
+    evaluate.evaluate_workdir(run, ['iwae'], dataset=dataset)
+  with pytest.raises(FileNotFoundError, match='no vae_jax run'):
+    evaluate.evaluate_workdir(tmp_path, ['iwae'], dataset=dataset)
+  with pytest.raises(FileNotFoundError,
+                     match='launch.train_classifier.*--classifier_dir'):
+    evaluate.evaluate_workdir(run, ['inception_score'], dataset=dataset)
+  assert evaluate.default_classifier_dir() == tmp_path / 'cache' / 'classifier'
+
+
+def test_inception_fid_without_weights_is_a_clear_error(tmp_path,
+                                                        monkeypatch):
+  monkeypatch.delenv('VAE_JAX_INCEPTION_WEIGHTS', raising=False)
+  run = tmp_path / 'run'
+  dataset = tiny_dataset()
+  train.train_and_evaluate(tiny_config(num_epochs=1,
+                                       **{'data.download': False}),
+                           str(run), dataset=dataset)
+  with pytest.raises(data.DataNotFoundError,
+                     match='FID Inception weights.*not found'):
+    evaluate.evaluate_workdir(run, ['iwae', 'fid'], dataset=dataset)
+  assert 'iwae_nll' not in json.loads((run / 'results.json').read_text())
+
+
+def test_inception_fid_call_site(tmp_path, monkeypatch):
+  # Stand-ins for the weights and the network: the call site is tested, the
+  # network is vae_jax.evaluation.fid's.
+  monkeypatch.setattr(evaluate, 'load_inception_weights',
+                      lambda download: SimpleNamespace(params=None))
+  features = lambda images: (
+      np.asarray(images, np.float64).reshape(len(images), -1)[:, 20:30]
+      / (255 if images.dtype == np.uint8 else 1))
+  monkeypatch.setattr(evaluate.fid, 'inception_fid_features',
+                      lambda params: features)
+  run = tmp_path / 'run'
+  dataset = tiny_dataset()
+  train.train_and_evaluate(tiny_config(num_epochs=1), str(run),
+                           dataset=dataset)
+  results = evaluate.evaluate_workdir(run, ['fid'], settings=SETTINGS,
+                                      dataset=dataset)
+  assert _finite(results['fid']) and results['fid'] > 0
+
+
+def test_importing_defines_no_flags():
+  # launch.reproduce imports this module beside its own --workdir.
+  from absl import flags
+  assert 'iwae_samples' not in flags.FLAGS
+
+
+def test_launcher_without_a_classifier_names_the_command(tmp_path):
+  run = tmp_path / 'run'
+  train.train_and_evaluate(tiny_config(num_epochs=1), str(run),
+                           dataset=tiny_dataset())
+  result = subprocess.run(
+      [sys.executable, '-m', 'launch.evaluate', f'--workdir={run}',
+       '--metrics=iwae,confusion', f'--classifier_dir={tmp_path}/none'],
+      cwd=REPO, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ))
+  assert result.returncode != 0
+  assert 'python -m launch.train_classifier --workdir=' in result.stderr
+  assert 'iwae_nll' not in (run / 'results.json').read_text()
