@@ -305,6 +305,21 @@ def sample_numbers(member: Member, metrics: set[str], judge: Judge | None,
   return numbers, confusion
 
 
+def plot_confusion(confusion: dict, directory: Path) -> Path:
+  """confusion_matrix.png (CVAE: requested vs predicted digit) or
+  class_histogram.png (VAE: predicted digits of prior samples)."""
+  from vae_jax import plots  # matplotlib only when figures are drawn
+  count = confusion['num_samples']
+  if confusion['kind'] == 'requested_vs_predicted':
+    return plots.plot_confusion_matrix(
+        np.asarray(confusion['matrix']), directory / 'confusion_matrix.png',
+        f'{count:,} class-conditional samples: '
+        f'{confusion["accuracy"]:.1%} classified as requested')
+  return plots.plot_class_histogram(
+      np.asarray(confusion['histogram']), directory / 'class_histogram.png',
+      f'What the classifier sees in {count:,} prior samples')
+
+
 def evaluate_workdir(workdir: str | Path, metrics: list[str],
                      classifier_dir: str | Path | None = None,
                      settings: Settings = Settings(),
@@ -385,6 +400,7 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
         member.directory.mkdir(exist_ok=True)
         (member.directory / CONFUSION_FILE).write_text(
             json.dumps(confusion, indent=2))
+        plot_confusion(confusion, member.directory)
     log.info('Evaluated %s in %.1f s: %s', name, time.perf_counter() - start,
              ', '.join(f'{k} {v:.4g}' for k, v in numbers.items()
                        if isinstance(v, float)))

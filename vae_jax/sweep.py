@@ -310,11 +310,21 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
   return results
 
 
+def _is_metric(key: str) -> bool:
+  return key.startswith('test_') or key in EVALUATION_KEYS
+
+
+def _same_setting(a: Any, b: Any) -> bool:
+  if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+    return float(a) == float(b)
+  return a == b
+
+
 def _reported_for(settings: dict, reported: Sequence[dict]) -> dict | None:
   """The published numbers whose settings equal the member's, if any."""
   for row in reported:
-    keys = [k for k in row if not k.startswith('test_')]
-    if all(k in settings and float(settings[k]) == float(row[k]) for k in keys):
+    keys = [k for k in row if not _is_metric(k)]
+    if all(k in settings and _same_setting(settings[k], row[k]) for k in keys):
       return row
   return None
 
@@ -338,8 +348,9 @@ def write_results_table(workdir: Path, results: list[dict],
   evaluation_keys = [k for k in EVALUATION_KEYS if any(k in r for r in results)]
   columns = ['member', *setting_keys, 'epochs', *metric_keys,
              *evaluation_keys, 'img_per_s']
-  if reported:
-    columns += [f'reported_{k[5:]}' for k in metric_keys]
+  reported_keys = [k for k in dict.fromkeys(k for row in reported for k in row)
+                   if _is_metric(k)]
+  columns += [f'reported_{k.removeprefix("test_")}' for k in reported_keys]
   rows = []
   for r in results:
     row = [r['member'], *[r['settings'].get(k, '') for k in setting_keys],
@@ -348,7 +359,7 @@ def write_results_table(workdir: Path, results: list[dict],
     if reported:
       match = _reported_for(r['settings'], reported)
       r['reported'] = match
-      row += [match[k] if match else '' for k in metric_keys]
+      row += [match.get(k, '') if match else '' for k in reported_keys]
     rows.append(row)
   with open(workdir / 'results.csv', 'w', newline='') as f:
     writer = csv.writer(f)

@@ -1,0 +1,195 @@
+r"""Reproduces one of the five studies of SPEC.md: trains, evaluates, reports.
+
+  python -m launch.reproduce --study=D --workdir=workdirs/study_d_full \
+      --data_dir=../shared/data
+  python -m launch.reproduce --study=A --workdir=/tmp/a --quick   # minutes
+
+Every experiment of the study runs as a sweep (one compiled program per
+group of members), then `launch.evaluate`'s metrics that apply to the study,
+then `launch.report` writes DIR/report.html with the report's numbers beside
+ours. --quick trains 2 epochs on 1,024 training and 500 test images (and the
+classifier 1 epoch on 10,000), a smoke test of the whole pipeline; the full mode uses each study's own budget.
+Studies that judge generated digits (A, C, E, and A's perceptual losses) use
+the project's MNIST classifier: --classifier_dir, else one is trained into
+DIR/classifier first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from absl import app
+from absl import flags
+
+from configs import study_a, study_b, study_c, study_c_usps, study_d, study_e
+from launch import common
+from launch import evaluate
+from vae_jax import checkpoint as checkpoint_lib
+from vae_jax import classifier as classifier_lib
+from vae_jax import data as data_lib
+from vae_jax import report
+from vae_jax import sweep
+
+log = logging.getLogger('vae_jax.reproduce')
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """One sweep of a study and the metrics evaluated on it afterwards."""
+
+  name: str  # its subdirectory of the study's workdir
+  get_config: Callable
+  metrics: tuple[str, ...] = ()
+  needs_classifier_in_training: bool = False  # the perceptual losses
+
+
+# Study A's FID needs Inception weights (see vae_jax.evaluation.fid); where
+# they are missing the classifier-feature FID still runs, and the Inception
+# FID is reported as unavailable rather than stopping the study.
+STUDIES: dict[str, tuple[Experiment, ...]] = {
+    'A': (Experiment('study_a', study_a.get_config,
+                     ('classifier_fid', 'inception_score', 'fid'),
+                     needs_classifier_in_training=True),),
+    'B': (Experiment('study_b', study_b.get_config, ('iwae',)),),
+    'C': (Experiment('mnist', study_c.get_config,
+                     ('confusion', 'inception_score')),
+          Experiment('usps', study_c_usps.get_config, ()),),
+    'D': (Experiment('study_d', study_d.get_config, ('iwae',)),),
+    'E': (Experiment('study_e', study_e.get_config,
+                     ('inception_score', 'confusion', 'classifier_fid')),),
+}
+
+QUICK_EPOCHS = 2
+QUICK_TRAIN_IMAGES = 1024
+QUICK_TEST_IMAGES = 500
+QUICK_CLASSIFIER_IMAGES = 10_000
+QUICK_SETTINGS = evaluate.Settings(iwae_samples=20, num_images=100,
+                                   num_samples=500)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum('study', None, sorted(STUDIES), 'Which study of SPEC.md.',
+                  required=True)
+flags.DEFINE_string('workdir', None, 'Directory of the study: one '
+                    'subdirectory per experiment, the report at the top.',
+                    required=True)
+flags.DEFINE_bool('quick', False, f'{QUICK_EPOCHS} epochs on '
+                  f'{QUICK_TRAIN_IMAGES} training images: a smoke test.')
+flags.DEFINE_string('data_dir', None, 'Where the MNIST / USPS files are '
+                    '(else $VAE_JAX_DATA_DIR, then the download cache).')
+flags.DEFINE_string('classifier_dir', None, 'A classifier trained by '
+                    'launch.train_classifier (else one is trained into '
+                    'WORKDIR/classifier).')
+flags.DEFINE_bool('overwrite', False, 'Replace experiments of a different '
+                  'config in the workdir instead of refusing.')
+
+
+def experiment_config(experiment: Experiment, quick: bool,
+                      data_dir: str | None, classifier_dir: Path | None):
+  """The experiment's config with the run's data location and budget."""
+  config = experiment.get_config()
+  config.data.dir = data_dir
+  if classifier_dir is not None:
+    config.perceptual.classifier_dir = str(classifier_dir)
+  if quick:
+    config.num_epochs = QUICK_EPOCHS
+    config.data.train_subset = QUICK_TRAIN_IMAGES
+    config.data.test_subset = QUICK_TEST_IMAGES
+  return config
+
+
+def ensure_classifier(workdir: Path, classifier_dir: str | None, quick: bool,
+                      data_dir: str | None) -> Path:
+  """The classifier to use: the given one, one trained earlier into
+  workdir/classifier, or a new one trained there (1 epoch when quick)."""
+  if classifier_dir:
+    classifier_lib.load_classifier(classifier_dir)  # verified before use
+    return Path(classifier_dir)
+  directory = workdir / 'classifier'
+  if (directory / classifier_lib.INFO_FILE).exists():
+    return directory
+  dataset = data_lib.load_dataset('mnist', data_dir=data_dir)
+  epochs = 1 if quick else 5
+  if quick:
+    dataset = dataclasses.replace(
+        dataset, train_images=dataset.train_images[:QUICK_CLASSIFIER_IMAGES],
+        train_labels=dataset.train_labels[:QUICK_CLASSIFIER_IMAGES])
+  log.info('Training the MNIST classifier (%d epoch(s)) into %s.', epochs,
+           directory)
+  model, params = classifier_lib.train_classifier(dataset, num_epochs=epochs)
+  accuracy = classifier_lib.accuracy(model, params, dataset.test_images,
+                                     dataset.test_labels)
+  log.info('Classifier test accuracy %.2f%%.', 100 * accuracy)
+  classifier_lib.save_classifier(directory, params,
+                                 {'test_accuracy': accuracy, 'epochs': epochs})
+  return directory
+
+
+def reproduce(study: str, workdir: str | Path, quick: bool = False,
+              data_dir: str | None = None, classifier_dir: str | None = None,
+              overwrite: bool = False) -> Path:
+  """Trains, evaluates and reports every experiment of `study`; returns the
+  report's path."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  experiments = STUDIES[study]
+  wants_classifier = any(e.needs_classifier_in_training or
+                         set(e.metrics) & evaluate.CLASSIFIER_METRICS
+                         for e in experiments)
+  classifier = (ensure_classifier(workdir, classifier_dir, quick, data_dir)
+                if wants_classifier else None)
+  timings = {}
+  for experiment in experiments:
+    config = experiment_config(experiment, quick, data_dir, classifier)
+    directory = workdir / experiment.name
+    log.info('Study %s: experiment %s, %d member(s), %d epoch(s).', study,
+             experiment.name, len(config.sweep), config.num_epochs)
+    start = time.perf_counter()
+    sweep.run_sweep(config, directory, overwrite=overwrite)
+    timings[experiment.name] = time.perf_counter() - start
+    metrics = list(experiment.metrics)
+    if 'fid' in metrics and not _inception_weights_available():
+      log.warning('Inception weights not found: skipping the Inception FID '
+                  '(see vae_jax.evaluation.inception_weights for how to '
+                  'provide them); the classifier-feature FID still runs.')
+      metrics.remove('fid')
+    if metrics:
+      evaluate.evaluate_workdir(
+          directory, metrics, classifier_dir=classifier,
+          settings=QUICK_SETTINGS if quick else evaluate.Settings(),
+          data_dir=data_dir)
+  notes = [f'Study {study} ({"quick" if quick else "full"} mode).',
+           'Wall time per experiment (training, compilation included): ' +
+           ', '.join(f'{k} {v:.0f} s' for k, v in timings.items()) + '.']
+  (workdir / 'NOTES.md').write_text('\n'.join(notes) + '\n')
+  return report.write_report(workdir, f'vae_jax: Study {study}')
+
+
+def _inception_weights_available() -> bool:
+  from vae_jax.evaluation import inception_weights
+  try:
+    inception_weights.find_weights(download=False)
+  except (FileNotFoundError, data_lib.DataError):
+    return False
+  return True
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  common.setup_logging()
+  try:
+    path = reproduce(FLAGS.study, FLAGS.workdir, FLAGS.quick, FLAGS.data_dir,
+                     FLAGS.classifier_dir, FLAGS.overwrite)
+  except checkpoint_lib.WorkdirError as error:
+    raise app.UsageError(str(error)) from None
+  print(path)
+  print(json.dumps({'report': str(path)}))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,96 @@
+"""launch.reproduce --quick for every study: trains, evaluates, reports (real data)."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from launch import reproduce
+from vae_jax import classifier as classifier_lib
+from vae_jax import data
+
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+# Figures every member of every study has, then those only some studies have
+# (at the sweep level, or in at least one member's directory).
+MEMBER_FIGURES = ('loss_curves', 'reconstructions', 'reconstructions_by_epoch',
+                  'samples', 'latent_scatter', 'interpolations')
+STUDY_FIGURES = {
+    'A': ('latent_grid',),
+    'B': ('metrics_vs_beta', 'metrics_vs_latent_size', 'latent_grid',
+          'latent_traversal'),
+    'C': ('latent_grid', 'confusion_matrix'),
+    'D': ('metrics_vs_beta', 'metrics_vs_latent_size', 'latent_grid',
+          'latent_traversal'),
+    'E': ('metrics_vs_latent_size', 'latent_grid', 'class_histogram'),
+}
+# Numbers each study's evaluation must add to every member's results.
+STUDY_METRICS = {
+    'A': ('classifier_fid', 'inception_score'),
+    'B': ('iwae_nll',),
+    'C': (),
+    'D': ('iwae_nll',),
+    'E': ('inception_score', 'classifier_fid'),
+}
+
+
+@pytest.fixture(scope='module')
+def quick_classifier(tmp_path_factory, mnist_dir):
+  """A classifier trained for one epoch on 5,000 digits: enough to judge."""
+  dataset = data.load_dataset('mnist', data_dir=mnist_dir.parent)
+  small = data.Dataset('mnist', dataset.train_images[:5000],
+                       dataset.train_labels[:5000], dataset.test_images,
+                       dataset.test_labels, source='files')
+  model, params = classifier_lib.train_classifier(small, num_epochs=1)
+  directory = tmp_path_factory.mktemp('classifier')
+  classifier_lib.save_classifier(directory, params, {'note': 'quick'})
+  return directory
+
+
+def _check_png(path: Path) -> None:
+  blob = path.read_bytes()
+  assert blob[:8] == PNG_MAGIC, path
+  width, height = int.from_bytes(blob[16:20], 'big'), int.from_bytes(
+      blob[20:24], 'big')
+  assert width >= 200 and height >= 100 and len(blob) > 5000, path
+
+
+# Study D (7 MLP members, one program) runs in CI's fast set in about 30 s;
+# the others compile several conv or MLP groups each (A: about 4 minutes).
+@pytest.mark.parametrize('study', [
+    'D', *[pytest.param(s, marks=pytest.mark.slow) for s in 'ABCE']])
+def test_quick_reproduction_writes_report_figures_and_tables(
+    tmp_path, mnist_dir, usps_dir, quick_classifier, study):
+  report_path = reproduce.reproduce(
+      study, tmp_path / study, quick=True, data_dir=str(mnist_dir.parent),
+      classifier_dir=str(quick_classifier))
+  page = report_path.read_text()
+  assert page.startswith('<!DOCTYPE html>')
+  figures = list(tmp_path.glob(f'{study}/**/*.png'))
+  # Every figure is embedded in the one self-contained page.
+  assert len(re.findall(r'data:image/png;base64,', page)) == len(figures)
+
+  names = {p.stem for p in figures}
+  for name in MEMBER_FIGURES + STUDY_FIGURES[study]:
+    assert name in names, f'study {study} lacks {name}.png'
+  for path in figures:
+    _check_png(path)
+
+  for index, experiment in enumerate(reproduce.STUDIES[study]):
+    directory = tmp_path / study / experiment.name
+    results = json.loads((directory / 'results.json').read_text())
+    assert len(results) == len(experiment.get_config().sweep)
+    evaluated = STUDY_METRICS[study] if index == 0 else ()
+    for member in results:
+      for key in ('test_recon', 'test_kl', 'test_loss', *evaluated):
+        assert math.isfinite(member[key]), (study, member['member'], key)
+      assert (directory / f'member_{member["member"]:03d}' /
+              'samples.png').exists()
+    table = (directory / 'results.md').read_text()
+    assert table.count('\n') >= len(results) + 1
+  if study in ('D',):
+    # The report's numbers sit beside ours.
+    assert 'reported' in page and '161.04' in page
