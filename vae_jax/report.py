@@ -24,6 +24,10 @@ FIGURE_ORDER = (
     'class_histogram',
 )
 
+# Lower is better for these, so ours can be judged against a published value;
+# the reconstruction / KL split of a total is a trade-off, not a score.
+JUDGED_METRICS = frozenset({'test_loss', 'fid', 'classifier_fid', 'iwae_nll'})
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
        color: #222; line-height: 1.4; }
@@ -95,7 +99,7 @@ def _run_table(result: dict) -> str:
 
 def _sweep_table(results: list[dict]) -> str:
   """Members as rows: settings, then metrics; published numbers beside ours,
-  shaded by whether ours is at least as good (all these are lower-is-better)."""
+  the JUDGED_METRICS shaded by whether ours is at least as good."""
   settings = sorted({k for r in results for k in r.get('settings', {})})
   skip = {'member', 'label', 'group', 'settings', 'reported'}
   metrics = [k for k in dict.fromkeys(k for r in results for k in
@@ -114,7 +118,8 @@ def _sweep_table(results: list[dict]) -> str:
               for s in settings]
     for k in metrics:
       cls = ''
-      if k in reported and isinstance(r.get(k), (int, float)):
+      if (k in JUDGED_METRICS and k in reported and
+          isinstance(r.get(k), (int, float))):
         cls = ' class="better"' if r[k] <= reported[k] else ' class="worse"'
       cells.append(f'<td{cls}>{_format(r.get(k, ""))}</td>')
     cells += [f'<td>{_format(reported.get(k, ""))}</td>' for k in reported_keys]
@@ -131,8 +136,9 @@ def _experiment_html(directory: Path, level: int) -> str:
            f'<details><summary>config</summary><pre>{html.escape(config)}'
            '</pre></details>']
   if isinstance(results, list):
-    parts.append('<p>Final test metrics per member (nats per image; green: '
-                 'at least as good as the published number, red: worse).</p>')
+    parts.append('<p>Final test metrics per member (nats per image). Totals '
+                 'and FIDs are green where at least as good as the published '
+                 'number, red where worse.</p>')
     parts.append(_sweep_table(results))
     parts.append(_figures_html(directory))
     for r in results:
