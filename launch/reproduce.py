@@ -152,7 +152,8 @@ def reproduce(study: str, workdir: str | Path, quick: bool = False,
     sweep.run_sweep(config, directory, overwrite=overwrite)
     timings[experiment.name] = time.perf_counter() - start
     metrics = list(experiment.metrics)
-    if 'fid' in metrics and not _inception_weights_available():
+    # A quick run never waits on a download.
+    if 'fid' in metrics and not _inception_weights_available(not quick):
       log.warning('Inception weights not found: skipping the Inception FID '
                   '(see vae_jax.evaluation.inception_weights for how to '
                   'provide them); the classifier-feature FID still runs.')
@@ -169,11 +170,13 @@ def reproduce(study: str, workdir: str | Path, quick: bool = False,
   return report.write_report(workdir, f'vae_jax: Study {study}')
 
 
-def _inception_weights_available() -> bool:
+def _inception_weights_available(download: bool) -> bool:
+  """Whether the Inception weights are at hand (fetching them if allowed)."""
   from vae_jax.evaluation import inception_weights
   try:
-    inception_weights.find_weights(download=False)
-  except (FileNotFoundError, data_lib.DataError):
+    inception_weights.load_inception_weights(download=download)
+  except (FileNotFoundError, data_lib.DataError) as error:
+    log.warning('%s', error)
     return False
   return True
 
