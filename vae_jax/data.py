@@ -33,7 +33,7 @@ import pathlib
 import tempfile
 import urllib.request
 import zlib
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -584,36 +584,50 @@ def _fetch(url: str, destination: pathlib.Path, timeout: float) -> None:
     raise DataError(f'received {received} of {announced} bytes (truncated)')
 
 
-def _download_file(name: str, stem: str, directory: pathlib.Path,
-                   mirrors: Sequence[str], timeout: float) -> pathlib.Path:
-  """Fetches one file from the first mirror whose copy verifies."""
-  remote_name = stem + _REMOTE_SUFFIX[name]
-  final_path = directory / remote_name
+def fetch_first_verified(urls: Sequence[str], final_path: pathlib.Path,
+                         verify: Callable[[pathlib.Path], Any],
+                         timeout: float) -> tuple[pathlib.Path | None, list[str]]:
+  """Downloads from each URL in turn until a copy passes `verify`.
+
+  Returns (final_path, []) on success, else (None, one line per failure).
+  A failed or interrupted download never shows up under the real name.
+  """
   failures = []
-  for mirror in mirrors:
-    url = mirror.rstrip('/') + '/' + remote_name
-    # A temp file in the same directory, so the final rename is atomic and a
-    # failed or interrupted download never shows up under the real name.
-    fd, tmp_name = tempfile.mkstemp(prefix=f'.{remote_name}.', suffix='.part',
-                                    dir=directory)
+  for url in urls:
+    # A temp file in the same directory, so the final rename is atomic.
+    fd, tmp_name = tempfile.mkstemp(prefix=f'.{final_path.name}.',
+                                    suffix='.part', dir=final_path.parent)
     os.close(fd)
     tmp_path = pathlib.Path(tmp_name)
     try:
       _log.info('Downloading %s', url)
       _fetch(url, tmp_path, timeout)
-      _verify_remote_file(name, stem, tmp_path)
+      verify(tmp_path)
       os.replace(tmp_path, final_path)
       _log.info('Verified and saved %s', final_path)
-      return final_path
+      return final_path, []
     except (OSError, http.client.HTTPException, ValueError, DataError) as err:
       # OSError covers URLError, HTTPError and timeouts; HTTPException a
-      # connection cut mid-body; ValueError a malformed mirror URL; DataError
-      # a download that arrived but failed verification.
+      # connection cut mid-body; ValueError a malformed URL; DataError a
+      # download that arrived but failed verification.
       reason = str(err).replace(str(tmp_path), 'downloaded file')
       failures.append(f'  {url}: {type(err).__name__}: {reason}')
       _log.warning('Download failed: %s: %s', url, reason)
     finally:
       tmp_path.unlink(missing_ok=True)
+  return None, failures
+
+
+def _download_file(name: str, stem: str, directory: pathlib.Path,
+                   mirrors: Sequence[str], timeout: float) -> pathlib.Path:
+  """Fetches one file from the first mirror whose copy verifies."""
+  remote_name = stem + _REMOTE_SUFFIX[name]
+  urls = [mirror.rstrip('/') + '/' + remote_name for mirror in mirrors]
+  path, failures = fetch_first_verified(
+      urls, directory / remote_name,
+      lambda tmp_path: _verify_remote_file(name, stem, tmp_path), timeout)
+  if path is not None:
+    return path
   raise DataError(
       f'Could not download {remote_name} into {directory}; every mirror'
       ' failed:\n' + '\n'.join(failures or ['  (no mirrors given)']) +

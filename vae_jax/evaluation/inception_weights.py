@@ -41,14 +41,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import http.client
 import io
 import logging
 import os
 import pathlib
 import pickle
 import re
-import tempfile
 import zipfile
 from typing import Any, Mapping, Sequence
 
@@ -653,27 +651,11 @@ def _download_pth(directory: pathlib.Path, urls: Sequence[str],
                   timeout: float, looked: Sequence[str] = ()) -> pathlib.Path:
   """Fetches the .pth from the first URL whose copy verifies."""
   directory.mkdir(parents=True, exist_ok=True)
-  final_path = directory / PTH_NAME
-  failures = []
-  for url in urls:
-    # A temp file in the same directory: the rename is atomic and a failed
-    # download never shows up under the real name.
-    fd, tmp_name = tempfile.mkstemp(prefix=f'.{PTH_NAME}.', suffix='.part',
-                                    dir=directory)
-    os.close(fd)
-    tmp_path = pathlib.Path(tmp_name)
-    try:
-      _log.info('Downloading %s', url)
-      data._fetch(url, tmp_path, timeout)
-      verify_pth(tmp_path, shown_name=PTH_NAME)
-      os.replace(tmp_path, final_path)
-      return final_path
-    except (OSError, http.client.HTTPException, ValueError, DataError) as err:
-      reason = str(err).replace(str(tmp_path), 'downloaded file')
-      failures.append(f'  {url}: {type(err).__name__}: {reason}')
-      _log.warning('Download failed: %s: %s', url, reason)
-    finally:
-      tmp_path.unlink(missing_ok=True)
+  path, failures = data.fetch_first_verified(
+      urls, directory / PTH_NAME,
+      lambda tmp_path: verify_pth(tmp_path, shown_name=PTH_NAME), timeout)
+  if path is not None:
+    return path
   raise DataNotFoundError(
       f'FID Inception weights ({PTH_NAME}) not found. Looked in:\n'
       + '\n'.join(looked) + f'\nand the download into {directory} failed:\n'
