@@ -285,7 +285,7 @@ def benchmark_frameworks(config, *, epochs: int,
     raise app.UsageError(f'Unknown or no PyTorch variants {unknown}; choose '
                          f'from {sorted(torch_reference.VARIANTS)}.')
   torch_device = torch_reference.default_device()
-  torch_threads = torch_threads or os.cpu_count() or 1
+  torch_threads = torch_threads or common.usable_cpus()
   if torch_device.type == 'cpu':
     torch.set_num_threads(torch_threads)
   else:
@@ -407,7 +407,7 @@ def benchmark_frameworks(config, *, epochs: int,
                 'train_flops_per_image': flops_per_image},
       'machine': {'platform': platform.platform(),
                   'processor': platform.processor() or platform.machine(),
-                  'cpu_count': os.cpu_count(),
+                  'cpu_count': common.usable_cpus(),
                   'jax': jax.__version__, 'jax_backend': jax.default_backend(),
                   'torch': torch.__version__,
                   'torch_device': str(torch_device),
@@ -509,7 +509,7 @@ def measure_memory(config, dataset: data_lib.Dataset, variants,
                  'batch_size': config.batch_size,
                  'learning_rate': config.learning_rate, 'loss': config.loss,
                  'beta': config.beta, 'seed': config.seed,
-                 'threads': torch_threads or os.cpu_count(),
+                 'threads': torch_threads or common.usable_cpus(),
                  'data': str(path)}
     for variant in variants:
       results[variant] = run_worker(

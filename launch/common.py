@@ -1,6 +1,7 @@
 """What every launcher does before its work."""
 
 import logging as std_logging
+import os
 
 from absl import flags
 from absl import logging
@@ -15,3 +16,15 @@ def setup_logging() -> None:
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
   std_logging.getLogger('vae_jax').setLevel(std_logging.INFO)
+
+
+def usable_cpus() -> int:
+  """CPUs this process may run on (honours taskset and cgroup affinity).
+
+  os.cpu_count() counts the machine's CPUs; a benchmark pinned to fewer that
+  starts one thread per machine CPU oversubscribes its cores.
+  """
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not Linux
+    return os.cpu_count() or 1

@@ -18,7 +18,6 @@ tests/torch_fid_compat.py, which imports torchvision on a CPU-only torch.
 from __future__ import annotations
 
 import importlib.util
-import os
 import platform
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from launch import common
 from vae_jax.evaluation import inception_weights
 from vae_jax.models import inception
 
@@ -121,7 +121,7 @@ def benchmark_feature_extraction(num_images: int = 64, batch_size: int = 32,
       'conv_impl': conv_impl,
       'backend': jax.default_backend(),
       'torch_threads': torch.get_num_threads(),
-      'cpu_count': os.cpu_count(),
+      'cpu_count': common.usable_cpus(),
       'machine': f'{platform.machine()} {platform.processor()}'.strip(),
   }
 

@@ -17,8 +17,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from vae_jax import train
+from vae_jax import tsne
 
 DPI = 110
+TSNE_POINTS = 2000  # latent codes drawn in a t-SNE map (exact t-SNE is O(N^2))
+TSNE_PERPLEXITY = 30.0
 
 
 def tile_images(images: np.ndarray, rows: int, cols: int,
@@ -124,7 +127,7 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
   """Latent codes [N, d] coloured by digit label [N].
 
   d = 1: a strip per digit; d = 2: the plane; d = 3: a 3-d scatter; d > 3:
-  the first two principal components (with their share of the variance).
+  a t-SNE map of TSNE_POINTS of them (see vae_jax.tsne).
   """
   d = z.shape[1]
   colour = dict(c=labels, cmap='tab10', vmin=-0.5, vmax=9.5, rasterized=True)
@@ -150,15 +153,14 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
     ax.set_xlabel('$z_1$')
     ax.set_ylabel('$z_2$')
   else:
-    centred = z - z.mean(0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    projected = centred @ components[:2].T
-    share = singular[:2] ** 2 / np.sum(singular ** 2)
-    points = ax.scatter(projected[:, 0], projected[:, 1], s=3, alpha=0.7,
-                        **colour)
-    ax.set_xlabel(f'principal component 1 ({share[0]:.0%} of variance)')
-    ax.set_ylabel(f'principal component 2 ({share[1]:.0%} of variance)')
-    title += f', PCA of {d}-d'
+    # Exact t-SNE is quadratic in the number of points: draw a fixed sample.
+    keep = np.sort(np.random.default_rng(0).permutation(len(z))[:TSNE_POINTS])
+    embedded = tsne.embed(z[keep], perplexity=TSNE_PERPLEXITY)
+    points = ax.scatter(embedded[:, 0], embedded[:, 1], s=4, alpha=0.7,
+                        **dict(colour, c=labels[keep]))
+    ax.set_xlabel('t-SNE 1')
+    ax.set_ylabel('t-SNE 2')
+    title += f',\nt-SNE of {d}-d (perplexity {TSNE_PERPLEXITY:g}, {len(keep)} digits)'
   _digit_colorbar(fig, points, ax)
   ax.set_title(title)
   ax.grid(alpha=0.3)
