@@ -11,17 +11,14 @@ each side is warmed up (JAX compiled) first and its best repeat counts.
   result = fid_benchmark.benchmark_feature_extraction(64, 32, 3)
   print(fid_benchmark.to_markdown(result))
 
-Needs torch, torchvision and pytorch-fid (the `torch` extra) and the repo's
-tests/torch_fid_compat.py, which imports torchvision on a CPU-only torch.
+Needs torch, torchvision and pytorch-fid (the `torch` extra); see
+vae_jax.evaluation.torch_fid_compat for torchvision on a CPU-only torch.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import platform
-import sys
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -29,23 +26,6 @@ import numpy as np
 from launch import common
 from vae_jax.evaluation import inception_weights
 from vae_jax.models import inception
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _torch_fid_compat():
-  path = REPO / 'tests' / 'torch_fid_compat.py'
-  if 'torch_fid_compat' in sys.modules:
-    return sys.modules['torch_fid_compat']
-  if not path.is_file():
-    raise ImportError(f'{path} not found: run the FID benchmark from a'
-                      ' checkout of the repository.')
-  spec = importlib.util.spec_from_file_location('torch_fid_compat', path)
-  module = importlib.util.module_from_spec(spec)
-  sys.modules['torch_fid_compat'] = module
-  spec.loader.exec_module(module)
-  return module
-
 
 def benchmark_feature_extraction(num_images: int = 64, batch_size: int = 32,
                                  repeats: int = 3, image_size: int = 28,
@@ -69,7 +49,7 @@ def benchmark_feature_extraction(num_images: int = 64, batch_size: int = 32,
      'repeats', 'image_size', 'conv_impl', 'backend', 'torch_threads',
      'cpu_count', 'machine'}.
   """
-  compat = _torch_fid_compat()
+  from vae_jax.evaluation import torch_fid_compat as compat
   torch, _, _ = compat.import_pytorch_fid()
   state = inception_weights.random_state_dict(seed)
   torch_model = compat.build_pytorch_fid_inception(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import mmap
 import re
 from pathlib import Path
 
@@ -173,12 +174,17 @@ def test_targets_and_best_variant():
   assert benchmark.best_torch_variant(dict(result, torch={})) is None
 
 
+def _touch_fresh_pages(num_bytes: int) -> None:
+  # An anonymous mapping of its own: malloc could hand back pages that an
+  # earlier test already made resident, which would add nothing to the RSS.
+  with mmap.mmap(-1, num_bytes) as pages:
+    pages.write(b'\x01' * num_bytes)
+
+
 def test_peak_memory_counts_only_the_tracked_work():
-  before = np.ones(64 * 2 ** 20, np.uint8)  # a higher peak, before the work
-  del before
+  _touch_fresh_pages(64 * 2 ** 20)  # a higher peak, before the work
   with peak_memory.track() as memory:
-    work = np.ones(16 * 2 ** 20, np.uint8)
-    del work
+    _touch_fresh_pages(16 * 2 ** 20)
   assert memory['method'].startswith('VmHWM')
   assert 12 < memory['increase_mib'] < 48, memory
 

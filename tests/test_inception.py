@@ -26,7 +26,7 @@ FID_ATOL = 1e-3
 
 def _pytorch_fid_or_skip():
   try:
-    import torch_fid_compat
+    from vae_jax.evaluation import torch_fid_compat
     return torch_fid_compat.import_pytorch_fid()
   except ImportError as err:
     pytest.skip(f'torch, torchvision and pytorch-fid are the reference here'
@@ -42,7 +42,7 @@ def random_state():
 @pytest.fixture(scope='module')
 def torch_state(random_state):
   torch, _, _ = _pytorch_fid_or_skip()
-  import torch_fid_compat
+  from vae_jax.evaluation import torch_fid_compat
   # Shapes and names come from pytorch-fid's own network, so a mismatch with
   # the port's tree fails here rather than passing silently.
   skeleton = torch_fid_compat.fid_inception_skeleton().state_dict()
@@ -81,7 +81,7 @@ def converted(pth_files, tmp_path_factory):
 @pytest.fixture(scope='module')
 def torch_model(torch_state):
   _pytorch_fid_or_skip()
-  import torch_fid_compat
+  from vae_jax.evaluation import torch_fid_compat
   return torch_fid_compat.build_pytorch_fid_inception(torch_state)
 
 

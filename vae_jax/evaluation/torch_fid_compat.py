@@ -1,4 +1,4 @@
-"""pytorch-fid and torchvision for the parity tests, importable on any torch.
+"""pytorch-fid and torchvision, importable on any torch (the FID parity tests and benchmark).
 
 The torchvision wheel from PyPI carries a compiled extension (_C.so) built
 against PyPI's CUDA torch. On a CPU-only torch (torch==2.13.0+cpu) that
