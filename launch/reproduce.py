@@ -28,12 +28,12 @@ from absl import flags
 
 from configs import study_a, study_b, study_c, study_c_usps, study_d, study_e
 from launch import common
-from launch import evaluate
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import classifier as classifier_lib
 from vae_jax import data as data_lib
 from vae_jax import report
 from vae_jax import sweep
+from vae_jax.evaluation import workdir as evaluate
 
 log = logging.getLogger('vae_jax.reproduce')
 

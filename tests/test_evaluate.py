@@ -1,4 +1,5 @@
-"""launch.evaluate: a finished run's or sweep's numbers join its results."""
+"""vae_jax.evaluation.workdir and launch.evaluate: a finished run's or sweep's
+numbers join its results."""
 
 import csv
 import json
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from launch import evaluate
+from vae_jax.evaluation import workdir as evaluate
 from test_train import tiny_config, tiny_dataset
 from vae_jax import classifier
 from vae_jax import data

@@ -1,0 +1,414 @@
+"""Evaluates a trained run or sweep workdir from its checkpoint; writes the numbers.
+
+The library side of `python -m launch.evaluate` (see it for the command
+line); `launch.reproduce` calls it too.
+
+  results = workdir.evaluate_workdir('workdirs/study_d', ['iwae'],
+                                     settings=workdir.Settings(iwae_samples=1000))
+
+Metrics (METRICS):
+
+  iwae             IWAE estimate of the test NLL -log p(x) in nats
+                   (Bernoulli decoders), Settings.iwae_samples samples.
+  inception_score  Inception Score of prior samples, the MNIST classifier in
+                   Inception's place.
+  classifier_fid   Frechet distance of the classifier's penultimate features,
+                   prior samples against the test images.
+  confusion        CVAE: requested against predicted class of prior samples;
+                   VAE: histogram of predicted classes. Saved as
+                   confusion.json (in member_NNN/ for a sweep).
+  fid              Inception FID (pytorch-fid's network and weights) of prior
+                   samples against the test images; needs the weights (see
+                   vae_jax.evaluation.inception_weights).
+
+The numbers join results.json (a run) or every member's entry of results.json
+and the results.csv / results.md table (a sweep); numbers already there stay
+unless recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import ml_collections
+import numpy as np
+
+from vae_jax import checkpoint as checkpoint_lib
+from vae_jax import classifier as classifier_lib
+from vae_jax import data as data_lib
+from vae_jax import models
+from vae_jax import sweep as sweep_lib
+from vae_jax import train
+from vae_jax.evaluation import classifier_metrics
+from vae_jax.evaluation import fid
+from vae_jax.evaluation import likelihood
+
+log = logging.getLogger('vae_jax.evaluate')
+
+METRICS = ('iwae', 'inception_score', 'classifier_fid', 'confusion', 'fid')
+CLASSIFIER_METRICS = frozenset({'inception_score', 'classifier_fid',
+                                'confusion'})
+SAMPLE_METRICS = CLASSIFIER_METRICS | {'fid'}
+CONFUSION_FILE = 'confusion.json'
+RESULTS_FILE = 'results.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """How the metrics are computed (the launcher's flags)."""
+
+  iwae_samples: int = 5000
+  iwae_chunk: int = 100  # importance samples evaluated at once
+  iwae_batch: int = 100  # test images per IWAE call
+  num_images: int | None = None  # first test images for IWAE (None: all)
+  num_samples: int = 10_000  # prior samples for the sample metrics
+  batch_size: int = 1000  # images per classifier / decoder call
+  seed: int = 0
+
+
+class Member(NamedTuple):
+  """A trained model to evaluate: a run, or one member of a sweep."""
+
+  index: int | None  # the sweep member's number; None for a run
+  directory: Path  # where its confusion.json goes
+  config: ml_collections.ConfigDict
+  model: Any
+  params: Any
+  hparams: train.Hyperparams
+
+
+class Judge(NamedTuple):
+  """The classifier and what it needs only once per workdir."""
+
+  model: Any
+  params: Any
+  sha256: str
+  reference: tuple[np.ndarray, np.ndarray]  # classifier-FID statistics
+
+
+class InceptionReference(NamedTuple):
+  """Inception features and the FID statistics of the real test images."""
+
+  feature_fn: Callable[[np.ndarray], np.ndarray]  # [b, H, W] -> [b, 2048]
+  statistics: tuple[np.ndarray, np.ndarray]  # mean [2048], cov [2048, 2048]
+
+
+# ------------------------------------------------------------------ loading
+def default_classifier_dir() -> Path:
+  """$VAE_JAX_CACHE_DIR/classifier, else ~/.cache/vae_jax/classifier."""
+  # pylint: disable-next=protected-access
+  return data_lib._cache_root(None) / 'classifier'
+
+
+def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
+  """The config.json of a run or sweep, with keys added since it was saved."""
+  path = workdir / checkpoint_lib.CONFIG_FILE
+  if not path.exists():
+    raise FileNotFoundError(
+        f'{workdir} holds no vae_jax run or sweep ({path.name} missing); pass '
+        'the --workdir given to launch.train or launch.sweep.')
+  saved = json.loads(path.read_text())
+  flat = checkpoint_lib.flatten_config(saved)
+  for key, value in checkpoint_lib.ADDED_KEYS_DEFAULTS.items():
+    if key not in flat:
+      node = saved
+      *parents, leaf = key.split('.')
+      for parent in parents:
+        node = node.setdefault(parent, {})
+      node[leaf] = value
+  return ml_collections.ConfigDict(saved)
+
+
+def restore_members(workdir: Path, config: ml_collections.ConfigDict,
+                    image_shape: tuple[int, int]) -> list[Member]:
+  """The latest checkpointed parameters of the run, or of every sweep member."""
+  if 'sweep' not in config:
+    model = models.build_model(config.model, image_shape)
+    hparams = train.hyperparams_from_config(config)
+    like = train.create_train_state(model, train.make_optimizer(
+        config.optimizer), hparams, image_shape)
+    state = _restore_latest(workdir, like)
+    return [Member(None, workdir, config, model, state.params, hparams)]
+
+  grid = list(config.sweep)
+  configs = [sweep_lib.member_config(config, overrides) for overrides in grid]
+  mesh = sweep_lib.sweep_mesh()
+  members = []
+  for group_index, indices in enumerate(sweep_lib.group_members(configs)):
+    group = sweep_lib.SweepGroup([configs[i] for i in indices], image_shape,
+                                 mesh)
+    state = _restore_latest(workdir / f'group_{group_index}',
+                            group.create_state(group.hparams))
+    params = group.unstack(state.params)
+    hparams = group.unstack(group.hparams)
+    for k, member in enumerate(indices):
+      members.append(Member(member, workdir / f'member_{member:03d}',
+                            configs[member], group.model, params[k],
+                            hparams[k]))
+  return sorted(members, key=lambda m: m.index)
+
+
+def _restore_latest(directory: Path, like):
+  checkpoints = checkpoint_lib.RunCheckpoints(directory)
+  try:
+    epoch = checkpoints.latest_epoch()
+    if epoch is None:
+      raise FileNotFoundError(f'No checkpoint in {directory}/checkpoints; '
+                              'has the run trained an epoch?')
+    return checkpoints.restore(epoch, like=like)
+  finally:
+    checkpoints.close()
+
+
+def load_classifier(classifier_dir: Path):
+  """(model, params, info) of the classifier; a missing one says what to do."""
+  try:
+    return classifier_lib.load_classifier(classifier_dir)
+  except FileNotFoundError as error:
+    raise FileNotFoundError(
+        f'{error} Or pass --classifier_dir=DIR of a trained classifier '
+        f'(default location: {default_classifier_dir()}).') from None
+
+
+def make_judge(classifier, test_images: np.ndarray, cache_name: str | None,
+               batch_size: int) -> Judge:
+  """The classifier with the classifier-FID statistics of test_images.
+
+  classifier: (model, params, info) from load_classifier.
+  cache_name: the statistics are cached under this name for the classifier's
+  weights (see fid.cached_statistics); None computes them.
+  """
+  model, params, info = classifier
+  feature_fn = classifier_metrics.classifier_feature_fn(model, params)
+  compute = lambda: fid.accumulate_statistics(feature_fn, test_images,
+                                              batch_size)
+  if cache_name is None:
+    reference = compute()
+  else:
+    reference = fid.cached_statistics(cache_name, info['sha256'], compute,
+                                      num_images=len(test_images))
+  return Judge(model, params, info['sha256'], reference)
+
+
+# --------------------------------------------------------------- inception
+def load_inception_weights(download: bool):
+  """pytorch-fid's Inception-v3 weights; their absence is a clear error."""
+  # Imported here: the Inception code is needed by 'fid' alone.
+  from vae_jax.evaluation import inception_weights
+  return inception_weights.load_inception_weights(download=download)
+
+
+def inception_reference(weights, config: ml_collections.ConfigDict,
+                        dataset: data_lib.Dataset | None,
+                        batch_size: int) -> InceptionReference:
+  """Inception features and the statistics of the configured test images.
+
+  The statistics of the configured data are cached (fid.reference_statistics);
+  those of a `dataset` given instead are computed.
+  """
+  feature_fn = fid.inception_fid_features(weights.params)
+  if dataset is not None:
+    statistics = fid.accumulate_statistics(feature_fn, dataset.test_images,
+                                           batch_size)
+  else:
+    statistics = fid.reference_statistics(
+        config.data.name, 'test', weights, cache_dir=config.data.cache_dir,
+        data_dir=config.data.dir, batch_size=batch_size,
+        download=config.data.download)
+  return InceptionReference(feature_fn, statistics)
+
+
+def inception_fid(images: np.ndarray, inception: InceptionReference,
+                  batch_size: int) -> float:
+  """Inception FID of images [N, H, W] in [0, 1] against the test images."""
+  statistics = fid.accumulate_statistics(inception.feature_fn, images,
+                                         batch_size)
+  return fid.frechet_distance(*statistics, *inception.statistics)
+
+
+# --------------------------------------------------------------- evaluation
+def check_metrics(metrics: list[str]) -> None:
+  unknown = sorted(set(metrics) - set(METRICS))
+  if unknown:
+    raise ValueError(f'Unknown metrics {unknown}; choose from {METRICS}.')
+
+
+def iwae_numbers(member: Member, test: data_lib.Dataset,
+                 settings: Settings) -> dict:
+  """{'iwae_nll', 'iwae_samples', 'iwae_num_images'} of the test images used."""
+  count = settings.num_images or len(test.test_images)
+  nll = likelihood.iwae_nll(
+      member.model, member.params, member.hparams, test.test_images[:count],
+      test.test_labels[:count],
+      jax.random.fold_in(jax.random.PRNGKey(settings.seed), 0),
+      settings.iwae_samples, settings.iwae_chunk,
+      member.config.data.preprocessing, member.config.loss,
+      settings.iwae_batch)
+  return {'iwae_nll': nll, 'iwae_samples': settings.iwae_samples,
+          'iwae_num_images': count}
+
+
+def sample_numbers(member: Member, metrics: set[str], judge: Judge | None,
+                   inception: InceptionReference | None,
+                   settings: Settings) -> tuple[dict, dict | None]:
+  """Numbers of prior samples, and the confusion record (or None)."""
+  num_classes = getattr(member.model, 'num_classes', 0)
+  labels = None
+  num = settings.num_samples
+  if num_classes:
+    labels = classifier_metrics.balanced_labels(num_classes, num // num_classes)
+    num = len(labels)
+  images = classifier_metrics.prior_samples(
+      member.model, member.params, member.hparams, num,
+      jax.random.fold_in(jax.random.PRNGKey(settings.seed), 1), labels,
+      settings.batch_size)
+  numbers: dict[str, Any] = {'sample_count': num}
+  confusion = None
+  if metrics & CLASSIFIER_METRICS:
+    numbers['classifier_sha256'] = judge.sha256
+    probabilities = classifier_metrics.classifier_probabilities(
+        judge.model, judge.params, images, settings.batch_size)
+  if 'inception_score' in metrics:
+    score, std = classifier_metrics.inception_score(probabilities)
+    numbers.update(inception_score=score, inception_score_std=std)
+  if 'classifier_fid' in metrics:
+    numbers['classifier_fid'] = classifier_metrics.classifier_fid(
+        judge.model, judge.params, images, judge.reference,
+        settings.batch_size)
+  if 'confusion' in metrics:
+    predicted = np.argmax(probabilities, axis=-1)
+    classes = probabilities.shape[-1]
+    confusion = {'classifier_sha256': judge.sha256, 'num_samples': num,
+                 'seed': settings.seed}
+    if num_classes:
+      matrix = classifier_metrics.confusion_matrix(labels, predicted, classes)
+      accuracy = float(np.trace(matrix) / num)
+      confusion.update(kind='requested_vs_predicted', matrix=matrix.tolist(),
+                       accuracy=accuracy)
+      numbers['sample_class_accuracy'] = accuracy
+    else:
+      confusion.update(kind='predicted_histogram', histogram=
+                       classifier_metrics.class_histogram(predicted,
+                                                          classes).tolist())
+  if 'fid' in metrics:
+    numbers['fid'] = inception_fid(images, inception, settings.batch_size)
+  return numbers, confusion
+
+
+def plot_confusion(confusion: dict, directory: Path) -> Path:
+  """confusion_matrix.png (CVAE: requested vs predicted digit) or
+  class_histogram.png (VAE: predicted digits of prior samples)."""
+  from vae_jax import plots  # matplotlib only when figures are drawn
+  count = confusion['num_samples']
+  if confusion['kind'] == 'requested_vs_predicted':
+    return plots.plot_confusion_matrix(
+        np.asarray(confusion['matrix']), directory / 'confusion_matrix.png',
+        f'{count:,} class-conditional samples: '
+        f'{confusion["accuracy"]:.1%} classified as requested')
+  return plots.plot_class_histogram(
+      np.asarray(confusion['histogram']), directory / 'class_histogram.png',
+      f'What the classifier sees in {count:,} prior samples')
+
+
+def evaluate_workdir(workdir: str | Path, metrics: list[str],
+                     classifier_dir: str | Path | None = None,
+                     settings: Settings = Settings(),
+                     data_dir: str | None = None,
+                     dataset: data_lib.Dataset | None = None
+                     ) -> dict | list[dict]:
+  """Computes `metrics` of the run or sweep in workdir and writes them there.
+
+  Args:
+    workdir: a train_and_evaluate or run_sweep workdir with results.json.
+    metrics: names from METRICS.
+    classifier_dir: the trained classifier (default_classifier_dir() if
+      None); needed by CLASSIFIER_METRICS only.
+    settings: sample counts, batch sizes and the seed.
+    data_dir: replaces the saved config.data.dir (data moved since).
+    dataset: replaces the configured data (tests pass small arrays).
+
+  Returns:
+    The updated results: a dict (run) or one dict per member (sweep).
+  """
+  workdir = Path(workdir)
+  check_metrics(metrics)
+  metrics_set = set(metrics)
+  config = load_run_config(workdir)
+  results_path = workdir / RESULTS_FILE
+  if not results_path.exists():
+    raise FileNotFoundError(f'{results_path} is missing: the run has not '
+                            'finished; train it to the end first.')
+  results = json.loads(results_path.read_text())
+  if data_dir is not None:
+    config.data.dir = data_dir
+  base = (sweep_lib.member_config(config, config.sweep[0])
+          if 'sweep' in config else config)
+  # What is missing fails here, before data, models and the first metrics.
+  classifier = inception_weights = None
+  if metrics_set & CLASSIFIER_METRICS:
+    classifier = load_classifier(
+        Path(classifier_dir or default_classifier_dir()))
+  if 'fid' in metrics_set:
+    inception_weights = load_inception_weights(base.data.download)
+
+  raw = dataset or data_lib.load_dataset(
+      base.data.name, data_dir=base.data.dir, cache_dir=base.data.cache_dir,
+      download_if_missing=base.data.download, source=base.data.source)
+  members = restore_members(workdir, config, raw.image_shape)
+
+  judge = inception = None
+  if classifier is not None:
+    if raw.image_shape != (28, 28):
+      raise ValueError(f'The classifier metrics need 28x28 MNIST-like '
+                       f'images; {raw.name} has {raw.image_shape}.')
+    cache_name = (None if dataset is not None
+                  else f'{raw.name}_test_{len(raw.test_images)}_classifier')
+    judge = make_judge(classifier, raw.test_images, cache_name,
+                       settings.batch_size)
+  if inception_weights is not None:
+    inception = inception_reference(inception_weights, base, dataset,
+                                    settings.batch_size)
+
+  test_sets: dict[str, data_lib.Dataset] = {}
+  for member in members:
+    start = time.perf_counter()
+    name = workdir if member.index is None else f'member {member.index}'
+    numbers: dict[str, Any] = {}
+    if 'iwae' in metrics_set:
+      # The test images as the member was trained on them (static binarised
+      # copies depend on its seed).
+      key = json.dumps([member.config.data.to_dict(), member.config.seed],
+                       default=str)
+      if key not in test_sets:
+        test_sets[key] = dataset or train.load_data(member.config)
+      numbers.update(iwae_numbers(member, test_sets[key], settings))
+    if metrics_set & SAMPLE_METRICS:
+      sample, confusion = sample_numbers(member, metrics_set, judge,
+                                         inception, settings)
+      numbers.update(sample)
+      if confusion is not None:
+        member.directory.mkdir(exist_ok=True)
+        (member.directory / CONFUSION_FILE).write_text(
+            json.dumps(confusion, indent=2))
+        plot_confusion(confusion, member.directory)
+    log.info('Evaluated %s in %.1f s: %s', name, time.perf_counter() - start,
+             ', '.join(f'{k} {v:.4g}' for k, v in numbers.items()
+                       if isinstance(v, float)))
+    if member.index is None:
+      results.update(numbers)
+    else:
+      next(r for r in results if r['member'] == member.index).update(numbers)
+
+  if 'sweep' in config:
+    sweep_lib.write_results_table(workdir, results, config.get('reported', ()))
+  else:
+    tmp = results_path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(results_path)
+  return results
