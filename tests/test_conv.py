@@ -15,7 +15,8 @@ CONV_CASES = [  # (H, Cin, Cout, k, stride, padding)
     (7, 4, 6, 3, 1, 1), (9, 2, 3, 5, 2, 0), (8, 2, 2, 4, 3, 2)]
 TRANSPOSE_CASES = [  # (H, Cin, Cout, k, stride, padding, output_padding)
     (7, 4, 4, 3, 2, 1, 1), (14, 4, 2, 3, 2, 1, 1), (7, 3, 3, 3, 1, 1, 0),
-    (7, 2, 3, 3, 2, 0, 0), (5, 2, 2, 4, 3, 1, 2), (6, 3, 1, 5, 2, 2, 1)]
+    (7, 2, 3, 3, 2, 0, 0), (5, 2, 2, 4, 3, 1, 2), (6, 3, 1, 5, 2, 2, 1),
+    (9, 4, 1, 3, 1, 0, 0)]  # both paths of the matmul form, strides 1-3
 
 
 def _random(shape, seed):
@@ -54,16 +55,17 @@ def test_conv_transpose2d_matches_torch(h, cin, cout, k, stride, padding,
                                err_msg=impl)
 
 
-@pytest.mark.parametrize('transposed', [False, True])
-def test_gradients_match_between_implementations(transposed):
+@pytest.mark.parametrize('transposed, stride, cout', [
+    (False, 2, 5), (True, 2, 5), (True, 1, 5), (True, 1, 2)])
+def test_gradients_match_between_implementations(transposed, stride, cout):
   x = jnp.asarray(_random((3, 7, 7, 4), 4))
-  w = jnp.asarray(_random((3, 3, 4, 5), 5))
+  w = jnp.asarray(_random((3, 3, 4, cout), 5))
   if transposed:
     f = lambda impl: lambda x, w: jnp.sum(
-        jnp.sin(conv.conv_transpose2d(x, w, 2, 1, 1, impl)))
+        jnp.sin(conv.conv_transpose2d(x, w, stride, 1, stride - 1, impl)))
   else:
     f = lambda impl: lambda x, w: jnp.sum(
-        jnp.sin(conv.conv2d(x, w, 2, 1, impl)))
+        jnp.sin(conv.conv2d(x, w, stride, 1, impl)))
   fast = jax.grad(f('matmul'), argnums=(0, 1))(x, w)
   reference = jax.grad(f('xla'), argnums=(0, 1))(x, w)
   for a, b in zip(fast, reference):

@@ -2,9 +2,10 @@
 
 XLA's CPU convolutions, and above all the gradients of strided and transposed
 convolutions, are slow. On CPU these layers therefore compute a convolution
-as patches @ kernel (one matmul over [B*H'*W', kh*kw*Cin]) and a strided
-transposed convolution in sub-pixel form (one such matmul per output phase,
-no multiplications by inserted zeros); elsewhere they call
+as patches @ kernel (one matmul over [B*H'*W', kh*kw*Cin]) and a transposed
+convolution as x @ kernel for every tap at once, each tap's result added into
+its output phase (sub-pixel form: no multiplications by inserted zeros, no
+scatter); elsewhere they call
 `lax.conv_general_dilated`. Both give the same numbers (tests).
 
 Layout: images NHWC; kernels [kh, kw, Cin, Cout]. Padding and output padding
@@ -71,25 +72,48 @@ def _phase_taps(kernel_size: int, stride: int, padding: int, phase: int
   return taps
 
 
-def _conv_transpose_col2im(x: jax.Array, kernel: jax.Array, stride: int,
-                           padding: int, out_h: int, out_w: int) -> jax.Array:
-  # One matmul gives every tap's contribution, x @ [Cin, kh*kw*Cout]; each tap
-  # is then added into the output at a strided offset. Cheapest where the
-  # output has few channels or no stride (measured on a 2-core CPU).
+def _conv_transpose_by_phases(x: jax.Array, kernel: jax.Array, stride: int,
+                              padding: int, out_h: int, out_w: int
+                              ) -> jax.Array:
+  # One matmul gives every tap's contribution at every input position,
+  # x @ [Cin, kh*kw*Cout]. Each tap feeds exactly one output phase (rows
+  # o = stride*m + r), as a shifted window of its own slice; a phase is the
+  # sum of its taps' windows, and the phases interleave into the output. No
+  # scatter (XLA's CPU scatter is a serial loop), and the backward pass is
+  # the same windows read the other way.
   kh, kw, cin, cout = kernel.shape
   batch, height, width, _ = x.shape
   columns = (x.reshape(-1, cin)
              @ kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout))
-  columns = columns.reshape(batch, height, width, kh, kw, cout)
-  full_h = max((height - 1) * stride + kh, padding + out_h)
-  full_w = max((width - 1) * stride + kw, padding + out_w)
-  out = jnp.zeros((batch, full_h, full_w, cout), x.dtype)
-  for ky in range(kh):
-    for kx in range(kw):
-      out = out.at[:, ky:ky + stride * (height - 1) + 1:stride,
-                   kx:kx + stride * (width - 1) + 1:stride, :].add(
-                       columns[:, :, :, ky, kx, :])
-  return out[:, padding:padding + out_h, padding:padding + out_w, :]
+  columns = columns.reshape(batch, height, width, kh * kw, cout)
+  phase_h = -(-out_h // stride)  # rows per phase; the excess is cropped
+  phase_w = -(-out_w // stride)
+
+  def window(tap: jax.Array, shift_y: int, shift_x: int) -> jax.Array:
+    # Phase row m reads input row m + shift_y; rows outside the input are 0.
+    before_y, before_x = max(0, -shift_y), max(0, -shift_x)
+    start_y, start_x = max(0, shift_y), max(0, shift_x)
+    part = tap[:, start_y:start_y + phase_h - before_y,
+               start_x:start_x + phase_w - before_x, :]
+    return jnp.pad(part, ((0, 0),
+                          (before_y, phase_h - before_y - part.shape[1]),
+                          (before_x, phase_w - before_x - part.shape[2]),
+                          (0, 0)))
+
+  rows = []
+  for r in range(stride):
+    row = []
+    for c in range(stride):
+      phase = jnp.zeros((batch, phase_h, phase_w, cout), x.dtype)
+      for ky, shift_y in _phase_taps(kh, stride, padding, r):
+        for kx, shift_x in _phase_taps(kw, stride, padding, c):
+          phase = phase + window(columns[:, :, :, ky * kw + kx, :], shift_y,
+                                 shift_x)
+      row.append(phase)
+    rows.append(jnp.stack(row, axis=3))  # [B, ph, pw, stride_w, Cout]
+  out = jnp.stack(rows, axis=2)  # [B, ph, stride_h, pw, stride_w, Cout]
+  out = out.reshape(batch, phase_h * stride, phase_w * stride, cout)
+  return out[:, :out_h, :out_w, :]
 
 
 def conv_transpose2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
@@ -104,8 +128,9 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
     kernel: [kh, kw, Cin, Cout] (PyTorch's weight [Cin, Cout, kh, kw]
       transposed to (2, 3, 0, 1)).
     stride, padding, output_padding: as in PyTorch.
-    impl: 'matmul' (sub-pixel form for strided layers that do not shrink
-      the channels, else one matmul and strided adds), 'xla', or 'auto'
+    impl: 'matmul' (one matmul x @ kernel for every tap, summed into the
+      output's stride x stride phases; for stride 1 without fewer output
+      channels, patches of x @ the flipped kernel), 'xla', or 'auto'
       (matmul on CPU).
 
   Returns:
@@ -121,8 +146,10 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
     return jax.lax.conv_general_dilated(
         x, flipped, (1, 1), pads, lhs_dilation=(stride, stride),
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  if stride == 1 or cout < cin:
-    return _conv_transpose_col2im(x, kernel, stride, padding, out_h, out_w)
+  if stride > 1 or cout < cin:
+    return _conv_transpose_by_phases(x, kernel, stride, padding, out_h, out_w)
+  # Stride 1 with as many output channels as input: an ordinary convolution
+  # (patches of x @ the flipped kernel), the one-phase case of what follows.
   phase_h = -(-out_h // stride)  # rows per phase; the excess is cropped
   phase_w = -(-out_w // stride)
   taps_h = [_phase_taps(kh, stride, padding, r) for r in range(stride)]
