@@ -70,6 +70,18 @@ def test_inception_score_extremes():
     metrics.inception_score(undecided[:5])
 
 
+def test_balanced_labels_keep_every_split_of_the_score_balanced():
+  # A CVAE whose samples are always the requested digit scores the number
+  # of classes, whichever split a sample falls in (sorted labels put one
+  # class in each split and would score 1).
+  labels = metrics.balanced_labels(10, 100)
+  np.testing.assert_array_equal(np.bincount(labels), [100] * 10)
+  perfect = np.eye(10)[labels]
+  assert metrics.inception_score(perfect, splits=10)[0] == pytest.approx(10.0)
+  assert metrics.inception_score(perfect, splits=4)[0] == pytest.approx(
+      10.0, rel=1e-3)
+
+
 def test_class_histogram_counts_predictions():
   np.testing.assert_array_equal(
       metrics.class_histogram(np.array([0, 3, 3, 9, 3]), 10),
@@ -131,14 +143,13 @@ def test_prior_samples_decode_the_masked_prior():
       images, rtol=1e-5, atol=1e-6)
 
 
-def test_conditional_predictions_are_as_before_the_refactoring():
+def test_conditional_predictions_match_an_inline_reference():
   model, params, hparams = _vae(num_classes=10)
   clf_model, clf_params = _random_classifier(seed=3)
   rng = jax.random.PRNGKey(2)
   requested, predicted = metrics.conditional_sample_predictions(
       model, params, hparams, clf_model, clf_params, per_class=30, rng=rng)
-  # The implementation this one replaced, inline.
-  labels = jnp.repeat(jnp.arange(10), 30)
+  labels = jnp.tile(jnp.arange(10), 30)
   eps = jax.random.normal(rng, (300, 3))
   z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
   images = jax.nn.sigmoid(model.apply({'params': params}, z, labels,

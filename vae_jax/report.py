@@ -36,6 +36,7 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 3px 8px; text-align: right; }
 th { background: #eee; } td.text { text-align: left; }
 td.worse { background: #fde2e2; } td.better { background: #e2f5e2; }
+td.base { color: #888; }
 figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.85em; color: #555; }
@@ -78,6 +79,30 @@ def _figures_html(directory: Path) -> str:
   return '\n'.join(parts)
 
 
+def format_setting(value: Any) -> str:
+  """A swept setting as a table cell: 0.0001 -> '0.0001', (512, 256) -> '512-256'."""
+  if isinstance(value, float):
+    return f'{value:g}'
+  if isinstance(value, (list, tuple)):
+    return '-'.join(str(v) for v in value) or '()'
+  return str(value)
+
+
+def setting_defaults(config: dict, keys) -> dict[str, Any]:
+  """The base config's value of each dotted key (a member that does not
+  override a key has this value); keys the config lacks are left out."""
+  defaults = {}
+  for key in keys:
+    node = config
+    for part in key.split('.'):
+      if not isinstance(node, dict) or part not in node:
+        break
+      node = node[part]
+    else:
+      defaults[key] = node
+  return defaults
+
+
 def _format(value: Any) -> str:
   if isinstance(value, float):
     return f'{value:.4g}' if abs(value) < 1e-2 and value else f'{value:.2f}'
@@ -97,10 +122,12 @@ def _run_table(result: dict) -> str:
   return f'<table><tr><th>metric</th><th>value</th></tr>{rows}</table>'
 
 
-def _sweep_table(results: list[dict]) -> str:
+def _sweep_table(results: list[dict], config: dict) -> str:
   """Members as rows: settings, then metrics; published numbers beside ours,
-  the JUDGED_METRICS shaded by whether ours is at least as good."""
+  the JUDGED_METRICS shaded by whether ours is at least as good. A setting a
+  member does not override shows the base config's value, in grey."""
   settings = sorted({k for r in results for k in r.get('settings', {})})
+  defaults = setting_defaults(config, settings)
   skip = {'member', 'label', 'group', 'settings', 'reported'}
   metrics = [k for k in dict.fromkeys(k for r in results for k in
                                       _scalar_items(r)) if k not in skip]
@@ -114,8 +141,13 @@ def _sweep_table(results: list[dict]) -> str:
   for r in results:
     reported = r.get('reported') or {}
     cells = [f'<td>{r.get("member", "")}</td>']
-    cells += [f'<td class="text">{_format(r["settings"].get(s, ""))}</td>'
-              for s in settings]
+    for s in settings:
+      if s in r['settings']:
+        cells.append(f'<td class="text">'
+                     f'{html.escape(format_setting(r["settings"][s]))}</td>')
+      else:
+        cells.append(f'<td class="text base">'
+                     f'{html.escape(format_setting(defaults.get(s, "")))}</td>')
     for k in metrics:
       cls = ''
       if (k in JUDGED_METRICS and k in reported and
@@ -139,7 +171,7 @@ def _experiment_html(directory: Path, level: int) -> str:
     parts.append('<p>Final test metrics per member (nats per image). Totals '
                  'and FIDs are green where at least as good as the published '
                  'number, red where worse.</p>')
-    parts.append(_sweep_table(results))
+    parts.append(_sweep_table(results, json.loads(config)))
     parts.append(_figures_html(directory))
     for r in results:
       member_dir = directory / f'member_{r["member"]:03d}'

@@ -35,6 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
 from vae_jax import models
+from vae_jax import report
 from vae_jax import train
 
 log = logging.getLogger(__name__)
@@ -303,7 +304,8 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
                                       jax.device_get(group.hparams))
         plots.plot_run(member_dir, group.model, final_params[k],
                        member_hparams, dataset, history)
-  write_results_table(workdir, results, config.get('reported', ()))
+  write_results_table(workdir, results, config.get('reported', ()),
+                      checkpoint_lib.config_as_dict(config))
   if config.plots:
     from vae_jax import plots
     plots.plot_sweep(workdir, results)
@@ -335,8 +337,12 @@ EVALUATION_KEYS = ('iwae_nll', 'inception_score', 'classifier_fid', 'fid',
 
 
 def write_results_table(workdir: Path, results: list[dict],
-                        reported: Sequence[dict] = ()) -> None:
+                        reported: Sequence[dict] = (),
+                        base_config: dict | None = None) -> None:
   """results.csv, results.md and results.json: settings and final test metrics.
+
+  A setting a member does not override gets base_config's value (a nested
+  dict, as config.json holds) in the CSV and Markdown tables.
 
   `reported` rows (config.reported: settings plus test_recon / test_kl /
   test_loss of a published study) are put beside the members they match.
@@ -351,9 +357,12 @@ def write_results_table(workdir: Path, results: list[dict],
   reported_keys = [k for k in dict.fromkeys(k for row in reported for k in row)
                    if _is_metric(k)]
   columns += [f'reported_{k.removeprefix("test_")}' for k in reported_keys]
+  defaults = report.setting_defaults(base_config or {}, setting_keys)
   rows = []
   for r in results:
-    row = [r['member'], *[r['settings'].get(k, '') for k in setting_keys],
+    row = [r['member'],
+           *[report.format_setting(r['settings'].get(k, defaults.get(k, '')))
+             for k in setting_keys],
            r['epochs'], *[r[k] for k in metric_keys],
            *[r.get(k, '') for k in evaluation_keys], r['img_per_s']]
     if reported:
@@ -367,7 +376,10 @@ def write_results_table(workdir: Path, results: list[dict],
     writer.writerows(rows)
   (workdir / 'results.json').write_text(json.dumps(results, indent=2))
   fmt = lambda v: f'{v:.2f}' if isinstance(v, float) else str(v)
+  column_format = {'img_per_s': lambda v: f'{v:,.0f}'}
   markdown = ['| ' + ' | '.join(columns) + ' |',
               '|' + '---:|' * len(columns)]
-  markdown += ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in rows]
+  markdown += ['| ' + ' | '.join(column_format.get(c, fmt)(v)
+                                for c, v in zip(columns, row)) + ' |'
+               for row in rows]
   (workdir / 'results.md').write_text('\n'.join(markdown) + '\n')

@@ -173,8 +173,12 @@ def confusion_matrix(requested: np.ndarray, predicted: np.ndarray,
 
 
 def balanced_labels(num_classes: int, per_class: int) -> np.ndarray:
-  """int32 [num_classes * per_class]: per_class 0s, then 1s, ..."""
-  return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+  """int32 [num_classes * per_class]: 0, 1, ..., num_classes - 1, 0, 1, ...
+
+  Interleaved rather than sorted, so that any contiguous run of whole
+  cycles (one of inception_score's splits) holds every class equally often.
+  """
+  return np.tile(np.arange(num_classes, dtype=np.int32), per_class)
 
 
 def conditional_sample_predictions(model, params, hparams, classifier_model,

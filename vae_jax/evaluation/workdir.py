@@ -406,7 +406,8 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
       next(r for r in results if r['member'] == member.index).update(numbers)
 
   if 'sweep' in config:
-    sweep_lib.write_results_table(workdir, results, config.get('reported', ()))
+    sweep_lib.write_results_table(workdir, results, config.get('reported', ()),
+                                  checkpoint_lib.config_as_dict(config))
   else:
     tmp = results_path.with_suffix('.tmp')
     tmp.write_text(json.dumps(results, indent=2))

@@ -1,0 +1,56 @@
+"""Result tables: settings cells (base values filled in, formatted) in the
+sweep's Markdown / CSV and in the HTML report."""
+
+import csv
+import json
+
+from vae_jax import report
+from vae_jax import sweep
+
+BASE = {'learning_rate': 0.001, 'batch_size': 256,
+        'model': {'encoder_widths': [512, 256], 'latent_size': 2}}
+
+
+def _results():
+  def member(index, settings, loss):
+    return {'member': index, 'label': sweep.member_label(settings),
+            'settings': settings, 'group': 0, 'epochs': 1,
+            'test_recon': loss - 5.0, 'test_kl': 5.0, 'test_loss': loss,
+            'img_per_s': 1234.5}
+  return [member(0, {'learning_rate': 1e-4}, 160.0),
+          member(1, {'batch_size': 64}, 140.0),
+          member(2, {'model.encoder_widths': (400,)}, 130.0)]
+
+
+def test_format_setting():
+  assert report.format_setting(1e-4) == '0.0001'
+  assert report.format_setting(0.5) == '0.5'
+  assert report.format_setting((512, 256)) == '512-256'
+  assert report.format_setting([400]) == '400'
+  assert report.format_setting('adam') == 'adam'
+
+
+def test_setting_defaults_walks_dotted_keys_and_skips_unknown_ones():
+  assert report.setting_defaults(
+      BASE, ['model.latent_size', 'batch_size', 'model.nope', 'x.y']) == {
+          'model.latent_size': 2, 'batch_size': 256}
+
+
+def test_tables_show_the_base_value_where_a_member_does_not_override(tmp_path):
+  sweep.write_results_table(tmp_path, _results(), base_config=BASE)
+  with open(tmp_path / 'results.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert [r['learning_rate'] for r in rows] == ['0.0001', '0.001', '0.001']
+  assert [r['batch_size'] for r in rows] == ['256', '64', '256']
+  assert [r['model.encoder_widths'] for r in rows] == ['512-256', '512-256',
+                                                       '400']
+  markdown = (tmp_path / 'results.md').read_text().splitlines()
+  assert markdown[2].startswith('| 0 | 256 | 0.0001 | 512-256 | 1 | 155.00 |')
+  assert markdown[2].endswith('| 1,234 |')  # images/s without decimals
+
+  (tmp_path / 'config.json').write_text(json.dumps(BASE))
+  page = report.write_report(tmp_path, 'table').read_text()
+  # Overridden settings in black, inherited ones marked as the base's.
+  assert '<td class="text">0.0001</td>' in page
+  assert '<td class="text base">0.001</td>' in page
+  assert '<td class="text base">512-256</td>' in page
