@@ -79,12 +79,23 @@ def plot_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: Path,
   return _save(fig, path)
 
 
-def plot_samples(images: np.ndarray, path: Path, title: str) -> Path:
-  """A square grid of images [n*n, H, W]."""
-  side = int(round(np.sqrt(len(images))))
-  fig, ax = plt.subplots(figsize=(5, 5.3))
-  ax.imshow(tile_images(images, side, side), cmap='gray', vmin=0, vmax=1)
-  ax.axis('off')
+def plot_samples(images: np.ndarray, path: Path, title: str,
+                 row_labels: Sequence[str] | None = None) -> Path:
+  """A square grid of images [n*n, H, W], or rows of images [R*C, H, W]
+  with a label beside each of the R = len(row_labels) rows."""
+  rows = len(row_labels) if row_labels else int(round(np.sqrt(len(images))))
+  columns = len(images) // rows
+  fig, ax = plt.subplots(figsize=(5, 5.3 * rows / columns))
+  canvas = tile_images(images, rows, columns)
+  ax.imshow(canvas, cmap='gray', vmin=0, vmax=1)
+  ax.set_xticks([])
+  if row_labels:
+    height = canvas.shape[0] / rows
+    ax.set_yticks([height * (i + 0.5) for i in range(rows)], row_labels)
+    for side in ('top', 'right', 'bottom', 'left'):
+      ax.spines[side].set_visible(False)
+  else:
+    ax.set_yticks([])
   ax.set_title(title)
   return _save(fig, path)
 
@@ -248,16 +259,20 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
   paths.append(plot_reconstructions(inputs, outputs,
                                     workdir / 'reconstructions.png'))
 
-  eps = jax.random.normal(jax.random.PRNGKey(0), (64, latent_size))
+  # 8x8 samples; a conditional model's rows are its classes, 8 of each.
+  num_classes = getattr(model, 'num_classes', 0)
+  rows = num_classes or 8
+  eps = jax.random.normal(jax.random.PRNGKey(0), (rows * 8, latent_size))
   z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
-  # A conditional model's sample rows are the digits 0..7, in order.
-  sample_labels = jnp.repeat(jnp.arange(8), 8)
+  sample_labels = jnp.repeat(jnp.arange(rows), 8)
   title = (f'Samples from the prior N({float(hparams.prior_mean):g}, '
            f'{float(hparams.prior_std):g}$^2$)')
-  if getattr(model, 'num_classes', 0):
-    title += ', row r: digit r'
+  row_labels = None
+  if num_classes:
+    title += ' of each digit'
+    row_labels = [f'digit {d}' for d in range(num_classes)]
   paths.append(plot_samples(np.asarray(decode(z, sample_labels)),
-                            workdir / 'samples.png', title))
+                            workdir / 'samples.png', title, row_labels))
 
   # A sweep member's latent space is the unmasked dimensions of its model's.
   kept = np.flatnonzero(np.asarray(hparams.latent_mask) > 0)
