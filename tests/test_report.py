@@ -16,7 +16,7 @@ def _results():
     return {'member': index, 'label': sweep.member_label(settings),
             'settings': settings, 'group': 0, 'epochs': 1,
             'test_recon': loss - 5.0, 'test_kl': 5.0, 'test_loss': loss,
-            'img_per_s': 1234.5}
+            'img_per_s': 1234.5, 'num_params': 5678}
   return [member(0, {'learning_rate': 1e-4}, 160.0),
           member(1, {'batch_size': 64}, 140.0),
           member(2, {'model.encoder_widths': (400,)}, 130.0)]
@@ -46,7 +46,7 @@ def test_tables_show_the_base_value_where_a_member_does_not_override(tmp_path):
                                                        '400']
   markdown = (tmp_path / 'results.md').read_text().splitlines()
   assert markdown[2].startswith('| 0 | 256 | 0.0001 | 512-256 | 1 | 155.00 |')
-  assert markdown[2].endswith('| 1,234 |')  # images/s without decimals
+  assert markdown[2].endswith('| 5,678 | 1,234 |')  # parameters, images/s
 
   (tmp_path / 'config.json').write_text(json.dumps(BASE))
   page = report.write_report(tmp_path, 'table').read_text()

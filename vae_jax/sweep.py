@@ -352,8 +352,12 @@ def write_results_table(workdir: Path, results: list[dict],
   setting_keys = sorted({k for r in results for k in r['settings']})
   metric_keys = ['test_recon', 'test_kl', 'test_loss']
   evaluation_keys = [k for k in EVALUATION_KEYS if any(k in r for r in results)]
+  # Parameters and speed: the compute side of a comparison (Study C's VAE
+  # against CVAE); results written before num_params existed lack it.
+  cost_keys = [k for k in ('num_params', 'img_per_s')
+               if all(k in r for r in results)]
   columns = ['member', *setting_keys, 'epochs', *metric_keys,
-             *evaluation_keys, 'img_per_s']
+             *evaluation_keys, *cost_keys]
   reported_keys = [k for k in dict.fromkeys(k for row in reported for k in row)
                    if _is_metric(k)]
   columns += [f'reported_{k.removeprefix("test_")}' for k in reported_keys]
@@ -364,7 +368,8 @@ def write_results_table(workdir: Path, results: list[dict],
            *[report.format_setting(r['settings'].get(k, defaults.get(k, '')))
              for k in setting_keys],
            r['epochs'], *[r[k] for k in metric_keys],
-           *[r.get(k, '') for k in evaluation_keys], r['img_per_s']]
+           *[r.get(k, '') for k in evaluation_keys],
+           *[r[k] for k in cost_keys]]
     if reported:
       match = _reported_for(r['settings'], reported)
       r['reported'] = match
@@ -376,7 +381,8 @@ def write_results_table(workdir: Path, results: list[dict],
     writer.writerows(rows)
   (workdir / 'results.json').write_text(json.dumps(results, indent=2))
   fmt = lambda v: f'{v:.2f}' if isinstance(v, float) else str(v)
-  column_format = {'img_per_s': lambda v: f'{v:,.0f}'}
+  column_format = {'img_per_s': lambda v: f'{v:,.0f}',
+                   'num_params': lambda v: f'{v:,}'}
   markdown = ['| ' + ' | '.join(columns) + ' |',
               '|' + '---:|' * len(columns)]
   markdown += ['| ' + ' | '.join(column_format.get(c, fmt)(v)
