@@ -54,10 +54,16 @@ def test_sweep_members_equal_separate_runs(tmp_path):
       # no separate run has its weights; test_masked_latent_equals_smaller_model
       # covers it. It must still differ from the unmasked members.
       assert results[member]['test_kl'] != results[0]['test_kl']
+      # Its parameter count is its own model's, not the group's larger one.
+      assert results[member]['num_params'] < results[0]['num_params']
+      assert results[member]['num_params'] == train.count_params(
+          sweep.member_config(config, overrides).model,
+          tiny_dataset().image_shape)
       continue
     single = train.train_and_evaluate(
         sweep.member_config(config, overrides), tmp_path / f'single{member}',
         dataset=tiny_dataset())
+    assert results[member]['num_params'] == single['num_params']
     for key in ('test_recon', 'test_kl', 'test_loss'):
       assert results[member][key] == pytest.approx(single[key], rel=2e-5), (
           member, key)

@@ -294,7 +294,10 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
           'compile_seconds': compile_seconds,
           # Shared by the group's members, which train as one program.
           'group_train_seconds': train_seconds_total,
-          'num_params': sum(x.size for x in jax.tree.leaves(final_params[k])),
+          # The member's own model: a masked latent size counts as itself,
+          # not as the group's largest.
+          'num_params': train.count_params(
+              member_config(config, grid[member]).model, dataset.image_shape),
       }
       if config.plots:
         from vae_jax import plots

@@ -112,6 +112,17 @@ class TrainState(struct.PyTreeNode):
   opt_state: Any
 
 
+def count_params(model_config: ml_collections.ConfigDict,
+                 image_shape: tuple[int, int]) -> int:
+  """Parameters of the model a config builds (shapes only; nothing runs)."""
+  model = models.build_model(model_config, image_shape)
+  shapes = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0),
+                         jnp.zeros((1, *image_shape), jnp.float32),
+                         jnp.zeros((1,), jnp.int32)))
+  return int(sum(x.size for x in jax.tree.leaves(shapes['params'])))
+
+
 def create_train_state(model, optimizer: optax.GradientTransformation,
                        hparams: Hyperparams,
                        image_shape: tuple[int, int]) -> TrainState:
