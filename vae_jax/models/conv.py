@@ -1,12 +1,11 @@
 """2-d convolutions that are fast on CPU, and equal to XLA's everywhere.
 
-XLA's CPU convolution is quick at stride 1 (forward and both gradients), but
-the gradients of strided and transposed strided convolutions are very slow.
-On CPU, strided layers therefore compute a convolution as patches @ kernel
-(one matmul over [B*H'*W', kh*kw*Cin]) and a transposed convolution as
-x @ kernel for every tap at once, each tap's result added into its output
-phase (sub-pixel form: no multiplications by inserted zeros, no scatter);
-stride-1 layers, and every layer on other backends, call
+XLA's CPU convolutions, and above all the gradients of strided and transposed
+convolutions, are slow. On CPU these layers therefore compute a convolution
+as patches @ kernel (one matmul over [B*H'*W', kh*kw*Cin]) and a transposed
+convolution as x @ kernel for every tap at once, each tap's result added into
+its output phase (sub-pixel form: no multiplications by inserted zeros, no
+scatter); elsewhere they call
 `lax.conv_general_dilated`. Both give the same numbers (tests).
 
 Layout: images NHWC; kernels [kh, kw, Cin, Cout]. Padding and output padding
@@ -24,16 +23,12 @@ from vae_jax.models.initializers import kernel_init, torch_default_bias_init
 IMPLEMENTATIONS = ('auto', 'matmul', 'xla')
 
 
-def _resolve(impl: str, stride: int) -> str:
-  """'matmul' or 'xla'. 'auto' takes the matmul forms for strided layers on
-  CPU only: on Study E's layers (forward and backward) XLA's convolution is
-  1.1-1.9x faster at stride 1 and 1.2-4x slower at stride 2."""
+def _resolve(impl: str) -> str:
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f'Unknown convolution implementation {impl!r}; choose one '
                      f'of {IMPLEMENTATIONS}.')
   if impl == 'auto':
-    return ('matmul' if jax.default_backend() == 'cpu' and stride > 1
-            else 'xla')
+    return 'matmul' if jax.default_backend() == 'cpu' else 'xla'
   return impl
 
 
@@ -45,13 +40,12 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
     x: [B, H, W, Cin].
     kernel: [kh, kw, Cin, Cout].
     stride, padding: as in PyTorch (symmetric zero padding).
-    impl: 'matmul' (patches @ kernel), 'xla', or 'auto' (matmul for strided
-      layers on CPU, else xla).
+    impl: 'matmul' (patches @ kernel), 'xla', or 'auto' (matmul on CPU).
 
   Returns:
     [B, (H + 2p - kh) // s + 1, (W + 2p - kw) // s + 1, Cout].
   """
-  if _resolve(impl, stride) == 'xla':
+  if _resolve(impl) == 'xla':
     return jax.lax.conv_general_dilated(
         x, kernel, (stride, stride), [(padding, padding)] * 2,
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
@@ -137,7 +131,7 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
     impl: 'matmul' (one matmul x @ kernel for every tap, summed into the
       output's stride x stride phases; for stride 1 without fewer output
       channels, patches of x @ the flipped kernel), 'xla', or 'auto'
-      (matmul for strided layers on CPU, else xla).
+      (matmul on CPU).
 
   Returns:
     [B, (H-1)*s - 2p + kh + op, (W-1)*s - 2p + kw + op, Cout].
@@ -145,7 +139,7 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
   kh, kw, cin, cout = kernel.shape
   out_h = (x.shape[1] - 1) * stride - 2 * padding + kh + output_padding
   out_w = (x.shape[2] - 1) * stride - 2 * padding + kw + output_padding
-  if _resolve(impl, stride) == 'xla':
+  if _resolve(impl) == 'xla':
     flipped = kernel[::-1, ::-1]
     pads = [(k - 1 - padding, k - 1 - padding + output_padding)
             for k in (kh, kw)]
