@@ -5,24 +5,10 @@ r"""Evaluates a trained run or sweep from its checkpoint and writes the numbers.
       --metrics=inception_score,classifier_fid,confusion
 
 --workdir is what `launch.train` (one run) or `launch.sweep` (every member is
-evaluated) wrote; the latest checkpoint is evaluated. Metrics:
-
-  iwae             IWAE estimate of the test NLL -log p(x) in nats with
-                   --iwae_samples importance samples (Bernoulli decoders).
-  inception_score  Inception Score of --num_samples prior samples, the MNIST
-                   classifier in Inception's place.
-  classifier_fid   Frechet distance of the classifier's penultimate features,
-                   prior samples against the test images.
-  confusion        CVAE: requested against predicted class of prior samples;
-                   VAE: histogram of predicted classes. Saved as
-                   confusion.json (in member_NNN/ for a sweep).
-  fid              Inception FID (pytorch-fid's network and weights) of prior
-                   samples against the test images; needs the weights (see
-                   vae_jax.evaluation.inception_weights).
-
-The numbers join results.json (a run) or every member's entry of results.json
-and the results.csv / results.md table (a sweep); numbers already there
-stay unless recomputed. The classifier metrics need a classifier from
+evaluated) wrote; the latest checkpoint is evaluated. --metrics is any of
+iwae, inception_score, classifier_fid, confusion and fid, as described in
+vae_jax.evaluation.workdir, which does the work; where the numbers go is
+described there too. The classifier metrics need a classifier from
 `python -m launch.train_classifier`, looked for in --classifier_dir
 (default $VAE_JAX_CACHE_DIR/classifier, else ~/.cache/vae_jax/classifier).
 """
