@@ -177,10 +177,17 @@ def test_inception_fid_call_site(tmp_path, monkeypatch):
   assert _finite(results['fid']) and results['fid'] > 0
 
 
-def test_importing_defines_no_flags():
-  # launch.reproduce imports this module beside its own --workdir.
-  from absl import flags
-  assert 'iwae_samples' not in flags.FLAGS
+def test_the_library_module_defines_no_flags():
+  # Launchers (launch.evaluate, launch.reproduce) import it beside flags of
+  # their own with the same names; a fresh process, as other tests in this
+  # one import launchers.
+  code = ('from vae_jax.evaluation import workdir; from absl import flags; '
+          'print(sorted(n for n in flags.FLAGS if n in '
+          '("workdir", "metrics", "iwae_samples", "num_samples")))')
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          check=True)
+  assert result.stdout.strip() == '[]'
 
 
 def test_launcher_without_a_classifier_names_the_command(tmp_path):
