@@ -5,6 +5,9 @@ share one compiled program: the model is built at latent 64 and smaller
 latent sizes are masks. 300 epochs, batch 256, Adam 1e-4, as in the report.
 
   python -m launch.sweep --config=configs/study_d.py --workdir=workdirs/study_d
+
+`--config=configs/study_d.py:small_latents` trains only the latent-1 and
+latent-2 rows (the two whose decoder input layer is not latent 64's).
 """
 
 from configs import default
@@ -22,7 +25,11 @@ REPORTED = {
 }
 
 
-def get_config():
+def get_config(rows: str = 'all'):
+  """rows: 'all' (the report's seven) or 'small_latents' (latent 1 and 2)."""
+  if rows not in ('all', 'small_latents'):
+    raise ValueError(f"Unknown rows {rows!r} for Study D's config; choose "
+                     "'all' or 'small_latents' (configs/study_d.py:ROWS).")
   config = default.get_config()
   config.model.encoder_widths = (256, 256)
   config.model.latent_size = 64
@@ -33,6 +40,8 @@ def get_config():
       sweep.product(model__latent_size=[1, 2, 64], beta=[1.0]),
       sweep.product(model__latent_size=[64], beta=[0.1, 0.5, 2.0, 10.0]),
   )
+  if rows == 'small_latents':
+    config.sweep = sweep.product(model__latent_size=[1, 2], beta=[1.0])
   config.reported = [
       {'model.latent_size': latent, 'beta': beta, 'test_recon': r[0],
        'test_kl': r[1], 'test_loss': r[2]}

@@ -130,3 +130,17 @@ def test_reconstruction_losses_match_numpy(kind):
 def test_unknown_reconstruction_loss_names_the_choices():
   with pytest.raises(ValueError, match="config.loss.*'mae'"):
     objectives.reconstruction_loss('huber')
+
+
+def test_per_latent_noise_is_standard_normal_and_nested():
+  key = jax.random.PRNGKey(3)
+  wide = objectives.standard_normal_per_latent(key, (20000, 6))
+  narrow = objectives.standard_normal_per_latent(key, (20000, 2))
+  # The first columns do not depend on how many follow: a masked model
+  # samples what the smaller model does.
+  np.testing.assert_array_equal(wide[:, :2], narrow)
+  for column in np.asarray(wide).T:
+    assert stats.kstest(column, 'norm').pvalue > 1e-3
+  # Columns are independent of each other.
+  correlation = np.corrcoef(np.asarray(wide).T)
+  np.testing.assert_allclose(correlation, np.eye(6), atol=0.03)

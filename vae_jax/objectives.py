@@ -85,6 +85,28 @@ def gaussian_log_density(
   return jnp.sum(per_dim, axis=-1)
 
 
+def standard_normal_per_latent(rng: jax.Array, shape: Sequence[int],
+                               dtype=jnp.float32) -> jax.Array:
+  """eps ~ N(0, I) of shape [..., latent]; column j depends only on (rng, j).
+
+  A model masked to its first k latent dimensions therefore draws the same
+  numbers as a latent-k model, so a sweep member equals its separate run.
+
+  Args:
+    rng: PRNG key.
+    shape: [..., latent].
+    dtype: float dtype of the result.
+
+  Returns:
+    float array of the given shape.
+  """
+  *batch_shape, latent = shape
+  columns = jax.vmap(lambda j: jax.random.normal(
+      jax.random.fold_in(rng, j), tuple(batch_shape), dtype))(
+          jnp.arange(latent))
+  return jnp.moveaxis(columns, 0, -1)
+
+
 def sample_posterior(
     rng: jax.Array,
     posterior: GaussianPosterior,
@@ -103,7 +125,7 @@ def sample_posterior(
     z with the posterior's shape [..., latent].
   """
   mean, log_variance = posterior
-  eps = jax.random.normal(rng, mean.shape, mean.dtype)
+  eps = standard_normal_per_latent(rng, mean.shape, mean.dtype)
   z = mean + jnp.exp(0.5 * log_variance) * eps
   if latent_mask is not None:
     z = z * latent_mask

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from vae_jax import objectives
 from vae_jax import train
 from vae_jax import tsne
 
@@ -262,7 +263,8 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
   # 8x8 samples; a conditional model's rows are its classes, 8 of each.
   num_classes = getattr(model, 'num_classes', 0)
   rows = num_classes or 8
-  eps = jax.random.normal(jax.random.PRNGKey(0), (rows * 8, latent_size))
+  eps = objectives.standard_normal_per_latent(jax.random.PRNGKey(0),
+                                               (rows * 8, latent_size))
   z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
   sample_labels = jnp.repeat(jnp.arange(rows), 8)
   title = (f'Samples from the prior N({float(hparams.prior_mean):g}, '

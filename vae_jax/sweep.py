@@ -132,6 +132,33 @@ def stack_hyperparams(members: Sequence[train.Hyperparams],
   return jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
 
 
+def pad_latent_dimensions(params, like, latent_size: int):
+  """A latent-`latent_size` model's parameters in a larger model's shapes.
+
+  Every axis that differs between a leaf and its counterpart in `like` (a
+  tree of shapes) is an axis over latent dimensions, which come first on it
+  (a CVAE's one-hot label follows z); zeros are inserted after the first
+  `latent_size` entries. With the latent mask, the padded model computes what
+  the small one does, and the padding gets zero gradients.
+  """
+  def pad(small, big):
+    result = small
+    for axis, (have, want) in enumerate(zip(small.shape, big.shape)):
+      if have == want:
+        continue
+      if want - have <= 0 or have < latent_size:
+        raise ValueError(
+            f'Cannot pad a parameter of shape {small.shape} from latent size '
+            f'{latent_size} to shape {big.shape}.')
+      zeros_shape = list(result.shape)
+      zeros_shape[axis] = want - have
+      kept, rest = jnp.split(result, [latent_size], axis=axis)
+      result = jnp.concatenate(
+          [kept, jnp.zeros(zeros_shape, result.dtype), rest], axis=axis)
+    return result
+  return jax.tree.map(pad, params, like)
+
+
 # ---------------------------------------------------------------------- group
 class SweepGroup:
   """One compiled program: the members of a group, stacked and sharded."""
@@ -151,9 +178,10 @@ class SweepGroup:
     self.hparams = jax.device_put(
         stack_hyperparams([train.hyperparams_from_config(c, capacity)
                            for c in configs], self.size), self.sharded)
-    create = jax.vmap(lambda h: train.create_train_state(
-        self.model, self.optimizer, h, image_shape))
-    self.create_state = jax.jit(create, out_shardings=self.sharded)
+    self._model_config = model_config
+    self._image_shape = image_shape
+    self._latent_sizes = [c.model.latent_size for c in configs]
+    self._seeds = [c.seed for c in configs]
     loss = train.reconstruction_loss_for(base)
     epoch = train.make_train_epoch(self.model, self.optimizer, base.batch_size,
                                    base.data.preprocessing, loss)
@@ -164,6 +192,36 @@ class SweepGroup:
                                    base.data.preprocessing, loss)
     self.evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)),
                             out_shardings=self.sharded)
+
+  def create_state(self) -> train.TrainState:
+    """Every member's initial state, stacked [size, ...] and sharded.
+
+    A member is initialised by a model of its own latent size, as its
+    separate run would be, then zero-padded to the group's: initialisers
+    scale with fan-in, so drawing the decoder's input layer at the group's
+    larger latent size would start a small-latent member from weights
+    several times smaller than its own model's.
+    """
+    params = [None] * self.count
+    for latent_size in sorted(set(self._latent_sizes)):
+      members = [i for i, size in enumerate(self._latent_sizes)
+                 if size == latent_size]
+      model_config = copy.deepcopy(self._model_config)
+      model_config.latent_size = latent_size
+      model = models.build_model(model_config, self._image_shape)
+      init = jax.jit(jax.vmap(lambda seed, model=model: train.init_params(
+          model, seed, self._image_shape)))
+      drawn = init(jnp.asarray([self._seeds[i] for i in members], jnp.uint32))
+      for k, member in enumerate(members):
+        params[member] = jax.tree.map(lambda x, k=k: x[k], drawn)
+    like = jax.eval_shape(lambda: train.init_params(
+        self.model, jnp.uint32(0), self._image_shape))
+    padded = [pad_latent_dimensions(p, like, size)
+              for p, size in zip(params, self._latent_sizes)]
+    padded += [padded[-1]] * (self.size - self.count)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
+    return jax.jit(jax.vmap(lambda p: train.state_from_params(
+        p, self.optimizer)), out_shardings=self.sharded)(stacked)
 
   def unstack(self, tree) -> list[dict]:
     """Per-member host values of a stacked tree, padding dropped."""
@@ -217,7 +275,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     group = SweepGroup(group_configs, dataset.image_shape, mesh)
     checkpoints = checkpoint_lib.RunCheckpoints(
         workdir / f'group_{group_index}', config.checkpoint.keep_latest)
-    state = group.create_state(group.hparams)
+    state = group.create_state()
     start_epoch = 0
     latest = checkpoints.latest_epoch() if resuming else None
     if latest is not None:

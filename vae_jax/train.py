@@ -123,17 +123,29 @@ def count_params(model_config: ml_collections.ConfigDict,
   return int(sum(x.size for x in jax.tree.leaves(shapes['params'])))
 
 
-def create_train_state(model, optimizer: optax.GradientTransformation,
-                       hparams: Hyperparams,
-                       image_shape: tuple[int, int]) -> TrainState:
-  """Initialises parameters from hparams.seed (pure: vmappable over seeds)."""
+def init_params(model, seed: jax.Array, image_shape: tuple[int, int]):
+  """The model's initial parameters drawn from a run's seed (uint32 [];
+  pure: vmappable over seeds)."""
   dummy = jnp.zeros((1, *image_shape), jnp.float32)
-  params = model.init(_run_key(hparams.seed, 0), dummy,
-                      jnp.zeros((1,), jnp.int32))['params']
+  return model.init(_run_key(seed, 0), dummy,
+                    jnp.zeros((1,), jnp.int32))['params']
+
+
+def state_from_params(params, optimizer: optax.GradientTransformation
+                      ) -> TrainState:
+  """Step 0 with fresh optimiser state."""
   # The learning rate in opt_state is a placeholder until the first step
   # sets hparams.learning_rate (sharing that buffer would break donation).
   return TrainState(step=jnp.int32(0), params=params,
                     opt_state=optimizer.init(params))
+
+
+def create_train_state(model, optimizer: optax.GradientTransformation,
+                       hparams: Hyperparams,
+                       image_shape: tuple[int, int]) -> TrainState:
+  """Initialises parameters from hparams.seed (pure: vmappable over seeds)."""
+  return state_from_params(init_params(model, hparams.seed, image_shape),
+                           optimizer)
 
 
 def to_model_input(images: jax.Array, preprocessing: str,

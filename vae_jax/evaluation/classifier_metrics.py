@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax import objectives
 from vae_jax.evaluation import fid
 
 
@@ -27,8 +28,9 @@ def prior_samples(model, params, hparams, num: int, rng: jax.Array,
     hparams: train.Hyperparams of the run (prior_mean, prior_std,
       latent_mask [latent]).
     num: number of images.
-    rng: PRNG key; the noise is one draw of shape [num, latent], so a
-      sample does not depend on batch_size.
+    rng: PRNG key; the noise is one draw of shape [num, latent]
+      (objectives.standard_normal_per_latent), so a sample depends neither on
+      batch_size nor on the masked dimensions of a sweep's model.
     labels: int [num], the requested classes of a conditional model (None
       for an unconditional one).
     batch_size: images decoded per call.
@@ -37,7 +39,7 @@ def prior_samples(model, params, hparams, num: int, rng: jax.Array,
     float32 [num, H, W], sigmoid of the decoder's logits (Bernoulli means).
   """
   latent = hparams.latent_mask.shape[-1]
-  eps = jax.random.normal(rng, (num, latent))
+  eps = objectives.standard_normal_per_latent(rng, (num, latent))
   z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
   decode = _compiled_decode(model)
   return np.concatenate([
