@@ -4,6 +4,8 @@ r"""Training speed of vae_jax beside equivalent PyTorch loops, in one run.
       --config.data.dir=../shared/data --epochs=4 --output=/tmp/bench
   python -m launch.benchmark --config=configs/study_d.py \
       --config.data.dir=../shared/data --epochs=10   # the 10-epoch loss check
+  python -m launch.benchmark --mode=quality --config=configs/study_d.py \
+      --config.data.dir=../shared/data --epochs=10 --quality_seeds=5
 
 Both sides train the same model (widths, initialisation scheme, batch size,
 Adam, per-image BCE + KL) on the same MNIST for --epochs epochs. PyTorch runs
@@ -63,11 +65,14 @@ flags.DEFINE_string('output', None, 'Directory for benchmark.json and .md.')
 flags.DEFINE_string(
     'mode', 'frameworks', 'What to benchmark, a key of MODES: frameworks '
     '(vae_jax beside PyTorch), sweep (a K-member vmapped sweep beside the '
-    'same K runs one after another) or fid (Inception feature extraction '
-    'beside pytorch-fid).')
+    'same K runs one after another), quality (test loss after --epochs over '
+    '--quality_seeds seeds per framework) or fid (Inception feature '
+    'extraction beside pytorch-fid).')
 flags.DEFINE_integer('fid_images', 64, 'Images per repeat for --mode=fid.')
 flags.DEFINE_integer('fid_batch_size', 32, 'Batch size for --mode=fid.')
 flags.DEFINE_integer('sweep_members', 8, 'K for --mode=sweep (seeds 0..K-1).')
+flags.DEFINE_integer('quality_seeds', 5,
+                     'Seeds per framework for --mode=quality (0..N-1).')
 flags.DEFINE_list('torch_variants', list(TORCH_VARIANTS),
                   f'PyTorch loops to time beside JAX, from {TORCH_VARIANTS}.')
 flags.DEFINE_bool(
@@ -131,7 +136,6 @@ def dense_train_flops_per_image(params) -> float:
 
 def benchmark_sweep(config, members: int, epochs: int) -> dict:
   """Wall time (compile included) of K runs one after another vs one K-member sweep."""
-  import tempfile
   from vae_jax import sweep
   config.num_epochs = epochs
   config.plots = False
@@ -182,6 +186,110 @@ def sweep_markdown(result: dict) -> str:
       f"{result['aggregate_vs_sequential']:.2f}x theirs (training "
       f"{k * result['epochs']} member-epochs at "
       f"{result['sweep_aggregate_img_per_s'] / k:,.0f} images/s each).",
+  ]) + '\n'
+
+
+def compare_quality(config, seeds: int, epochs: int,
+                    dataset: data_lib.Dataset | None = None) -> dict:
+  """Test loss after `epochs` epochs for seeds 0..seeds-1 on each side.
+
+  One seed per side cannot tell a difference between the frameworks from
+  the spread of initial draws (at lr 1e-4 after 10 epochs a seed moves the
+  loss by about a nat); the mean over seeds can. JAX trains its seeds as one
+  vmapped sweep (members equal separate runs); PyTorch trains them one
+  after another with pre-loaded tensors (torch.manual_seed(seed) draws the
+  initial weights, as the frameworks benchmark does).
+
+  Returns:
+    {'jax' / 'torch': {'test_loss': [per seed], 'mean', 'std'},
+     'difference': JAX mean - PyTorch mean, 'standard_error': of that
+     difference, 'target': the 0.5-nat goal and whether it is met, ...}.
+  """
+  import torch
+  from vae_jax import sweep
+  from vae_jax import torch_reference
+  check_comparable(config)
+  if seeds < 2:
+    raise app.UsageError(f'--quality_seeds={seeds}: a spread needs at least 2.')
+  config = config.copy_and_resolve_references()
+  config.num_epochs = epochs
+  config.plots = False
+  if dataset is None:
+    dataset = train.load_data(config)
+  torch_device = torch_reference.default_device()
+  if torch_device.type == 'cpu':
+    torch.set_num_threads(common.usable_cpus())
+  with config.unlocked():
+    config.sweep = sweep.product(seed=list(range(seeds)))
+  start = time.perf_counter()
+  with tempfile.TemporaryDirectory() as tmp:
+    swept = sweep.run_sweep(config, f'{tmp}/sweep', dataset=dataset)
+  jax_seconds = time.perf_counter() - start
+  jax_losses = [r['test_loss'] for r in swept]
+
+  torch_losses = []
+  start = time.perf_counter()
+  for seed in range(seeds):
+    torch.manual_seed(seed)
+    model = torch_reference.build_model(
+        **torch_model_kwargs(config, dataset.image_shape))
+    trainer = torch_reference.VariantTrainer(
+        'preloaded', model, dataset.train_images, config.batch_size,
+        config.learning_rate, seed, config.loss, config.beta, torch_device)
+    for epoch in range(1, epochs + 1):
+      _, train_loss = trainer.train_epoch()
+      logging.info('PyTorch seed %d epoch %d/%d: train loss %.2f', seed, epoch,
+                   epochs, train_loss)
+    torch_losses.append(torch_reference.evaluate(
+        trainer.model, dataset.test_images, config.eval_batch_size,
+        config.loss, config.beta)['loss'])
+  torch_seconds = time.perf_counter() - start
+
+  def summary(losses):
+    return {'test_loss': losses, 'mean': float(np.mean(losses)),
+            'std': float(np.std(losses, ddof=1))}
+
+  jax_side, torch_side = summary(jax_losses), summary(torch_losses)
+  difference = jax_side['mean'] - torch_side['mean']
+  standard_error = float(np.sqrt(jax_side['std']**2 / seeds
+                                 + torch_side['std']**2 / seeds))
+  goal = GOALS['test_loss_difference']
+  return {
+      'config': config.model.name, 'epochs': epochs, 'seeds': seeds,
+      'model': {'latent_size': config.model.latent_size,
+                'encoder_widths': list(config.model.encoder_widths),
+                'batch_size': config.batch_size,
+                'learning_rate': config.learning_rate},
+      'jax': dict(jax_side, seconds=jax_seconds,
+                  description='one vmapped sweep over the seeds'),
+      'torch': dict(torch_side, seconds=torch_seconds,
+                    description='pre-loaded tensors, one run per seed'),
+      'difference': difference, 'standard_error': standard_error,
+      'target': {'goal': goal, 'value': abs(difference),
+                 'met': bool(abs(difference) <= goal)},
+  }
+
+
+def quality_markdown(result: dict) -> str:
+  model = result['model']
+  seeds = result['seeds']
+  rows = [f"| seed | JAX | PyTorch |", '|---:|---:|---:|']
+  for seed in range(seeds):
+    rows.append(f"| {seed} | {result['jax']['test_loss'][seed]:.2f} | "
+                f"{result['torch']['test_loss'][seed]:.2f} |")
+  for key in ('mean', 'std'):
+    rows.append(f"| {key} | {result['jax'][key]:.2f} | "
+                f"{result['torch'][key]:.2f} |")
+  target = result['target']
+  return '\n'.join([
+      f"Test loss (nats per image) after {result['epochs']} epochs, "
+      f"{result['config']} {model['encoder_widths']} latent "
+      f"{model['latent_size']}, batch {model['batch_size']}, Adam "
+      f"{model['learning_rate']:g}; seeds 0..{seeds - 1} on each side.",
+      '', *rows, '',
+      f"JAX - PyTorch: {result['difference']:+.2f} nats (standard error "
+      f"{result['standard_error']:.2f}); goal |difference| <= "
+      f"{target['goal']}: {'met' if target['met'] else 'not met'}.",
   ]) + '\n'
 
 
@@ -651,6 +759,11 @@ def sweep_mode(config) -> tuple[dict, str, str]:
   return result, sweep_markdown(result), 'benchmark_sweep'
 
 
+def quality_mode(config) -> tuple[dict, str, str]:
+  result = compare_quality(config, FLAGS.quality_seeds, FLAGS.epochs)
+  return result, quality_markdown(result), 'benchmark_quality'
+
+
 def fid_mode(config) -> tuple[dict, str, str]:
   """Inception feature extraction: our port against pytorch-fid's network,
   same (random) weights and images, interleaved."""
@@ -666,6 +779,7 @@ def fid_mode(config) -> tuple[dict, str, str]:
 MODES: dict[str, Callable[..., tuple[dict, str, str]]] = {
     'frameworks': frameworks_mode,
     'sweep': sweep_mode,
+    'quality': quality_mode,
     'fid': fid_mode,
 }
 

@@ -7,6 +7,7 @@ import json
 import math
 import mmap
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,35 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
     assert math.isfinite(images_per_s) and images_per_s > 0, name
     assert math.isfinite(test_loss) and test_loss > 0, name
   assert f"({fastest}): **{result['speedup']:.2f}x**" in markdown
+
+
+def test_quality_mode_compares_seed_means(one_torch_thread):
+  config = tiny_config()
+  dataset = tiny_dataset()
+  result = benchmark.compare_quality(config, seeds=3, epochs=2,
+                                     dataset=dataset)
+  jax_losses = np.array(result['jax']['test_loss'])
+  torch_losses = np.array(result['torch']['test_loss'])
+  assert jax_losses.shape == torch_losses.shape == (3,)
+  # Each seed draws its own initial weights on both sides.
+  assert len(set(jax_losses.round(4))) == 3
+  assert len(set(torch_losses.round(4))) == 3
+  assert result['difference'] == pytest.approx(
+      jax_losses.mean() - torch_losses.mean())
+  assert result['standard_error'] == pytest.approx(np.sqrt(
+      jax_losses.var(ddof=1) / 3 + torch_losses.var(ddof=1) / 3))
+  # The same model and optimiser from the same initialisation scheme.
+  assert abs(result['difference']) < 4 * result['standard_error'] + 1.0
+  # Seed 1 on JAX's side is what a separate run of seed 1 reaches.
+  from vae_jax import train
+  single = copy.deepcopy(config)
+  single.seed, single.num_epochs, single.plots = 1, 2, False
+  with tempfile.TemporaryDirectory() as tmp:
+    separate = train.train_and_evaluate(single, tmp + '/run', dataset=dataset)
+  assert jax_losses[1] == pytest.approx(separate['test_loss'], rel=2e-5)
+  markdown = benchmark.quality_markdown(result)
+  assert f"{result['difference']:+.2f} nats" in markdown
+  assert f"| 2 | {jax_losses[2]:.2f} | {torch_losses[2]:.2f} |" in markdown
 
 
 def test_targets_and_best_variant():
