@@ -10,6 +10,7 @@ from test_train import tiny_config
 from vae_jax import classifier
 from vae_jax import data
 from vae_jax import models
+from vae_jax import objectives
 from vae_jax import train
 from vae_jax.evaluation import classifier_metrics as metrics
 from vae_jax.evaluation import fid
@@ -132,7 +133,7 @@ def test_prior_samples_decode_the_masked_prior():
   rng = jax.random.PRNGKey(5)
   images = metrics.prior_samples(model, params, hparams, 30, rng,
                                  batch_size=8)
-  eps = jax.random.normal(rng, (30, 3))
+  eps = objectives.standard_normal_per_latent(rng, (30, 3))
   z = (0.3 + 2.0 * eps) * jnp.array([1.0, 1.0, 0.0])
   expected = jax.nn.sigmoid(model.apply({'params': params}, z,
                                         method=model.decode))
@@ -150,7 +151,7 @@ def test_conditional_predictions_match_an_inline_reference():
   requested, predicted = metrics.conditional_sample_predictions(
       model, params, hparams, clf_model, clf_params, per_class=30, rng=rng)
   labels = jnp.tile(jnp.arange(10), 30)
-  eps = jax.random.normal(rng, (300, 3))
+  eps = objectives.standard_normal_per_latent(rng, (300, 3))
   z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
   images = jax.nn.sigmoid(model.apply({'params': params}, z, labels,
                                       method=model.decode))

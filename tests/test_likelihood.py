@@ -103,13 +103,18 @@ def test_bound_rises_with_the_number_of_samples():
   config = tiny_config()
   dataset = tiny_dataset()
   model, params, hparams = _model(config, dataset)
+  # An untrained decoder barely uses z, so p(z|x) is about the prior; a
+  # narrow one under q = N(~0, ~1) makes the importance weights heavy-tailed,
+  # so the bound still gains from k = 10 to 100, well above the Monte Carlo
+  # noise (with N(0, 1) it is flat there to 1e-3 nats).
+  hparams = hparams._replace(prior_std=jnp.float32(0.2))
   means = []
   for k in (1, 10, 100):
     log_px = likelihood.iwae_log_likelihood(
         model, params, hparams, dataset.test_images, dataset.test_labels,
         jax.random.PRNGKey(1), num_samples=k, chunk_size=10)
     means.append(float(jnp.mean(log_px)))
-  assert means[0] < means[1] < means[2], means
+  assert means[0] + 0.1 < means[1] < means[2] - 0.1, means
 
 
 def test_chunking_changes_nothing():
