@@ -733,7 +733,8 @@ def to_markdown(result: dict) -> str:
       f"{goals['test_loss_difference']['goal']} nats of every PyTorch "
       f"variant after 10 epochs (here {epochs}): largest difference "
       f"{_number(goals['test_loss_difference']['value'], '.2f')}, "
-      f"{met(goals['test_loss_difference'])}.",
+      f"{met(goals['test_loss_difference'])} (one seed per side; "
+      "--mode=quality compares the means over several).",
   ]
   if failed_memory:
     notes += ['', 'Memory measurement failed for ' + '; '.join(
