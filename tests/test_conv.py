@@ -16,7 +16,9 @@ CONV_CASES = [  # (H, Cin, Cout, k, stride, padding)
 TRANSPOSE_CASES = [  # (H, Cin, Cout, k, stride, padding, output_padding)
     (7, 4, 4, 3, 2, 1, 1), (14, 4, 2, 3, 2, 1, 1), (7, 3, 3, 3, 1, 1, 0),
     (7, 2, 3, 3, 2, 0, 0), (5, 2, 2, 4, 3, 1, 2), (6, 3, 1, 5, 2, 2, 1),
-    (9, 4, 1, 3, 1, 0, 0)]  # both paths of the matmul form, strides 1-3
+    (9, 4, 1, 3, 1, 0, 0), (6, 2, 5, 3, 1, 0, 0), (8, 2, 4, 3, 1, 3, 0)]
+# Both paths of the matmul form, strides 1-3; the last stride-1 case has
+# padding beyond k - 1 (the flipped-kernel convolution crops).
 
 
 def _random(shape, seed):

@@ -52,14 +52,20 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0,
     return jax.lax.conv_general_dilated(
         x, kernel, (stride, stride), [(padding, padding)] * 2,
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  kh, kw, cin, cout = kernel.shape
   x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  return _patches_matmul(x, kernel, stride)
+
+
+def _patches_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  # Unpadded convolution of x (already padded) as one matmul:
+  # [B, out_h, out_w, kh*kw*Cin] patches @ [kh*kw*Cin, Cout].
+  kh, kw, cin, cout = kernel.shape
   out_h = (x.shape[1] - kh) // stride + 1
   out_w = (x.shape[2] - kw) // stride + 1
   patches = [x[:, dy:dy + stride * (out_h - 1) + 1:stride,
                dx:dx + stride * (out_w - 1) + 1:stride, :]
              for dy in range(kh) for dx in range(kw)]
-  patches = jnp.concatenate(patches, axis=-1)  # [B, out_h, out_w, kh*kw*cin]
+  patches = jnp.concatenate(patches, axis=-1)
   return patches @ kernel.reshape(kh * kw * cin, cout)
 
 
@@ -133,8 +139,8 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
     stride, padding, output_padding: as in PyTorch.
     impl: 'matmul' (one matmul x @ kernel for every tap, summed into the
       output's stride x stride phases; for stride 1 without fewer output
-      channels, patches of x @ the flipped kernel), 'xla', or 'auto'
-      (matmul on CPU).
+      channels, patches of the padded x @ the flipped kernel), 'xla', or
+      'auto' (matmul on CPU).
 
   Returns:
     [B, (H-1)*s - 2p + kh + op, (W-1)*s - 2p + kw + op, Cout].
@@ -152,37 +158,12 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, stride: int = 1,
   if stride > 1 or cout < cin:
     return _conv_transpose_by_phases(x, kernel, stride, padding, out_h, out_w)
   # Stride 1 with as many output channels as input: an ordinary convolution
-  # (patches of x @ the flipped kernel), the one-phase case of what follows.
-  phase_h = -(-out_h // stride)  # rows per phase; the excess is cropped
-  phase_w = -(-out_w // stride)
-  taps_h = [_phase_taps(kh, stride, padding, r) for r in range(stride)]
-  taps_w = [_phase_taps(kw, stride, padding, r) for r in range(stride)]
-  shifts_h = [s for taps in taps_h for _, s in taps] or [0]
-  shifts_w = [s for taps in taps_w for _, s in taps] or [0]
-  # Zero padding so that every shifted window of phase size is in range.
-  lo_h, hi_h = max(0, -min(shifts_h)), max(0, max(shifts_h) + phase_h - x.shape[1])
-  lo_w, hi_w = max(0, -min(shifts_w)), max(0, max(shifts_w) + phase_w - x.shape[2])
-  xp = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
-  rows = []
-  for r in range(stride):
-    row = []
-    for c in range(stride):
-      pieces, weights = [], []
-      for ky, sy in taps_h[r]:
-        for kx, sx in taps_w[c]:
-          pieces.append(xp[:, lo_h + sy:lo_h + sy + phase_h,
-                           lo_w + sx:lo_w + sx + phase_w, :])
-          weights.append(kernel[ky, kx])
-      if pieces:
-        phase = (jnp.concatenate(pieces, axis=-1)
-                 @ jnp.concatenate(weights, axis=0))
-      else:
-        phase = jnp.zeros((x.shape[0], phase_h, phase_w, cout), x.dtype)
-      row.append(phase)
-    rows.append(jnp.stack(row, axis=3))  # [B, ph, pw, stride_w, Cout]
-  out = jnp.stack(rows, axis=2)  # [B, ph, stride_h, pw, stride_w, Cout]
-  out = out.reshape(x.shape[0], phase_h * stride, phase_w * stride, cout)
-  return out[:, :out_h, :out_w, :]
+  # of x, padded by k - 1 - p (plus the output padding after), with the
+  # flipped kernel. Negative padding crops.
+  pads = [(k - 1 - padding, k - 1 - padding + output_padding, 0)
+          for k in (kh, kw)]
+  x = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *pads, (0, 0, 0)])
+  return _patches_matmul(x, kernel[::-1, ::-1], stride=1)
 
 
 class Conv(nn.Module):
