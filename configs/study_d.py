@@ -7,7 +7,9 @@ latent sizes are masks. 300 epochs, batch 256, Adam 1e-4, as in the report.
   python -m launch.sweep --config=configs/study_d.py --workdir=workdirs/study_d
 
 `--config=configs/study_d.py:small_latents` trains only the latent-1 and
-latent-2 rows (the two whose decoder input layer is not latent 64's).
+latent-2 rows (the two whose decoder input layer is not latent 64's);
+`:latent2_seeds` trains the latent-2 row with seeds 1, 3, 4 and 5 as one
+program, to show how far the seed alone moves that row.
 """
 
 from configs import default
@@ -23,13 +25,15 @@ REPORTED = {
     (64, 2.0): (87.29, 15.46, 118.20),
     (64, 10.0): (143.37, 3.69, 180.22),
 }
+ROWS = ('all', 'small_latents', 'latent2_seeds')
 
 
 def get_config(rows: str = 'all'):
-  """rows: 'all' (the report's seven) or 'small_latents' (latent 1 and 2)."""
-  if rows not in ('all', 'small_latents'):
+  """rows: 'all' (the report's seven), 'small_latents' (latent 1 and 2) or
+  'latent2_seeds' (latent 2 with four more seeds)."""
+  if rows not in ROWS:
     raise ValueError(f"Unknown rows {rows!r} for Study D's config; choose "
-                     "'all' or 'small_latents' (configs/study_d.py:ROWS).")
+                     f"one of {ROWS} (configs/study_d.py:ROWS).")
   config = default.get_config()
   config.model.encoder_widths = (256, 256)
   config.model.latent_size = 64
@@ -42,6 +46,9 @@ def get_config(rows: str = 'all'):
   )
   if rows == 'small_latents':
     config.sweep = sweep.product(model__latent_size=[1, 2], beta=[1.0])
+  if rows == 'latent2_seeds':
+    config.sweep = sweep.product(model__latent_size=[2], beta=[1.0],
+                                 seed=[1, 3, 4, 5])
   config.reported = [
       {'model.latent_size': latent, 'beta': beta, 'test_recon': r[0],
        'test_kl': r[1], 'test_loss': r[2]}

@@ -23,6 +23,7 @@ backend.
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import os
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from absl import app
 from absl import flags
@@ -363,6 +364,126 @@ def torch_model_kwargs(config, image_shape) -> dict:
           'init_scheme': config.model.init_scheme}
 
 
+class Product(NamedTuple):
+  """One matrix product of a training step: [m, k] x [k, n].
+
+  lhs_transposed: the left operand is stored [k, m] (a weight gradient's
+  activations); rhs_transposed: the right one is stored [n, k] (a weight read
+  in the backward pass).
+  """
+  m: int
+  k: int
+  n: int
+  lhs_transposed: bool
+  rhs_transposed: bool
+
+  @property
+  def flops(self) -> float:
+    return 2.0 * self.m * self.k * self.n
+
+
+def training_products(model, params, hparams, config,
+                      image_shape) -> list[Product]:
+  """The 2-d matrix products of one training step's gradient, in order.
+
+  Read from the jaxpr of the gradient of one batch's loss, so they are the
+  products the step asks for (the encoder's two heads as one, the first
+  layer without an input gradient), before XLA picks layouts.
+  """
+  batch = {'images': jnp.zeros((config.batch_size, *image_shape)),
+           'labels': jnp.zeros((config.batch_size,), jnp.int32)}
+  loss_fn = train.make_loss_fn(model, config.loss)
+  jaxpr = jax.make_jaxpr(jax.grad(lambda p: loss_fn(
+      p, batch, hparams, jax.random.PRNGKey(0))[0]))(params)
+  products = []
+
+  def visit(jaxpr):
+    for equation in jaxpr.eqns:
+      if equation.primitive.name == 'dot_general':
+        lhs, rhs = (v.aval.shape for v in equation.invars)
+        (lhs_contract, rhs_contract), batch_dims = equation.params[
+            'dimension_numbers']
+        if len(lhs) != 2 or len(rhs) != 2 or batch_dims != ((), ()):
+          raise ValueError(f'Not a plain matrix product: {lhs} x {rhs} '
+                           f'({equation.params["dimension_numbers"]}).')
+        lhs_transposed, rhs_transposed = lhs_contract[0] == 0, rhs_contract[0] == 1
+        products.append(Product(m=lhs[1 - lhs_contract[0]], k=lhs[lhs_contract[0]],
+                                n=rhs[1 - rhs_contract[0]],
+                                lhs_transposed=lhs_transposed,
+                                rhs_transposed=rhs_transposed))
+      for value in equation.params.values():
+        inner = getattr(value, 'jaxpr', None)
+        if inner is not None:
+          visit(getattr(inner, 'jaxpr', inner))
+
+  visit(jaxpr.jaxpr)
+  return products
+
+
+def products_only_rates(products: list[Product], batch_size: int,
+                        torch_device=None, seconds_per_product: float = 0.02,
+                        rounds: int = 3) -> dict[str, float]:
+  """Images/s of each framework if a step were only its matrix products.
+
+  Each distinct product runs back to back, as many times as take about
+  `seconds_per_product` at 100 GFLOP/s, on random operands in the layout the
+  step uses (a transposed operand as a transposed view on PyTorch's side,
+  a transposing dot_general on JAX's); the best of `rounds` rounds, JAX and
+  PyTorch alternating, is summed over the step's products.
+
+  Returns:
+    {'jax': images/s, 'torch': images/s, 'products': count}.
+  """
+  import torch
+  device = torch_device or torch.device('cpu')
+  sync = torch.cuda.synchronize if device.type == 'cuda' else lambda: None
+  rng = np.random.default_rng(0)
+  seconds = {'jax': 0.0, 'torch': 0.0}
+  for product, count in collections.Counter(products).items():
+    lhs_shape = ((product.k, product.m) if product.lhs_transposed
+                 else (product.m, product.k))
+    rhs_shape = ((product.n, product.k) if product.rhs_transposed
+                 else (product.k, product.n))
+    lhs_np, rhs_np = (rng.random(shape, np.float32)
+                      for shape in (lhs_shape, rhs_shape))
+    repeats = int(np.clip(seconds_per_product * 100e9 / product.flops, 5, 5000))
+    dimensions = (((0 if product.lhs_transposed else 1,),
+                   (1 if product.rhs_transposed else 0,)), ((), ()))
+
+    @jax.jit
+    def repeated(lhs, rhs):
+      def body(_, carry):
+        lhs, rhs, total = carry
+        # The barrier keeps XLA from hoisting the loop-invariant product.
+        lhs, rhs = jax.lax.optimization_barrier((lhs, rhs))
+        out = jax.lax.dot_general(lhs, rhs, dimensions)
+        return lhs, rhs, total + out[0, 0]
+      return jax.lax.fori_loop(0, repeats, body, (lhs, rhs, jnp.float32(0)))[2]
+
+    lhs, rhs = jnp.asarray(lhs_np), jnp.asarray(rhs_np)
+    repeated(lhs, rhs).block_until_ready()
+    torch_lhs = torch.from_numpy(lhs_np).to(device)
+    torch_rhs = torch.from_numpy(rhs_np).to(device)
+    torch_lhs = torch_lhs.t() if product.lhs_transposed else torch_lhs
+    torch_rhs = torch_rhs.t() if product.rhs_transposed else torch_rhs
+    out = torch.mm(torch_lhs, torch_rhs)
+    best = {'jax': float('inf'), 'torch': float('inf')}
+    for _ in range(rounds):
+      start = time.perf_counter()
+      repeated(lhs, rhs).block_until_ready()
+      best['jax'] = min(best['jax'], time.perf_counter() - start)
+      sync()
+      start = time.perf_counter()
+      for _ in range(repeats):
+        torch.mm(torch_lhs, torch_rhs, out=out)
+      sync()
+      best['torch'] = min(best['torch'], time.perf_counter() - start)
+    for side in seconds:
+      seconds[side] += count * best[side] / repeats
+  return {'jax': batch_size / seconds['jax'],
+          'torch': batch_size / seconds['torch'], 'products': len(products)}
+
+
 def benchmark_frameworks(config, *, epochs: int,
                          variants=TORCH_VARIANTS, matmul_size: int = 2048,
                          dataset: data_lib.Dataset | None = None,
@@ -413,8 +534,14 @@ def benchmark_frameworks(config, *, epochs: int,
 
   # JAX: compile ahead of time so compilation is reported on its own.
   model, hparams, state, train_data, jax_epoch = jax_training(config, dataset)
+  products_only = None
   if config.model.name == 'mlp_vae':
     flops_per_image = dense_train_flops_per_image(state.params)
+    products_only = products_only_rates(
+        training_products(model, state.params, hparams, config,
+                          dataset.image_shape), batch_size, torch_device)
+    logging.warning('Matrix products alone: JAX %.0f, PyTorch %.0f images/s',
+                    products_only['jax'], products_only['torch'])
   else:
     flops_per_image = xla_train_flops_per_image(model, state.params, hparams,
                                                 dataset, config)
@@ -523,6 +650,7 @@ def benchmark_frameworks(config, *, epochs: int,
                   'torch_float32_matmul_precision':
                       torch.get_float32_matmul_precision()},
       'matmul_gflops': rates, 'matmul_size': matmul_size, 'peak_gflops': peak,
+      'products_only': products_only,
       'epochs': epochs, 'epochs_timed': len(seconds['jax']),
       'images_per_epoch': images_per_epoch,
       'train_images': len(dataset.train_images),
@@ -736,6 +864,19 @@ def to_markdown(result: dict) -> str:
       f"{met(goals['test_loss_difference'])} (one seed per side; "
       "--mode=quality compares the means over several).",
   ]
+  products_only = result.get('products_only')
+  if products_only and best:
+    best_rate = torch_results[best]['img_per_s']
+    notes += ['', (
+        f"Matrix products alone (the {products_only['products']} products of "
+        "one training step, each timed on its own at its shape and "
+        f"transposition): JAX {products_only['jax']:,.0f}, PyTorch "
+        f"{products_only['torch']:,.0f} images/s. JAX's epoch runs at "
+        f"{jax_result['img_per_s'] / products_only['jax']:.0%} of its "
+        f"products-only rate, PyTorch {best} at "
+        f"{best_rate / products_only['torch']:.0%} of its own. An epoch of "
+        "nothing but JAX's products would be "
+        f"{products_only['jax'] / best_rate:.2f}x the fastest PyTorch.")]
   if failed_memory:
     notes += ['', 'Memory measurement failed for ' + '; '.join(
         f'{side}: {error}' for side, error in failed_memory.items())]

@@ -89,6 +89,29 @@ def test_eager_variants_follow_one_trajectory(one_torch_thread):
   assert np.abs(other_losses - losses).max() > 1e-3
 
 
+def test_training_products_are_every_dense_flop_of_a_step():
+  config = tiny_config()
+  config.model.encoder_widths = (16, 12)
+  dataset = tiny_dataset()
+  model, hparams, state, _, _ = benchmark.jax_training(config, dataset)
+  products = benchmark.training_products(model, state.params, hparams, config,
+                                         dataset.image_shape)
+  # Forward, weight gradient and input gradient of each layer, none of the
+  # last for the first layer (its input is data), and the encoder's two
+  # heads as one product: enc_0 2, enc_1 3, heads 3, dec_0 3, dec_1 3,
+  # dec_logits 3.
+  assert len(products) == 17
+  assert sum(p.flops for p in products) == pytest.approx(
+      config.batch_size * benchmark.dense_train_flops_per_image(state.params))
+  heads = benchmark.Product(m=config.batch_size, k=12, n=2 * 2,
+                            lhs_transposed=False, rhs_transposed=False)
+  assert heads in products
+  # Weight gradients contract over the batch: the activations transposed.
+  assert benchmark.Product(m=64, k=config.batch_size, n=16,
+                           lhs_transposed=True,
+                           rhs_transposed=False) in products
+
+
 def test_benchmark_names_every_variant():
   # benchmark names them without importing torch (for --help).
   assert benchmark.TORCH_VARIANTS == tuple(torch_reference.VARIANTS)
@@ -158,6 +181,12 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
     assert math.isfinite(images_per_s) and images_per_s > 0, name
     assert math.isfinite(test_loss) and test_loss > 0, name
   assert f"({fastest}): **{result['speedup']:.2f}x**" in markdown
+  products_only = result['products_only']
+  assert products_only['products'] == 11  # 64-16-2 and back, as above
+  assert products_only['jax'] > 0 and products_only['torch'] > 0
+  assert (f"nothing but JAX's products would be "
+          f"{products_only['jax'] / result['torch'][fastest]['img_per_s']:.2f}x"
+          in markdown)
 
 
 def test_quality_mode_compares_seed_means(one_torch_thread):

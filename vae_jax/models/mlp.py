@@ -116,10 +116,32 @@ class MLPVAE(nn.Module):
     h = self._condition(h.reshape(images.shape[0], -1), labels)
     for layer in self.encoder_layers:
       h = act(layer(h))
-    mean = self.mean_head(h)
     if not self.variational:
+      mean = self.mean_head(h)
       return GaussianPosterior(mean, jnp.zeros_like(mean))
-    return GaussianPosterior(mean, self.log_variance_head(h))
+    return self._gaussian_heads(h)
+
+  def _gaussian_heads(self, h: jax.Array) -> GaussianPosterior:
+    """[B, F] -> posterior [B, latent]: both heads as one [F, 2 * latent] product.
+
+    The heads stay two Dense layers in the parameters (checkpoints, the
+    PyTorch twin and sweep padding see `enc_mean` and `enc_log_variance`), but
+    a product only `latent` wide (1 to 64 here) uses a CPU's matmul kernel
+    poorly. On 2 CPU cores one product of twice the width trained the
+    default MLP (latent 20) 1.00x, 1.03x and 1.05x as fast in three
+    interleaved runs, Study D's (latent 64) 1.00x and 1.01x; the values are
+    the same up to float rounding.
+    """
+    if self.is_initializing():
+      return GaussianPosterior(self.mean_head(h), self.log_variance_head(h))
+    mean_head = self.mean_head.variables['params']
+    log_variance_head = self.log_variance_head.variables['params']
+    kernel = jnp.concatenate([mean_head['kernel'], log_variance_head['kernel']],
+                             axis=1)
+    bias = jnp.concatenate([mean_head['bias'], log_variance_head['bias']])
+    both = h @ kernel + bias
+    return GaussianPosterior(both[:, :self.latent_size],
+                             both[:, self.latent_size:])
 
   def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """[B, latent] (and int labels [B] for a CVAE) -> logits [B, H, W]."""
