@@ -223,6 +223,14 @@ class SweepGroup:
     return jax.jit(jax.vmap(lambda p: train.state_from_params(
         p, self.optimizer)), out_shardings=self.sharded)(stacked)
 
+  def abstract_state(self) -> train.TrainState:
+    """create_state()'s shapes, dtypes and shardings, with nothing drawn:
+    the template a checkpoint is restored into."""
+    return jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                          sharding=self.sharded),
+        jax.eval_shape(self.create_state))
+
   def unstack(self, tree) -> list[dict]:
     """Per-member host values of a stacked tree, padding dropped."""
     host = jax.device_get(tree)
@@ -275,13 +283,14 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     group = SweepGroup(group_configs, dataset.image_shape, mesh)
     checkpoints = checkpoint_lib.RunCheckpoints(
         workdir / f'group_{group_index}', config.checkpoint.keep_latest)
-    state = group.create_state()
     start_epoch = 0
     latest = checkpoints.latest_epoch() if resuming else None
     if latest is not None:
-      state = checkpoints.restore(latest, like=state)
+      state = checkpoints.restore(latest, like=group.abstract_state())
       start_epoch = latest
       log.info('Group %d resumes from epoch %d.', group_index, latest)
+    else:
+      state = group.create_state()
     lines = [l for l in all_lines if l['member'] in member_indices
              and l['epoch'] <= start_epoch]
     others = [l for l in all_lines if l['member'] not in member_indices]

@@ -144,7 +144,7 @@ def restore_members(workdir: Path, config: ml_collections.ConfigDict,
     group = sweep_lib.SweepGroup([configs[i] for i in indices], image_shape,
                                  mesh)
     state = _restore_latest(workdir / f'group_{group_index}',
-                            group.create_state())
+                            group.abstract_state())
     params = group.unstack(state.params)
     hparams = group.unstack(group.hparams)
     for k, member in enumerate(indices):
