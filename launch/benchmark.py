@@ -17,8 +17,10 @@ JAX's speed-up over each variant and over the fastest, the machine's float32
 matmul rate (the higher of JAX's and PyTorch's for a 2048^3 product) and each
 side's fraction of it, compile and first-epoch times, each side's peak
 memory (measured in a process of its own, see measure_memory) and the test
-loss after the last epoch. On a GPU PyTorch uses CUDA and JAX its default
-backend.
+loss after the last epoch. For the MLP it also times each matrix product of
+one training step on its own in both frameworks (products_only_rates), so the
+table says how close each epoch comes to what its products alone allow. On a
+GPU PyTorch uses CUDA and JAX its default backend.
 """
 
 from __future__ import annotations
@@ -421,15 +423,17 @@ def training_products(model, params, hparams, config,
 
 
 def products_only_rates(products: list[Product], batch_size: int,
-                        torch_device=None, seconds_per_product: float = 0.02,
-                        rounds: int = 3) -> dict[str, float]:
+                        torch_device=None, seconds_per_product: float = 0.2,
+                        rounds: int = 5) -> dict[str, float]:
   """Images/s of each framework if a step were only its matrix products.
 
   Each distinct product runs back to back, as many times as take about
   `seconds_per_product` at 100 GFLOP/s, on random operands in the layout the
   step uses (a transposed operand as a transposed view on PyTorch's side,
   a transposing dot_general on JAX's); the best of `rounds` rounds, JAX and
-  PyTorch alternating, is summed over the step's products.
+  PyTorch alternating, is summed over the step's products. (Runs of 20 ms
+  read JAX's products up to 20% slower than runs of 200 ms on 2 CPU cores:
+  XLA's worker threads take a while to wake, which an epoch pays once.)
 
   Returns:
     {'jax': images/s, 'torch': images/s, 'products': count}.
