@@ -432,8 +432,9 @@ def products_only_rates(products: list[Product], batch_size: int,
   step uses (a transposed operand as a transposed view on PyTorch's side,
   a transposing dot_general on JAX's); the best of `rounds` rounds, JAX and
   PyTorch alternating, is summed over the step's products. (Runs of 20 ms
-  read JAX's products up to 20% slower than runs of 200 ms on 2 CPU cores:
-  XLA's worker threads take a while to wake, which an epoch pays once.)
+  read JAX's products up to 20% slower than runs of 200 ms on 2 CPU cores,
+  PyTorch's not; a start-up cost per call, which an epoch pays once, is the
+  likely reason.)
 
   Returns:
     {'jax': images/s, 'torch': images/s, 'products': count}.
