@@ -181,8 +181,10 @@ def test_learning_rate_as_array_matches_plain_optax(name, reference):
     swept = state
     for key in keys:
       swept, _ = step(swept, x, hparams, key)
+    # RMSprop's first steps are about 10 * rate * sign(g), so float32
+    # rounding in vmapped reductions moves a parameter by ~1e-6 at rate 3e-2.
     jax.tree.map(lambda a, b: np.testing.assert_allclose(
-        a[i], b, rtol=1e-5, atol=1e-6), swept.params, params)
+        a[i], b, rtol=1e-5, atol=1e-5), swept.params, params)
 
 
 def test_interrupted_sweep_resumes_to_the_same_result(tmp_path):

@@ -283,15 +283,17 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
     batches = order[:num_steps * batch_size].reshape(num_steps, batch_size)
 
     def body(state, inputs):
-      batch_indices, step_key = inputs
-      binarize_key, sample_key = jax.random.split(step_key)
+      batch_indices, (binarize_key, sample_key) = inputs
       batch = {'images': to_model_input(data['images'][batch_indices],
                                         preprocessing, binarize_key),
                'labels': data['labels'][batch_indices]}
       return train_step(state, batch, hparams, sample_key)
 
+    # Every step's keys in one split: a split inside the step is a threefry
+    # loop of small kernels per step on CPU.
+    step_keys = jax.random.split(steps_key, (num_steps, 2))
     state, metrics = jax.lax.scan(
-        body, state, (batches, jax.random.split(steps_key, num_steps)))
+        body, state, (batches, (step_keys[:, 0], step_keys[:, 1])))
     return state, jax.tree.map(jnp.mean, metrics)
 
   return train_epoch
