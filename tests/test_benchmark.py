@@ -181,6 +181,13 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
     assert math.isfinite(images_per_s) and images_per_s > 0, name
     assert math.isfinite(test_loss) and test_loss > 0, name
   assert f"({fastest}): **{result['speedup']:.2f}x**" in markdown
+  # A value just short of its goal never prints as the goal.
+  short = copy.deepcopy(result)
+  short['targets']['speedup'].update(value=1.4996, met=False)
+  short['targets']['fraction_of_peak'].update(value=0.54996, met=False)
+  goals_line = benchmark.to_markdown(short).split('Goals: ')[1]
+  assert 'fastest PyTorch: 1.499x, not met' in goals_line
+  assert 'matmul rate: 54.9%, not met' in goals_line
   products_only = result['products_only']
   assert products_only['products'] == 11  # 64-16-2 and back, as above
   assert products_only['jax'] > 0 and products_only['torch'] > 0
