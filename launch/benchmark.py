@@ -406,14 +406,14 @@ def training_products(model, params, hparams, config,
         lhs, rhs = (v.aval.shape for v in equation.invars)
         (lhs_contract, rhs_contract), batch_dims = equation.params[
             'dimension_numbers']
-        if len(lhs) != 2 or len(rhs) != 2 or batch_dims != ((), ()):
+        if (len(lhs) != 2 or len(rhs) != 2 or len(lhs_contract) != 1
+            or batch_dims != ((), ())):
           raise ValueError(f'Not a plain matrix product: {lhs} x {rhs} '
                            f'({equation.params["dimension_numbers"]}).')
-        lhs_transposed, rhs_transposed = lhs_contract[0] == 0, rhs_contract[0] == 1
-        products.append(Product(m=lhs[1 - lhs_contract[0]], k=lhs[lhs_contract[0]],
-                                n=rhs[1 - rhs_contract[0]],
-                                lhs_transposed=lhs_transposed,
-                                rhs_transposed=rhs_transposed))
+        (lhs_k,), (rhs_k,) = lhs_contract, rhs_contract
+        products.append(Product(m=lhs[1 - lhs_k], k=lhs[lhs_k],
+                                n=rhs[1 - rhs_k], lhs_transposed=lhs_k == 0,
+                                rhs_transposed=rhs_k == 1))
       for value in equation.params.values():
         inner = getattr(value, 'jaxpr', None)
         if inner is not None:

@@ -122,7 +122,7 @@ class MLPVAE(nn.Module):
     return self._gaussian_heads(h)
 
   def _gaussian_heads(self, h: jax.Array) -> GaussianPosterior:
-    """[B, F] -> posterior [B, latent]: both heads as one [F, 2 * latent] product.
+    """[B, F] -> posterior [B, latent], the heads as one [F, 2*latent] product.
 
     The heads stay two Dense layers in the parameters (checkpoints, the
     PyTorch twin and sweep padding see `enc_mean` and `enc_log_variance`), but
