@@ -3,12 +3,13 @@ r"""Evaluates a trained run or sweep from its checkpoint and writes the numbers.
   python -m launch.evaluate --workdir=/tmp/vae --metrics=iwae --iwae_samples=500
   python -m launch.evaluate --workdir=workdirs/study_d \
       --metrics=inception_score,classifier_fid,confusion
+  python -m launch.evaluate --workdir=workdirs/study_d --metrics=recon_at_mean
 
 --workdir is what `launch.train` (one run) or `launch.sweep` (every member is
 evaluated) wrote; the latest checkpoint is evaluated. --metrics is any of
-iwae, inception_score, classifier_fid, confusion and fid, as described in
-vae_jax.evaluation.workdir, which does the work; where the numbers go is
-described there too. The classifier metrics need a classifier from
+iwae, recon_at_mean, inception_score, classifier_fid, confusion and fid, as
+described in vae_jax.evaluation.workdir, which does the work; where the
+numbers go is described there too. The classifier metrics need a classifier from
 `python -m launch.train_classifier`, looked for in --classifier_dir
 (default $VAE_JAX_CACHE_DIR/classifier, else ~/.cache/vae_jax/classifier).
 """

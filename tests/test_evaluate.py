@@ -25,7 +25,8 @@ from vae_jax.models.classifier import MNISTClassifier
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = evaluate.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16,
                              num_samples=200, batch_size=64)
-ALL_BUT_INCEPTION = ['iwae', 'inception_score', 'classifier_fid', 'confusion']
+ALL_BUT_INCEPTION = ['iwae', 'recon_at_mean', 'inception_score',
+                     'classifier_fid', 'confusion']
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +55,8 @@ def test_run_gains_every_number_and_keeps_its_own(tmp_path,
   evaluate.evaluate_workdir(run, ALL_BUT_INCEPTION, untrained_classifier,
                             SETTINGS, dataset=dataset)
   saved = json.loads((run / 'results.json').read_text())
-  for key in ('iwae_nll', 'inception_score', 'inception_score_std',
-              'classifier_fid'):
+  for key in ('iwae_nll', 'test_recon_at_mean', 'inception_score',
+              'inception_score_std', 'classifier_fid'):
     assert _finite(saved[key]), key
   assert {k: saved[k] for k in before} == before
   assert saved['iwae_samples'] == 20 and saved['iwae_num_images'] == 40
@@ -94,15 +95,16 @@ def test_sweep_members_and_table_gain_the_numbers(tmp_path,
   assert saved == results and len(saved) == 3
   for old, new in zip(before, saved):
     assert new['test_loss'] == old['test_loss']
-    for key in ('iwae_nll', 'inception_score', 'classifier_fid',
-                'sample_class_accuracy'):
+    for key in ('iwae_nll', 'test_recon_at_mean', 'inception_score',
+                'classifier_fid', 'sample_class_accuracy'):
       assert _finite(new[key]), key
   # Members differ, and so do their numbers.
   assert len({r['iwae_nll'] for r in saved}) == 3
   with open(workdir / 'results.csv') as f:
     rows = list(csv.DictReader(f))
-  assert [float(r['iwae_nll']) for r in rows] == pytest.approx(
-      [r['iwae_nll'] for r in saved])
+  for key in ('iwae_nll', 'test_recon_at_mean'):
+    assert [float(r[key]) for r in rows] == pytest.approx(
+        [r[key] for r in saved])
   assert 'classifier_fid' in (workdir / 'results.md').read_text()
   confusion = json.loads((workdir / 'member_002' / 'confusion.json')
                          .read_text())

@@ -17,6 +17,7 @@ from vae_jax import models
 from vae_jax import objectives
 from vae_jax import sweep
 from vae_jax import train
+from vae_jax.evaluation import workdir as workdir_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -252,3 +253,10 @@ def test_reported_numbers_sit_beside_matching_members(tmp_path):
   header, first, second = (tmp_path / 'results.csv').read_text().splitlines()
   assert header.endswith('reported_recon,reported_kl,reported_loss')
   assert first.endswith(',,,') and second.endswith('137.7,6.8,144.49')
+  # Rewritten from the saved config (launch.evaluate), in the same order.
+  workdir_evaluation.evaluate_workdir(tmp_path, ['recon_at_mean'],
+                                      dataset=tiny_dataset())
+  header, _, second = (tmp_path / 'results.csv').read_text().splitlines()
+  assert 'test_recon_at_mean' in header.split(',')
+  assert header.endswith('reported_recon,reported_kl,reported_loss')
+  assert second.endswith('137.7,6.8,144.49')

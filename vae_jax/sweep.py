@@ -402,8 +402,8 @@ def _reported_for(settings: dict, reported: Sequence[dict]) -> dict | None:
 
 
 # Numbers launch.evaluate adds to a member's results.
-EVALUATION_KEYS = ('iwae_nll', 'inception_score', 'classifier_fid', 'fid',
-                   'sample_class_accuracy')
+EVALUATION_KEYS = ('test_recon_at_mean', 'iwae_nll', 'inception_score',
+                   'classifier_fid', 'fid', 'sample_class_accuracy')
 
 
 def write_results_table(workdir: Path, results: list[dict],
@@ -430,6 +430,9 @@ def write_results_table(workdir: Path, results: list[dict],
              *evaluation_keys, *cost_keys]
   reported_keys = [k for k in dict.fromkeys(k for row in reported for k in row)
                    if _is_metric(k)]
+  # In the order of our own columns: a saved config's rows come back sorted.
+  reported_keys.sort(key=lambda k: metric_keys.index(k) if k in metric_keys
+                     else len(metric_keys))
   columns += [f'reported_{k.removeprefix("test_")}' for k in reported_keys]
   defaults = report.setting_defaults(base_config or {}, setting_keys)
   rows = []

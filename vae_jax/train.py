@@ -162,7 +162,7 @@ def to_model_input(images: jax.Array, preprocessing: str,
 
 
 # ---------------------------------------------------------------------------- step
-def make_loss_fn(model, loss: str | Callable = 'bce'):
+def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False):
   """Returns loss_fn(params, batch, hparams, rng) -> (mean loss, ElboTerms [B]).
 
   batch: {'images': float32 [B, H, W] in [0, 1], 'labels': int32 [B]}; the
@@ -172,16 +172,19 @@ def make_loss_fn(model, loss: str | Callable = 'bce'):
     as `reconstruction_loss_for(config)` builds for the perceptual losses.
   A model with `variational=False` (a plain autoencoder) decodes the
   posterior mean and has no KL term.
+  decode_mean: decode the posterior mean instead of a sample (the KL term
+    stays; the reconstruction is then not the ELBO's, and rng is unused).
   """
   reconstruction_fn = loss if callable(loss) else objectives.reconstruction_loss(
       loss)
   variational = getattr(model, 'variational', True)
+  sample = variational and not decode_mean
 
   def loss_fn(params, batch, hparams: Hyperparams, rng):
     variables = {'params': params}
     images, labels = batch['images'], batch['labels']
     posterior = model.apply(variables, images, labels, method=model.encode)
-    if variational:
+    if sample:
       z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
     else:
       z = posterior.mean * hparams.latent_mask
@@ -300,15 +303,16 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
 
 
 def make_evaluate(model, batch_size: int, preprocessing: str,
-                  loss: str | Callable = 'bce'):
+                  loss: str | Callable = 'bce', decode_mean: bool = False):
   """Returns evaluate(params, hparams, data) -> per-image mean metrics.
 
   data: {'images': uint8 [N, H, W], 'labels': int32 [N]}.
 
   Every image counts once: the last batch is padded and the padding masked.
-  One posterior sample per image, from a fixed key, so epochs compare.
+  One posterior sample per image, from a fixed key, so epochs compare
+  (decode_mean: the posterior mean instead, as in make_loss_fn).
   """
-  loss_fn = make_loss_fn(model, loss)
+  loss_fn = make_loss_fn(model, loss, decode_mean)
 
   def evaluate(params, hparams: Hyperparams, data: dict):
     num_images = data['images'].shape[0]

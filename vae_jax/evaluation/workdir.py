@@ -10,6 +10,9 @@ Metrics (METRICS):
 
   iwae             IWAE estimate of the test NLL -log p(x) in nats
                    (Bernoulli decoders), Settings.iwae_samples samples.
+  recon_at_mean    Test reconstruction loss (config.loss, per image) of the
+                   decoded posterior mean, as test_recon_at_mean; test_recon
+                   decodes a sample.
   inception_score  Inception Score of prior samples, the MNIST classifier in
                    Inception's place.
   classifier_fid   Frechet distance of the classifier's penultimate features,
@@ -51,7 +54,9 @@ from vae_jax.evaluation import likelihood
 
 log = logging.getLogger('vae_jax.evaluate')
 
-METRICS = ('iwae', 'inception_score', 'classifier_fid', 'confusion', 'fid')
+METRICS = ('iwae', 'recon_at_mean', 'inception_score', 'classifier_fid',
+           'confusion', 'fid')
+TEST_SET_METRICS = frozenset({'iwae', 'recon_at_mean'})
 CLASSIFIER_METRICS = frozenset({'inception_score', 'classifier_fid',
                                 'confusion'})
 SAMPLE_METRICS = CLASSIFIER_METRICS | {'fid'}
@@ -254,6 +259,19 @@ def iwae_numbers(member: Member, test: data_lib.Dataset,
           'iwae_num_images': count}
 
 
+def recon_at_mean_numbers(member: Member, test: data_lib.Dataset,
+                          settings: Settings) -> dict:
+  """{'test_recon_at_mean'}: per-image test reconstruction loss of the decoded
+  posterior mean; next to test_recon (a decoded sample) it shows how much of
+  that term the posterior's spread costs."""
+  evaluate = jax.jit(train.make_evaluate(
+      member.model, settings.batch_size, member.config.data.preprocessing,
+      train.reconstruction_loss_for(member.config), decode_mean=True))
+  metrics = evaluate(member.params, member.hparams,
+                     train.device_data(test.test_images, test.test_labels))
+  return {'test_recon_at_mean': float(metrics['recon'])}
+
+
 def sample_numbers(member: Member, metrics: set[str], judge: Judge | None,
                    inception: InceptionReference | None,
                    settings: Settings) -> tuple[dict, dict | None]:
@@ -380,14 +398,17 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
     start = time.perf_counter()
     name = workdir if member.index is None else f'member {member.index}'
     numbers: dict[str, Any] = {}
-    if 'iwae' in metrics_set:
+    if metrics_set & TEST_SET_METRICS:
       # The test images as the member was trained on them (static binarised
       # copies depend on its seed).
       key = json.dumps([member.config.data.to_dict(), member.config.seed],
                        default=str)
       if key not in test_sets:
         test_sets[key] = dataset or train.load_data(member.config)
-      numbers.update(iwae_numbers(member, test_sets[key], settings))
+      if 'iwae' in metrics_set:
+        numbers.update(iwae_numbers(member, test_sets[key], settings))
+      if 'recon_at_mean' in metrics_set:
+        numbers.update(recon_at_mean_numbers(member, test_sets[key], settings))
     if metrics_set & SAMPLE_METRICS:
       sample, confusion = sample_numbers(member, metrics_set, judge,
                                          inception, settings)
