@@ -46,22 +46,53 @@ def _save(fig, path: Path) -> Path:
   return path
 
 
+MARKED_EPOCHS = 40  # longer curves are drawn as plain lines
+
+
+def focus_on_later_epochs(ax, curves: Sequence[Sequence[float]]) -> bool:
+  """Cuts the y-axis above the later epochs' curves when the first epochs
+  would otherwise squash them (a 300-epoch loss falls from 290 to 160 in the
+  first few epochs, then moves by 0.1s). Returns whether it cut.
+
+  Later epochs are those after the first tenth (runs of 20 epochs or more);
+  the cut is made only if the first epochs rise above them by more than
+  their own range, so short runs and gently moving curves keep every point.
+  """
+  length = min(len(c) for c in curves)
+  if length < 20:
+    return False
+  values = np.array([c[:length] for c in curves], np.float64)
+  later = values[:, length // 10:]
+  low, high = values.min(), later.max()
+  span = high - low
+  if span <= 0 or values.max() - high <= span:
+    return False
+  ax.set_ylim(low - 0.05 * span, high + 0.15 * span)
+  ax.text(0.98, 0.96, 'first epochs above the axis', transform=ax.transAxes,
+          ha='right', va='top', fontsize=8, color='0.35')
+  return True
+
+
 def plot_loss_curves(history: Sequence[dict], path: Path) -> Path:
   """Train and test loss, reconstruction and KL per epoch, on separate axes."""
   epochs = [line['epoch'] for line in history]
+  marked = len(epochs) <= MARKED_EPOCHS
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
   for ax, key, title in zip(axes, ('loss', 'recon', 'kl'),
                             ('Total (recon + beta * KL)', 'Reconstruction',
                              'KL to prior')):
-    ax.plot(epochs, [line[f'train_{key}'] for line in history], 'o-',
-            label='train', markersize=3)
-    ax.plot(epochs, [line[f'test_{key}'] for line in history], 's-',
-            label='test', markersize=3)
+    train_curve = [line[f'train_{key}'] for line in history]
+    test_curve = [line[f'test_{key}'] for line in history]
+    ax.plot(epochs, train_curve, 'o-' if marked else '-', label='train',
+            markersize=3)
+    ax.plot(epochs, test_curve, 's-' if marked else '-', label='test',
+            markersize=3)
+    focus_on_later_epochs(ax, [train_curve, test_curve])
     ax.set_title(title)
     ax.set_xlabel('epoch')
     ax.set_ylabel('nats per image')
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc='center right')
   fig.tight_layout()
   return _save(fig, path)
 
