@@ -8,9 +8,9 @@ latent sizes are masks. 300 epochs, batch 256, Adam 1e-4, as in the report.
 
 `--config=configs/study_d.py:small_latents` trains only the latent-1 and
 latent-2 rows (the two whose decoder input layer is not latent 64's);
-`:latent1_seeds` and `:latent2_seeds` train the latent-1 or latent-2 row
-with seeds 1, 3, 4 and 5 as one program, to show how far the seed alone
-moves that row.
+`:latent1_seeds`, `:latent2_seeds` and `:latent64_seeds` train that row (at
+beta 1) with four more seeds as one program (SEED_ROWS), to show how far
+the seed alone moves it.
 """
 
 from configs import default
@@ -26,13 +26,19 @@ REPORTED = {
     (64, 2.0): (87.29, 15.46, 118.20),
     (64, 10.0): (143.37, 3.69, 180.22),
 }
-ROWS = ('all', 'small_latents', 'latent1_seeds', 'latent2_seeds')
-EXTRA_SEEDS = (1, 3, 4, 5)
+# Row name -> (latent size, seeds beyond those already run: latent 64 had
+# seed 1 in configs/study_d_seeds.py).
+SEED_ROWS = {
+    'latent1_seeds': (1, (1, 3, 4, 5)),
+    'latent2_seeds': (2, (1, 3, 4, 5)),
+    'latent64_seeds': (64, (2, 3, 4, 5)),
+}
+ROWS = ('all', 'small_latents', *SEED_ROWS)
 
 
 def get_config(rows: str = 'all'):
-  """rows: 'all' (the report's seven), 'small_latents' (latent 1 and 2),
-  'latent1_seeds' or 'latent2_seeds' (that latent size with EXTRA_SEEDS)."""
+  """rows: 'all' (the report's seven), 'small_latents' (latent 1 and 2), or
+  a SEED_ROWS name (one latent size at beta 1 with four more seeds)."""
   if rows not in ROWS:
     raise ValueError(f"Unknown rows {rows!r} for Study D's config; choose "
                      f"one of {ROWS} (configs/study_d.py:ROWS).")
@@ -48,10 +54,10 @@ def get_config(rows: str = 'all'):
   )
   if rows == 'small_latents':
     config.sweep = sweep.product(model__latent_size=[1, 2], beta=[1.0])
-  if rows in ('latent1_seeds', 'latent2_seeds'):
-    latent_size = 1 if rows == 'latent1_seeds' else 2
+  if rows in SEED_ROWS:
+    latent_size, seeds = SEED_ROWS[rows]
     config.sweep = sweep.product(model__latent_size=[latent_size], beta=[1.0],
-                                 seed=list(EXTRA_SEEDS))
+                                 seed=list(seeds))
   config.reported = [
       {'model.latent_size': latent, 'beta': beta, 'test_recon': r[0],
        'test_kl': r[1], 'test_loss': r[2]}
