@@ -127,6 +127,15 @@ def test_reconstruction_losses_match_numpy(kind):
   np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize('kind', ['bce', 'mse', 'mae'])
+def test_reconstruction_loss_rejects_logits_of_another_shape(kind):
+  # Broadcast against [B, 1, H, W] images, [B, H, W] logits would make a
+  # [B, B, H, W] loss and sum a wrong number without complaint.
+  with pytest.raises(ValueError, match=r'\(2, 28, 28\).*\(2, 1, 28, 28\)'):
+    objectives.reconstruction_loss(kind)(jnp.zeros((2, 28, 28)),
+                                         jnp.zeros((2, 1, 28, 28)))
+
+
 def test_unknown_reconstruction_loss_names_the_choices():
   with pytest.raises(ValueError, match="config.loss.*'mae'"):
     objectives.reconstruction_loss('huber')

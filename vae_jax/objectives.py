@@ -148,6 +148,22 @@ def sample_posterior(
   return z
 
 
+def _per_image_rows(logits: jax.Array, targets: jax.Array):
+  """Both arrays as [B, D] rows, D the pixels of one image.
+
+  The per-pixel terms are computed on these rows rather than on [B, H, W]:
+  XLA CPU vectorises an elementwise loop along its innermost axis, and 28
+  (an MNIST row) leaves it running the transcendental functions about half
+  as fast as along 784.
+  """
+  if logits.shape != targets.shape:
+    raise ValueError(f'Decoder logits {logits.shape} and target images '
+                     f'{targets.shape} differ in shape; the decoder must '
+                     'produce one logit per input pixel.')
+  batch = logits.shape[0]
+  return logits.reshape(batch, -1), targets.reshape(batch, -1)
+
+
 def bernoulli_nll_from_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
   """Binary cross-entropy -log p(x | logits), summed over all but the batch axis.
 
@@ -164,21 +180,21 @@ def bernoulli_nll_from_logits(logits: jax.Array, targets: jax.Array) -> jax.Arra
   Returns:
     Per-image negative log-likelihood in nats, shape [B].
   """
+  logits, targets = _per_image_rows(logits, targets)
   softplus = jnp.maximum(logits, 0) + jnp.log1p(jnp.exp(-jnp.abs(logits)))
-  per_pixel = softplus - targets * logits
-  return jnp.sum(per_pixel.reshape(per_pixel.shape[0], -1), axis=-1)
+  return jnp.sum(softplus - targets * logits, axis=-1)
 
 
 def squared_error_from_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
   """Sum over pixels of (sigmoid(logits) - x)^2; per image, shape [B]."""
-  error = jax.nn.sigmoid(logits) - targets
-  return jnp.sum(jnp.square(error).reshape(error.shape[0], -1), axis=-1)
+  logits, targets = _per_image_rows(logits, targets)
+  return jnp.sum(jnp.square(jax.nn.sigmoid(logits) - targets), axis=-1)
 
 
 def absolute_error_from_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
   """Sum over pixels of |sigmoid(logits) - x| (L1); per image, shape [B]."""
-  error = jax.nn.sigmoid(logits) - targets
-  return jnp.sum(jnp.abs(error).reshape(error.shape[0], -1), axis=-1)
+  logits, targets = _per_image_rows(logits, targets)
+  return jnp.sum(jnp.abs(jax.nn.sigmoid(logits) - targets), axis=-1)
 
 
 RECONSTRUCTION_LOSSES = {

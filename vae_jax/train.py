@@ -150,7 +150,7 @@ def create_train_state(model, optimizer: optax.GradientTransformation,
 
 def to_model_input(images: jax.Array, preprocessing: str,
                    rng: jax.Array) -> jax.Array:
-  """uint8 [B, H, W] -> float32 [B, H, W] in [0, 1] as the model sees them.
+  """uint8 [B, ...] -> float32 of the same shape in [0, 1], as the model sees them.
 
   'dynamic_binarized' draws each pixel ~ Bernoulli(grey / 255) with `rng`;
   'grey' and 'static_binarized' (binarised once at load time) just rescale.
@@ -285,10 +285,16 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
     order = jax.random.permutation(shuffle_key, num_images)
     batches = order[:num_steps * batch_size].reshape(num_steps, batch_size)
 
+    # Batches are gathered (and rescaled) as rows of H * W pixels: XLA CPU
+    # copies whole rows, where [H, W] slices cost it several times more.
+    image_rows = data['images'].reshape(num_images, -1)
+    image_shape = data['images'].shape[1:]
+
     def body(state, inputs):
       batch_indices, (binarize_key, sample_key) = inputs
-      batch = {'images': to_model_input(data['images'][batch_indices],
-                                        preprocessing, binarize_key),
+      images = to_model_input(image_rows[batch_indices], preprocessing,
+                              binarize_key)
+      batch = {'images': images.reshape(batch_size, *image_shape),
                'labels': data['labels'][batch_indices]}
       return train_step(state, batch, hparams, sample_key)
 
