@@ -638,6 +638,7 @@ def benchmark_frameworks(config, *, epochs: int,
   for variant, trainer in trainers.items():
     r = dict(side_result(variant), description=trainer.description)
     r['speedup'] = jax_result['img_per_s'] / r['img_per_s']
+    r['paired_speedup'] = paired_speedup(seconds['jax'], seconds[variant])
     r['test_loss_difference'] = test['jax']['loss'] - r['test']['loss']
     torch_results[variant] = r
   result = {
@@ -669,6 +670,27 @@ def benchmark_frameworks(config, *, epochs: int,
   result['speedup'] = None if best is None else torch_results[best]['speedup']
   result['targets'] = targets(result)
   return result
+
+
+def paired_speedup(jax_seconds, variant_seconds) -> dict[str, float] | None:
+  """JAX's speed-up over a variant from epochs timed back to back.
+
+  jax_seconds, variant_seconds: [epochs] times of the same interleaved
+  rounds (a variant dropped part-way has fewer; its rounds are the first).
+  Each round's ratio variant / JAX shares that round's machine load, so
+  their spread says how far load moved the headline ratio of medians.
+
+  Returns:
+    {'median', 'low', 'high'}: the median and quartiles of the per-round
+    ratios; None without a round.
+  """
+  rounds = min(len(jax_seconds), len(variant_seconds))
+  if rounds == 0:
+    return None
+  ratios = (np.asarray(variant_seconds[:rounds], float)
+            / np.asarray(jax_seconds[:rounds], float))
+  low, median, high = np.percentile(ratios, [25, 50, 75])
+  return {'median': float(median), 'low': float(low), 'high': float(high)}
 
 
 def best_torch_variant(result: dict) -> str | None:
@@ -879,6 +901,14 @@ def to_markdown(result: dict) -> str:
       f"{met(goals['test_loss_difference'])} (one seed per side; "
       "--mode=quality compares the means over several).",
   ]
+  paired = {variant: r['paired_speedup'] for variant, r in torch_results.items()
+            if r.get('paired_speedup')}
+  if paired and epochs > 2:
+    notes += ['', 'JAX speed-up per interleaved round (median, middle half of '
+              'the rounds): ' + '; '.join(
+                  f"{variant} {p['median']:.2f}x ({p['low']:.2f}-"
+                  f"{p['high']:.2f})" for variant, p in paired.items())
+              + '.']
   products_only = result.get('products_only')
   if products_only and best:
     best_rate = torch_results[best]['img_per_s']

@@ -181,6 +181,9 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
     assert math.isfinite(images_per_s) and images_per_s > 0, name
     assert math.isfinite(test_loss) and test_loss > 0, name
   assert f"({fastest}): **{result['speedup']:.2f}x**" in markdown
+  for variant, r in result['torch'].items():
+    # One timed round: its ratio is the speed-up itself.
+    assert r['paired_speedup']['median'] == pytest.approx(r['speedup'])
   # A value just short of its goal never prints as the goal.
   short = copy.deepcopy(result)
   short['targets']['speedup'].update(value=1.4996, met=False)
@@ -238,6 +241,22 @@ def test_targets_and_best_variant():
   assert goals['test_loss_difference']['value'] == pytest.approx(0.7)
   assert goals['test_loss_difference']['met'] is False
   assert benchmark.best_torch_variant(dict(result, torch={})) is None
+
+
+def test_paired_speedup_takes_ratios_round_by_round():
+  # Load that slows both sides in the same rounds leaves every ratio 2.
+  paired = benchmark.paired_speedup([1.0, 1.0, 2.0, 2.0, 2.0],
+                                    [2.0, 2.0, 4.0, 4.0, 4.0])
+  assert paired == {'median': 2.0, 'low': 2.0, 'high': 2.0}
+  # Quartiles of the ratios [1, 2, 3, 4, 0.5].
+  skewed = benchmark.paired_speedup([1.0, 1.0, 1.0, 1.0, 4.0],
+                                    [1.0, 2.0, 3.0, 4.0, 2.0])
+  assert skewed['median'] == 2.0
+  assert (skewed['low'], skewed['high']) == (1.0, 3.0)
+  # A variant dropped after two rounds is paired with JAX's first two.
+  assert benchmark.paired_speedup([1.0, 2.0, 9.0], [3.0, 4.0]) == {
+      'median': 2.5, 'low': 2.25, 'high': 2.75}
+  assert benchmark.paired_speedup([1.0], []) is None
 
 
 def _touch_fresh_pages(num_bytes: int) -> None:
