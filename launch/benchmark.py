@@ -233,6 +233,8 @@ def compare_quality(config, seeds: int, epochs: int,
 
   torch_losses = []
   start = time.perf_counter()
+  images_per_epoch = (len(dataset.train_images) // config.batch_size
+                      * config.batch_size)
   for seed in range(seeds):
     torch.manual_seed(seed)
     model = torch_reference.build_model(
@@ -241,9 +243,12 @@ def compare_quality(config, seeds: int, epochs: int,
         'preloaded', model, dataset.train_images, config.batch_size,
         config.learning_rate, seed, config.loss, config.beta, torch_device)
     for epoch in range(1, epochs + 1):
-      _, train_loss = trainer.train_epoch()
-      logging.info('PyTorch seed %d epoch %d/%d: train loss %.2f', seed, epoch,
-                   epochs, train_loss)
+      epoch_seconds, train_loss = trainer.train_epoch()
+      epochs_left = (seeds - seed) * epochs - epoch
+      logging.info('PyTorch seed %d epoch %d/%d: train loss %.2f  %.0f img/s  '
+                   'ETA %.0f s', seed, epoch, epochs, train_loss,
+                   images_per_epoch / epoch_seconds,
+                   epochs_left * epoch_seconds)
     torch_losses.append(torch_reference.evaluate(
         trainer.model, dataset.test_images, config.eval_batch_size,
         config.loss, config.beta)['loss'])

@@ -100,9 +100,17 @@ def make_optimizer(name: str) -> optax.GradientTransformation:
   return optax.inject_hyperparams(factories[name])(learning_rate=0.0)
 
 
-def _with_learning_rate(opt_state, learning_rate: jax.Array):
+def apply_gradients(optimizer: optax.GradientTransformation, params,
+                    opt_state, grads, learning_rate: jax.Array):
+  """One update of `make_optimizer`'s optimiser -> (params, opt_state).
+
+  learning_rate: float32 [], an array (so vmap gives each sweep member its
+  own); it replaces the rate held in opt_state's injected hyperparameters.
+  """
   hyperparams = dict(opt_state.hyperparams, learning_rate=learning_rate)
-  return opt_state._replace(hyperparams=hyperparams)
+  updates, opt_state = optimizer.update(
+      grads, opt_state._replace(hyperparams=hyperparams), params)
+  return optax.apply_updates(params, updates), opt_state
 
 
 # --------------------------------------------------------------------------- state
@@ -247,9 +255,9 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
   def train_step(state: TrainState, batch, hparams: Hyperparams, rng):
     grads, terms = jax.grad(loss_fn, has_aux=True)(state.params, batch,
                                                    hparams, rng)
-    opt_state = _with_learning_rate(state.opt_state, hparams.learning_rate)
-    updates, opt_state = optimizer.update(grads, opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    params, opt_state = apply_gradients(optimizer, state.params,
+                                        state.opt_state, grads,
+                                        hparams.learning_rate)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state)
     return new_state, _mean_terms(terms)
