@@ -245,10 +245,12 @@ def compare_quality(config, seeds: int, epochs: int,
     for epoch in range(1, epochs + 1):
       epoch_seconds, train_loss = trainer.train_epoch()
       epochs_left = (seeds - seed) * epochs - epoch
-      logging.info('PyTorch seed %d epoch %d/%d: train loss %.2f  %.0f img/s  '
-                   'ETA %.0f s', seed, epoch, epochs, train_loss,
-                   images_per_epoch / epoch_seconds,
-                   epochs_left * epoch_seconds)
+      # WARNING, as the other progress lines here: setup_logging hides
+      # absl's INFO.
+      logging.warning('PyTorch seed %d epoch %d/%d: train loss %.2f  %.0f '
+                      'img/s  ETA %.0f s', seed, epoch, epochs, train_loss,
+                      images_per_epoch / epoch_seconds,
+                      epochs_left * epoch_seconds)
     torch_losses.append(torch_reference.evaluate(
         trainer.model, dataset.test_images, config.eval_batch_size,
         config.loss, config.beta)['loss'])

@@ -199,11 +199,18 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
           in markdown)
 
 
-def test_quality_mode_compares_seed_means(one_torch_thread):
+def test_quality_mode_compares_seed_means(one_torch_thread, caplog):
   config = tiny_config()
   dataset = tiny_dataset()
-  result = benchmark.compare_quality(config, seeds=3, epochs=2,
-                                     dataset=dataset)
+  with caplog.at_level('WARNING'):
+    result = benchmark.compare_quality(config, seeds=3, epochs=2,
+                                       dataset=dataset)
+  # PyTorch's runs show progress at the level the launcher prints.
+  progress = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith('PyTorch seed')]
+  assert len(progress) == 6
+  assert progress[-1].startswith('PyTorch seed 2 epoch 2/2')
+  assert progress[-1].endswith('ETA 0 s') and 'img/s' in progress[-1]
   jax_losses = np.array(result['jax']['test_loss'])
   torch_losses = np.array(result['torch']['test_loss'])
   assert jax_losses.shape == torch_losses.shape == (3,)
