@@ -89,18 +89,6 @@ def test_eager_variants_follow_one_trajectory(one_torch_thread):
   assert np.abs(other_losses - losses).max() > 1e-3
 
 
-def _jax_params_of(twin) -> dict:
-  """The PyTorch MLPVAE twin's weights as vae_jax.models.MLPVAE parameters."""
-  import jax.numpy as jnp
-  layers = {f'enc_{i}': layer for i, layer in enumerate(twin.encoder)}
-  layers.update({f'dec_{i}': layer for i, layer in enumerate(twin.decoder)})
-  layers.update(enc_mean=twin.mean_head, enc_log_variance=twin.log_variance_head,
-                dec_logits=twin.logits_head)
-  return {name: {'kernel': jnp.asarray(layer.weight.detach().numpy().T),
-                 'bias': jnp.asarray(layer.bias.detach().numpy())}
-          for name, layer in layers.items()}
-
-
 def test_jax_training_steps_follow_the_pytorch_twin(one_torch_thread):
   # The benchmark's quality comparison assumes the two sides implement the
   # same model, loss and optimiser: from the same weights, batches and
@@ -119,7 +107,7 @@ def test_jax_training_steps_follow_the_pytorch_twin(one_torch_thread):
   twin = torch_reference.MLPVAE(784, 2, (16, 8))
   model = models.build_model(config.model, (28, 28))
   optimizer = train.make_optimizer('adam')
-  initial = _jax_params_of(twin)
+  initial = torch_reference.mlp_params_for_jax(twin)
   state = train.state_from_params(initial, optimizer)
   step = jax.jit(train.make_train_step(model, optimizer))
   hparams = train.hyperparams_from_config(config)
@@ -143,7 +131,7 @@ def test_jax_training_steps_follow_the_pytorch_twin(one_torch_thread):
     torch_adam.step()
     np.testing.assert_allclose(float(metrics['loss']), loss.item(), rtol=1e-5)
   ours = jax.tree.map(np.asarray, state.params)
-  theirs = jax.tree.map(np.asarray, _jax_params_of(twin))
+  theirs = jax.tree.map(np.asarray, torch_reference.mlp_params_for_jax(twin))
   moved = max(np.abs(ours[k]['kernel'] - np.asarray(initial[k]['kernel'])).max()
               for k in ours)
   assert moved > 0.03  # 30 steps of 3e-3: far past the tolerance below

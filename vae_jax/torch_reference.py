@@ -82,6 +82,18 @@ class MLPVAE(nn.Module):
     return self.decode(z), mean, log_variance
 
 
+def mlp_params_for_jax(twin: MLPVAE) -> dict[str, dict[str, np.ndarray]]:
+  """The twin's weights as vae_jax.models.MLPVAE parameters (float32 numpy;
+  kernels transposed to Flax's [in, out])."""
+  layers = {f'enc_{i}': layer for i, layer in enumerate(twin.encoder)}
+  layers.update({f'dec_{i}': layer for i, layer in enumerate(twin.decoder)})
+  layers.update(enc_mean=twin.mean_head, enc_log_variance=twin.log_variance_head,
+                dec_logits=twin.logits_head)
+  return {name: {'kernel': layer.weight.detach().cpu().numpy().T.copy(),
+                 'bias': layer.bias.detach().cpu().numpy().copy()}
+          for name, layer in layers.items()}
+
+
 class ConvVAE(nn.Module):
   """The PyTorch twin of vae_jax.models.ConvVAE (Study E), NCHW."""
 

@@ -1,0 +1,144 @@
+r"""vae_jax's numerics fed PyTorch's or JAX's random numbers, one stream at a time.
+
+At Study D's full budget (latent 2, 300 epochs) vae_jax lands about a nat
+above its PyTorch twin although the two compute the same steps (see
+tests/test_benchmark.py::test_jax_training_steps_follow_the_pytorch_twin).
+This trains S seeds of Study D's MLP as one vmapped JAX program whose three
+random streams each come from either framework:
+
+  init   the initial weights: torch.manual_seed(seed) and the twin's
+         constructor, or vae_jax's init_params(seed);
+  order  each epoch's shuffle: torch.randperm with a generator seeded by the
+         seed (as the benchmark's PyTorch loop), or jax.random.permutation;
+  noise  the posterior samples: torch.randn, or vae_jax's
+         standard_normal_per_latent.
+
+  python -m launch.random_streams --data_dir=../shared/data --latent_size=2 \
+      --epochs=300 --seeds=4 --streams=torch,torch,torch
+
+prints each seed's test loss (one fixed noise draw for every evaluation) at
+the --report_every epochs. The JAX streams here are split from one key per
+seed, not derived as vae_jax.train does; they are draws of the same
+distributions.
+"""
+
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import study_d
+from launch import common
+from vae_jax import data as data_lib
+from vae_jax import models
+from vae_jax import objectives
+from vae_jax import train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('data_dir', None, 'Directory holding MNIST.',
+                    required=True)
+flags.DEFINE_integer('latent_size', 2, "Study D's latent size.")
+flags.DEFINE_integer('epochs', 300, 'Epochs to train.')
+flags.DEFINE_integer('report_every', 50, 'Print the test losses every N epochs.')
+flags.DEFINE_integer('seeds', 4, 'How many seeds, trained as one program.')
+flags.DEFINE_integer('first_seed', 0, 'The seeds are first_seed, first_seed + 1, ...')
+flags.DEFINE_list('streams', ['torch', 'torch', 'torch'],
+                  'Sources of the init, order and noise streams: each torch '
+                  'or jax.')
+
+SOURCES = ('torch', 'jax')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if len(FLAGS.streams) != 3 or set(FLAGS.streams) - set(SOURCES):
+    raise app.UsageError(f'--streams={",".join(FLAGS.streams)}: give three '
+                         f'sources (init, order, noise), each one of {SOURCES}.')
+  import torch
+  from vae_jax import torch_reference
+  common.setup_logging()
+  init_source, order_source, noise_source = FLAGS.streams
+  latent, seeds = FLAGS.latent_size, FLAGS.seeds
+  torch.set_num_threads(common.usable_cpus())
+  dataset = data_lib.load_dataset('mnist', FLAGS.data_dir)
+  config = study_d.get_config()
+  config.model.latent_size = latent
+  model = models.build_model(config.model, dataset.image_shape)
+  optimizer = train.make_optimizer('adam')
+  hparams = train.hyperparams_from_config(config)
+  loss_fn = train.make_loss_fn(model)
+  num_images = len(dataset.train_images)
+  steps = num_images // config.batch_size
+  rows = jnp.asarray(dataset.train_images.reshape(num_images, -1))
+
+  def loss_with_noise(params, images, noise):
+    # make_loss_fn draws z from its key; here the noise is given.
+    posterior = model.apply({'params': params}, images, method=model.encode)
+    z = posterior.mean + jnp.exp(0.5 * posterior.log_variance) * noise
+    logits = model.apply({'params': params}, z, method=model.decode)
+    terms = objectives.negative_elbo(
+        objectives.bernoulli_nll_from_logits(logits, images), posterior)
+    return jnp.mean(terms.loss)
+
+  def epoch(params, opt_state, batches, noise):
+    def body(carry, inputs):
+      params, opt_state = carry
+      indices, batch_noise = inputs
+      images = (rows[indices].astype(jnp.float32) / 255).reshape(
+          -1, *dataset.image_shape)
+      grads = jax.grad(loss_with_noise)(params, images, batch_noise)
+      return train.apply_gradients(optimizer, params, opt_state, grads,
+                                   hparams.learning_rate), None
+    return jax.lax.scan(body, (params, opt_state), (batches, noise))[0]
+
+  epoch = jax.jit(jax.vmap(epoch))
+  test = {'images': jnp.asarray(dataset.test_images.astype(np.float32) / 255),
+          'labels': jnp.zeros(len(dataset.test_images), jnp.int32)}
+  evaluate = jax.jit(jax.vmap(
+      lambda params: loss_fn(params, test, hparams, jax.random.PRNGKey(99))[0]))
+
+  initial, generators, keys = [], [], []
+  for seed in range(FLAGS.first_seed, FLAGS.first_seed + seeds):
+    torch.manual_seed(seed)
+    twin = torch_reference.build_model(
+        'mlp_vae', dataset.image_shape, latent, config.model.encoder_widths)
+    initial.append(torch_reference.mlp_params_for_jax(twin)
+                   if init_source == 'torch' else
+                   train.init_params(model, jnp.uint32(seed),
+                                     dataset.image_shape))
+    generators.append(torch.Generator().manual_seed(seed))
+    keys.append(jax.random.PRNGKey(seed + 1000))
+  params = jax.tree.map(lambda *xs: jnp.stack(xs), *initial)
+  opt_state = jax.vmap(optimizer.init)(params)
+  torch.manual_seed(12345)  # the torch noise stream, after every init
+  start = time.perf_counter()
+  for epoch_index in range(1, FLAGS.epochs + 1):
+    batches, noise = [], []
+    for member in range(seeds):
+      if order_source == 'torch':
+        order = torch.randperm(num_images, generator=generators[member]).numpy()
+      else:
+        keys[member], key = jax.random.split(keys[member])
+        order = np.asarray(jax.random.permutation(key, num_images))
+      batches.append(order[:steps * config.batch_size].reshape(steps, -1))
+      if noise_source == 'torch':
+        noise.append(torch.randn(steps, config.batch_size, latent).numpy())
+      else:
+        keys[member], key = jax.random.split(keys[member])
+        noise.append(np.asarray(objectives.standard_normal_per_latent(
+            key, (steps, config.batch_size, latent))))
+    params, opt_state = epoch(params, opt_state, jnp.asarray(np.stack(batches)),
+                              jnp.asarray(np.stack(noise)))
+    if epoch_index % FLAGS.report_every == 0 or epoch_index == FLAGS.epochs:
+      losses = np.asarray(evaluate(params))
+      print(f'streams {",".join(FLAGS.streams)} epoch {epoch_index}: test loss '
+            f'{" ".join(f"{v:.2f}" for v in losses)}  mean {losses.mean():.2f}'
+            f'  ({time.perf_counter() - start:.0f} s)', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
