@@ -88,6 +88,34 @@ def test_torch_default_init_bounds():
   assert abs(kernel.std() - bound / np.sqrt(3)) < 0.01 * bound
 
 
+@pytest.mark.parametrize('seed', [0, 1])
+def test_torch_default_init_draws_every_parameter_from_its_uniform(seed):
+  # Study D's latent-2 outcome depends strongly on the initial draw, so every
+  # kernel and bias (not just one layer's moments) is tested against
+  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch nn.Linear's default.
+  from scipy import stats
+  from configs import study_d
+  config = study_d.get_config()
+  config.model.latent_size = 2
+  model = models.build_model(config.model, (28, 28))
+  params = train.init_params(model, jnp.uint32(seed), (28, 28))
+  fan_ins = {'enc_0': 784, 'enc_1': 256, 'enc_mean': 256,
+             'enc_log_variance': 256, 'dec_0': 2, 'dec_1': 256,
+             'dec_logits': 256}
+  assert sorted(params) == sorted(fan_ins)
+  for layer, fan_in in fan_ins.items():
+    bound = 1 / np.sqrt(fan_in)
+    for name, values in params[layer].items():
+      values = np.asarray(values).ravel()
+      assert np.abs(values).max() <= bound, (layer, name)
+      uniform = stats.uniform(loc=-bound, scale=2 * bound)
+      assert stats.kstest(values, uniform.cdf).pvalue > 1e-3, (layer, name)
+  # Layers are drawn independently: no two same-shaped kernels correlate.
+  first, second = (np.asarray(params[k]['kernel']).ravel()
+                   for k in ('enc_mean', 'enc_log_variance'))
+  assert abs(np.corrcoef(first, second)[0, 1]) < 5 / np.sqrt(first.size)
+
+
 def test_kaiming_normal_init_std():
   config = default.get_config()
   config.model.init_scheme = 'kaiming_normal'
