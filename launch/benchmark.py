@@ -77,6 +77,14 @@ flags.DEFINE_integer('fid_batch_size', 32, 'Batch size for --mode=fid.')
 flags.DEFINE_integer('sweep_members', 8, 'K for --mode=sweep (seeds 0..K-1).')
 flags.DEFINE_integer('quality_seeds', 5,
                      'Seeds per framework for --mode=quality (0..N-1).')
+# --quality_init: whose initial weights each seed starts from.
+QUALITY_INITS = ('own', 'torch')
+
+flags.DEFINE_enum(
+    'quality_init', 'own', QUALITY_INITS,
+    "--mode=quality: 'own' (each side draws seed s's initial weights its own "
+    "way) or 'torch' (both start seed s from the PyTorch twin's draw, so the "
+    'comparison is paired; MLP models).')
 flags.DEFINE_list('torch_variants', list(TORCH_VARIANTS),
                   f'PyTorch loops to time beside JAX, from {TORCH_VARIANTS}.')
 flags.DEFINE_bool(
@@ -194,7 +202,8 @@ def sweep_markdown(result: dict) -> str:
 
 
 def compare_quality(config, seeds: int, epochs: int,
-                    dataset: data_lib.Dataset | None = None) -> dict:
+                    dataset: data_lib.Dataset | None = None,
+                    init: str = 'own') -> dict:
   """Test loss after `epochs` epochs for seeds 0..seeds-1 on each side.
 
   One seed per side cannot tell a difference between the frameworks from
@@ -204,10 +213,16 @@ def compare_quality(config, seeds: int, epochs: int,
   after another with pre-loaded tensors (torch.manual_seed(seed) draws the
   initial weights, as the frameworks benchmark does).
 
+  init: 'own' (each side draws its own initial weights) or 'torch' (JAX's
+  seed s starts from the weights PyTorch's seed s starts from; shuffles and
+  posterior noise stay each side's own). Where the outcome depends mostly
+  on the initial draw (Study D at latent 2 and 300 epochs), 'torch' pairs
+  the seeds and compares the implementations rather than two sets of draws.
+
   Returns:
     {'jax' / 'torch': {'test_loss': [per seed], 'mean', 'std'},
      'difference': JAX mean - PyTorch mean, 'standard_error': of that
-     difference, 'target': the 0.5-nat goal and whether it is met, ...}.
+     difference (from the per-seed differences with init='torch'), 'target': the 0.5-nat goal and whether it is met, ...}.
   """
   import torch
   from vae_jax import sweep
@@ -215,6 +230,14 @@ def compare_quality(config, seeds: int, epochs: int,
   check_comparable(config)
   if seeds < 2:
     raise app.UsageError(f'--quality_seeds={seeds}: a spread needs at least 2.')
+  if init not in QUALITY_INITS:
+    raise app.UsageError(f'--quality_init={init!r}: choose one of '
+                         f'{QUALITY_INITS}.')
+  if init == 'torch' and config.model.name != 'mlp_vae':
+    raise app.UsageError(
+        f"--quality_init=torch converts the PyTorch twin's weights for "
+        f"mlp_vae only; config.model.name is {config.model.name!r} (use "
+        "--quality_init=own).")
   config = config.copy_and_resolve_references()
   config.num_epochs = epochs
   config.plots = False
@@ -225,9 +248,20 @@ def compare_quality(config, seeds: int, epochs: int,
     torch.set_num_threads(common.usable_cpus())
   with config.unlocked():
     config.sweep = sweep.product(seed=list(range(seeds)))
+
+  def torch_initial_model(seed):
+    torch.manual_seed(seed)
+    return torch_reference.build_model(
+        **torch_model_kwargs(config, dataset.image_shape))
+
+  initial_params = None
+  if init == 'torch':
+    initial_params = [torch_reference.mlp_params_for_jax(
+        torch_initial_model(seed)) for seed in range(seeds)]
   start = time.perf_counter()
   with tempfile.TemporaryDirectory() as tmp:
-    swept = sweep.run_sweep(config, f'{tmp}/sweep', dataset=dataset)
+    swept = sweep.run_sweep(config, f'{tmp}/sweep', dataset=dataset,
+                            initial_params=initial_params)
   jax_seconds = time.perf_counter() - start
   jax_losses = [r['test_loss'] for r in swept]
 
@@ -236,9 +270,7 @@ def compare_quality(config, seeds: int, epochs: int,
   images_per_epoch = (len(dataset.train_images) // config.batch_size
                       * config.batch_size)
   for seed in range(seeds):
-    torch.manual_seed(seed)
-    model = torch_reference.build_model(
-        **torch_model_kwargs(config, dataset.image_shape))
+    model = torch_initial_model(seed)
     trainer = torch_reference.VariantTrainer(
         'preloaded', model, dataset.train_images, config.batch_size,
         config.learning_rate, seed, config.loss, config.beta, torch_device)
@@ -262,11 +294,17 @@ def compare_quality(config, seeds: int, epochs: int,
 
   jax_side, torch_side = summary(jax_losses), summary(torch_losses)
   difference = jax_side['mean'] - torch_side['mean']
-  standard_error = float(np.sqrt(jax_side['std']**2 / seeds
-                                 + torch_side['std']**2 / seeds))
+  if init == 'torch':
+    # Paired by initial weights: the spread of the per-seed differences.
+    standard_error = float(np.std(np.subtract(jax_losses, torch_losses),
+                                  ddof=1) / np.sqrt(seeds))
+  else:
+    standard_error = float(np.sqrt(jax_side['std']**2 / seeds
+                                   + torch_side['std']**2 / seeds))
   goal = GOALS['test_loss_difference']
   return {
       'config': config.model.name, 'epochs': epochs, 'seeds': seeds,
+      'init': init,
       'model': {'latent_size': config.model.latent_size,
                 'encoder_widths': list(config.model.encoder_widths),
                 'batch_size': config.batch_size,
@@ -296,7 +334,11 @@ def quality_markdown(result: dict) -> str:
       f"Test loss (nats per image) after {result['epochs']} epochs, "
       f"{result['config']} {model['encoder_widths']} latent "
       f"{model['latent_size']}, batch {model['batch_size']}, Adam "
-      f"{model['learning_rate']:g}; seeds 0..{seeds - 1} on each side.",
+      f"{model['learning_rate']:g}; seeds 0..{seeds - 1} on each side"
+      + ("; seed s starts from the same (PyTorch's) initial weights on both "
+         "sides, the shuffles and posterior noise are each side's own."
+         if result.get('init') == 'torch' else
+         ', each side drawing its own initial weights.'),
       '', *rows, '',
       f"JAX - PyTorch: {result['difference']:+.2f} nats (standard error "
       f"{result['standard_error']:.2f}); goal |difference| <= "
@@ -954,7 +996,8 @@ def sweep_mode(config) -> tuple[dict, str, str]:
 
 
 def quality_mode(config) -> tuple[dict, str, str]:
-  result = compare_quality(config, FLAGS.quality_seeds, FLAGS.epochs)
+  result = compare_quality(config, FLAGS.quality_seeds, FLAGS.epochs,
+                           init=FLAGS.quality_init)
   return result, quality_markdown(result), 'benchmark_quality'
 
 

@@ -10,8 +10,10 @@ import re
 import tempfile
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
+from absl import app
 
 torch = pytest.importorskip(
     'torch', reason='the PyTorch comparison needs torch (pip install '
@@ -285,6 +287,51 @@ def test_quality_mode_compares_seed_means(one_torch_thread, caplog):
   markdown = benchmark.quality_markdown(result)
   assert f"{result['difference']:+.2f} nats" in markdown
   assert f"| 2 | {jax_losses[2]:.2f} | {torch_losses[2]:.2f} |" in markdown
+
+
+def test_quality_mode_can_start_both_sides_from_pytorchs_weights(
+    one_torch_thread, monkeypatch):
+  from vae_jax import sweep
+  config = tiny_config()
+  dataset = tiny_dataset()
+  given = {}
+  run_sweep = sweep.run_sweep
+
+  def recording_run_sweep(*args, **kwargs):
+    given['initial_params'] = kwargs['initial_params']
+    return run_sweep(*args, **kwargs)
+
+  monkeypatch.setattr(sweep, 'run_sweep', recording_run_sweep)
+  paired = benchmark.compare_quality(config, seeds=4, epochs=2,
+                                     dataset=dataset, init='torch')
+  # JAX's seed s starts from the weights torch.manual_seed(s) gives the twin.
+  for seed, params in enumerate(given['initial_params']):
+    torch.manual_seed(seed)
+    twin = torch_reference.build_model(
+        **benchmark.torch_model_kwargs(config, dataset.image_shape))
+    expected = torch_reference.mlp_params_for_jax(twin)
+    assert jax.tree.all(jax.tree.map(np.array_equal, params, expected))
+  own = benchmark.compare_quality(config, seeds=4, epochs=2, dataset=dataset)
+  # PyTorch's side is the same runs either way.
+  assert own['init'] == 'own' and own['torch']['test_loss'] == pytest.approx(
+      paired['torch']['test_loss'])
+  jax_paired = np.array(paired['jax']['test_loss'])
+  torch_losses = np.array(paired['torch']['test_loss'])
+  # Paired by initial weights, each JAX seed lands near its PyTorch twin's
+  # result, closer than seeds lie to each other and than unpaired seeds.
+  paired_gaps = np.abs(jax_paired - torch_losses)
+  own_gaps = np.abs(np.array(own['jax']['test_loss']) - torch_losses)
+  assert paired_gaps.max() < np.ptp(torch_losses)
+  assert paired_gaps.mean() < own_gaps.mean()
+  assert paired['standard_error'] == pytest.approx(
+      np.std(jax_paired - torch_losses, ddof=1) / 2)
+  assert "same (PyTorch's) initial weights" in benchmark.quality_markdown(paired)
+
+  conv = tiny_config()
+  conv.model.name = 'conv_vae'
+  with pytest.raises(app.UsageError, match='mlp_vae only'):
+    benchmark.compare_quality(conv, seeds=2, epochs=1, dataset=dataset,
+                              init='torch')
 
 
 def test_targets_and_best_variant():

@@ -67,6 +67,51 @@ def test_sweep_members_equal_separate_runs(tmp_path):
   assert 'beta' in table[0] and 'test_loss' in table[0]
 
 
+def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
+  # Members swap initial weights: seed 0's shuffles and noise train seed 1's
+  # draw and vice versa. The reference is one compiled epoch from those
+  # weights, outside the sweep.
+  grid = sweep.zipped(seed=[0, 1])
+  config = sweep_config(grid, num_epochs=1)
+  dataset = tiny_dataset()
+  model = models.build_model(config.model, dataset.image_shape)
+  drawn = [train.init_params(model, jnp.uint32(seed), dataset.image_shape)
+           for seed in (0, 1)]
+  swapped = [jax.tree.map(np.asarray, drawn[1]),
+             jax.tree.map(np.asarray, drawn[0])]
+  results = sweep.run_sweep(config, tmp_path / 'sweep', dataset=dataset,
+                            initial_params=swapped)
+  optimizer = train.make_optimizer(config.optimizer)
+  epoch = jax.jit(train.make_train_epoch(model, optimizer, config.batch_size,
+                                         config.data.preprocessing))
+  evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
+                                         config.data.preprocessing))
+  train_data = train.device_data(dataset.train_images, dataset.train_labels)
+  test_data = train.device_data(dataset.test_images, dataset.test_labels)
+  for member, params in enumerate(swapped):
+    hparams = train.hyperparams_from_config(
+        sweep.member_config(config, grid[member]))
+    state, _ = epoch(train.state_from_params(params, optimizer), hparams,
+                     train_data, jnp.int32(1))
+    expected = evaluate(state.params, hparams, test_data)
+    np.testing.assert_allclose(results[member]['test_loss'],
+                               float(expected['loss']), rtol=1e-5)
+  drawn_results = sweep.run_sweep(config, tmp_path / 'drawn', dataset=dataset)
+  assert all(abs(a['test_loss'] - b['test_loss']) > 1e-3
+             for a, b in zip(results, drawn_results))
+
+  with pytest.raises(ValueError, match='1 parameter trees for the 2 members'):
+    sweep.run_sweep(config, tmp_path / 'short', dataset=dataset,
+                    initial_params=swapped[:1])
+  wrong = jax.tree.map(lambda x: x, swapped)
+  wrong[1] = dict(wrong[1], enc_mean=dict(wrong[1]['enc_mean'],
+                                          kernel=np.zeros((16, 3))))
+  with pytest.raises(ValueError, match=r"initial_params\[1\]\['enc_mean'\]"
+                     r"\['kernel'\] has shape \(16, 3\)"):
+    sweep.run_sweep(config, tmp_path / 'wrong', dataset=dataset,
+                    initial_params=wrong)
+
+
 def test_shape_changing_settings_split_groups(tmp_path):
   grid = sweep.product(batch_size=[8, 16], beta=[1.0, 2.0])
   config = sweep_config(grid, num_epochs=1)

@@ -160,6 +160,26 @@ def pad_latent_dimensions(params, like, latent_size: int):
 
 
 # ---------------------------------------------------------------------- group
+def _checked_params(params, model, image_shape: tuple[int, int], member: int):
+  """params as float32 arrays, if they fit the member's model; else a
+  ValueError naming what does not fit."""
+  like = jax.eval_shape(lambda: train.init_params(model, jnp.uint32(0),
+                                                  image_shape))
+  given = jax.tree_util.tree_structure(params)
+  wanted = jax.tree_util.tree_structure(like)
+  if given != wanted:
+    raise ValueError(f'initial_params[{member}] has the structure {given}; '
+                     f"member {member}'s model has {wanted}.")
+  for (path, value), expected in zip(
+      jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(like)):
+    if tuple(np.shape(value)) != expected.shape:
+      raise ValueError(
+          f'initial_params[{member}]{jax.tree_util.keystr(path)} has shape '
+          f"{tuple(np.shape(value))}; member {member}'s model needs "
+          f'{expected.shape}.')
+  return jax.tree.map(lambda x, e: jnp.asarray(x, e.dtype), params, like)
+
+
 class SweepGroup:
   """One compiled program: the members of a group, stacked and sharded."""
 
@@ -193,7 +213,8 @@ class SweepGroup:
     self.evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)),
                             out_shardings=self.sharded)
 
-  def create_state(self) -> train.TrainState:
+  def create_state(self, initial_params: Sequence[Any] | None = None
+                   ) -> train.TrainState:
     """Every member's initial state, stacked [size, ...] and sharded.
 
     A member is initialised by a model of its own latent size, as its
@@ -201,6 +222,10 @@ class SweepGroup:
     scale with fan-in, so drawing the decoder's input layer at the group's
     larger latent size would start a small-latent member from weights
     several times smaller than its own model's.
+
+    initial_params: optional, one parameter tree per member (in the group's
+      order, each shaped as its own latent size's model) to start from
+      instead of drawing from the seeds.
     """
     params = [None] * self.count
     for latent_size in sorted(set(self._latent_sizes)):
@@ -209,6 +234,11 @@ class SweepGroup:
       model_config = copy.deepcopy(self._model_config)
       model_config.latent_size = latent_size
       model = models.build_model(model_config, self._image_shape)
+      if initial_params is not None:
+        for member in members:
+          params[member] = _checked_params(
+              initial_params[member], model, self._image_shape, member)
+        continue
       init = jax.jit(jax.vmap(lambda seed, model=model: train.init_params(
           model, seed, self._image_shape)))
       drawn = init(jnp.asarray([self._seeds[i] for i in members], jnp.uint32))
@@ -241,7 +271,8 @@ class SweepGroup:
 def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
               overwrite: bool = False,
               dataset: data_lib.Dataset | None = None,
-              devices: Sequence[jax.Device] | None = None) -> list[dict]:
+              devices: Sequence[jax.Device] | None = None,
+              initial_params: Sequence[Any] | None = None) -> list[dict]:
   """Trains every member of config.sweep; returns one results dict per member.
 
   Writes to workdir: config.json, metrics.jsonl (a line per member and
@@ -249,13 +280,21 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
   member), group_<g>/checkpoints (the stacked state of each group), and
   figures. An interrupted sweep resumes from each group's latest checkpoint.
   `devices` (default: all) carry the sweep axis; `dataset` replaces the
-  configured data (tests pass small arrays).
+  configured data (tests pass small arrays). `initial_params`, one parameter
+  tree per member of config.sweep (each at the member's own latent size),
+  replaces the draws from the seeds, e.g. to start from another
+  implementation's initial weights; the seeds still draw the shuffles and
+  the posterior noise, and a resumed group starts from its checkpoint.
   """
   workdir = Path(workdir)
   grid = list(config.sweep)
   if not grid:
     raise ValueError('config.sweep is empty: list the members with '
                      'vae_jax.sweep.product / zipped / concat.')
+  if initial_params is not None and len(initial_params) != len(grid):
+    raise ValueError(f'initial_params has {len(initial_params)} parameter '
+                     f'trees for the {len(grid)} members of config.sweep; '
+                     'give one per member, in the sweep\'s order.')
   configs = [member_config(config, overrides) for overrides in grid]
   data_settings = {json.dumps(c.data.to_dict(), sort_keys=True) for c in configs}
   if len(data_settings) > 1:
@@ -290,7 +329,9 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
       start_epoch = latest
       log.info('Group %d resumes from epoch %d.', group_index, latest)
     else:
-      state = group.create_state()
+      state = group.create_state(
+          None if initial_params is None else
+          [initial_params[i] for i in member_indices])
     lines = [l for l in all_lines if l['member'] in member_indices
              and l['epoch'] <= start_epoch]
     others = [l for l in all_lines if l['member'] not in member_indices]
