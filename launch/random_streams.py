@@ -1,10 +1,11 @@
 r"""vae_jax's numerics fed PyTorch's or JAX's random numbers, one stream at a time.
 
-At Study D's full budget (latent 2, 300 epochs) vae_jax lands about a nat
-above its PyTorch twin although the two compute the same steps (see
-tests/test_benchmark.py::test_jax_training_steps_follow_the_pytorch_twin).
+At Study D's full budget (latent 2, 300 epochs) vae_jax's seeds 0-3 landed
+about a nat above its PyTorch twin's although the two compute the same steps
+(see tests/test_benchmark.py::test_jax_training_steps_follow_the_pytorch_twin).
 This trains S seeds of Study D's MLP as one vmapped JAX program whose three
-random streams each come from either framework:
+random streams each come from either framework, to tell which of them moves
+the result (results/study_d.md: the initial weights of those four seeds):
 
   init   the initial weights: torch.manual_seed(seed) and the twin's
          constructor, or vae_jax's init_params(seed);
