@@ -222,7 +222,8 @@ def compare_quality(config, seeds: int, epochs: int,
   Returns:
     {'jax' / 'torch': {'test_loss': [per seed], 'mean', 'std'},
      'difference': JAX mean - PyTorch mean, 'standard_error': of that
-     difference (from the per-seed differences with init='torch'), 'target': the 0.5-nat goal and whether it is met, ...}.
+     difference (from the per-seed differences with init='torch'),
+     'target': the 0.5-nat goal and whether it is met, ...}.
   """
   import torch
   from vae_jax import sweep

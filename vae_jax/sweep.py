@@ -213,7 +213,8 @@ class SweepGroup:
     self.evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)),
                             out_shardings=self.sharded)
 
-  def create_state(self, initial_params: Sequence[Any] | None = None
+  def create_state(self, initial_params: Sequence[Any] | None = None,
+                   member_ids: Sequence[int] | None = None
                    ) -> train.TrainState:
     """Every member's initial state, stacked [size, ...] and sharded.
 
@@ -226,6 +227,8 @@ class SweepGroup:
     initial_params: optional, one parameter tree per member (in the group's
       order, each shaped as its own latent size's model) to start from
       instead of drawing from the seeds.
+    member_ids: the members' indices in the whole sweep, for error messages
+      (default: their places in the group).
     """
     params = [None] * self.count
     for latent_size in sorted(set(self._latent_sizes)):
@@ -237,7 +240,8 @@ class SweepGroup:
       if initial_params is not None:
         for member in members:
           params[member] = _checked_params(
-              initial_params[member], model, self._image_shape, member)
+              initial_params[member], model, self._image_shape,
+              member if member_ids is None else member_ids[member])
         continue
       init = jax.jit(jax.vmap(lambda seed, model=model: train.init_params(
           model, seed, self._image_shape)))
@@ -331,7 +335,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     else:
       state = group.create_state(
           None if initial_params is None else
-          [initial_params[i] for i in member_indices])
+          [initial_params[i] for i in member_indices], member_indices)
     lines = [l for l in all_lines if l['member'] in member_indices
              and l['epoch'] <= start_epoch]
     others = [l for l in all_lines if l['member'] not in member_indices]
