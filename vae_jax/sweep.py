@@ -160,11 +160,9 @@ def pad_latent_dimensions(params, like, latent_size: int):
 
 
 # ---------------------------------------------------------------------- group
-def _checked_params(params, model, image_shape: tuple[int, int], member: int):
-  """params as float32 arrays, if they fit the member's model; else a
-  ValueError naming what does not fit."""
-  like = jax.eval_shape(lambda: train.init_params(model, jnp.uint32(0),
-                                                  image_shape))
+def _checked_params(params, like, member: int):
+  """params as arrays of `like`'s dtypes (the member's model's abstract
+  parameters), if they fit; else a ValueError naming what does not fit."""
   given = jax.tree_util.tree_structure(params)
   wanted = jax.tree_util.tree_structure(like)
   if given != wanted:
@@ -238,9 +236,11 @@ class SweepGroup:
       model_config.latent_size = latent_size
       model = models.build_model(model_config, self._image_shape)
       if initial_params is not None:
+        like = jax.eval_shape(lambda model=model: train.init_params(
+            model, jnp.uint32(0), self._image_shape))
         for member in members:
           params[member] = _checked_params(
-              initial_params[member], model, self._image_shape,
+              initial_params[member], like,
               member if member_ids is None else member_ids[member])
         continue
       init = jax.jit(jax.vmap(lambda seed, model=model: train.init_params(
