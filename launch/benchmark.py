@@ -76,7 +76,10 @@ flags.DEFINE_integer('fid_images', 64, 'Images per repeat for --mode=fid.')
 flags.DEFINE_integer('fid_batch_size', 32, 'Batch size for --mode=fid.')
 flags.DEFINE_integer('sweep_members', 8, 'K for --mode=sweep (seeds 0..K-1).')
 flags.DEFINE_integer('quality_seeds', 5,
-                     'Seeds per framework for --mode=quality (0..N-1).')
+                     'Seeds per framework for --mode=quality (first..first+N-1).')
+flags.DEFINE_integer('quality_first_seed', 0,
+                     '--mode=quality: the first seed, so that more seeds can '
+                     'be added to an earlier comparison.')
 # --quality_init: whose initial weights each seed starts from.
 QUALITY_INITS = ('own', 'torch')
 
@@ -203,8 +206,11 @@ def sweep_markdown(result: dict) -> str:
 
 def compare_quality(config, seeds: int, epochs: int,
                     dataset: data_lib.Dataset | None = None,
-                    init: str = 'own') -> dict:
-  """Test loss after `epochs` epochs for seeds 0..seeds-1 on each side.
+                    init: str = 'own', first_seed: int = 0) -> dict:
+  """Test loss after `epochs` epochs for `seeds` seeds on each side.
+
+  The seeds are first_seed, first_seed + 1, ...; a later run with
+  first_seed = the earlier run's count adds seeds to a comparison.
 
   One seed per side cannot tell a difference between the frameworks from
   the spread of initial draws (at lr 1e-4 after 10 epochs a seed moves the
@@ -247,18 +253,18 @@ def compare_quality(config, seeds: int, epochs: int,
   torch_device = torch_reference.default_device()
   if torch_device.type == 'cpu':
     torch.set_num_threads(common.usable_cpus())
+  if first_seed < 0:
+    raise app.UsageError(f'--quality_first_seed={first_seed}: seeds are >= 0.')
+  seed_ids = list(range(first_seed, first_seed + seeds))
   with config.unlocked():
-    config.sweep = sweep.product(seed=list(range(seeds)))
-
-  def torch_initial_model(seed):
-    torch.manual_seed(seed)
-    return torch_reference.build_model(
-        **torch_model_kwargs(config, dataset.image_shape))
+    config.sweep = sweep.product(seed=seed_ids)
 
   initial_params = None
   if init == 'torch':
-    initial_params = [torch_reference.mlp_params_for_jax(
-        torch_initial_model(seed)) for seed in range(seeds)]
+    initial_params = [
+        torch_reference.mlp_params_for_jax(
+            torch_reference.build_twin(config, dataset.image_shape, seed))
+        for seed in seed_ids]
   start = time.perf_counter()
   with tempfile.TemporaryDirectory() as tmp:
     swept = sweep.run_sweep(config, f'{tmp}/sweep', dataset=dataset,
@@ -270,23 +276,20 @@ def compare_quality(config, seeds: int, epochs: int,
   start = time.perf_counter()
   images_per_epoch = (len(dataset.train_images) // config.batch_size
                       * config.batch_size)
-  for seed in range(seeds):
-    model = torch_initial_model(seed)
-    trainer = torch_reference.VariantTrainer(
-        'preloaded', model, dataset.train_images, config.batch_size,
-        config.learning_rate, seed, config.loss, config.beta, torch_device)
-    for epoch in range(1, epochs + 1):
-      epoch_seconds, train_loss = trainer.train_epoch()
-      epochs_left = (seeds - seed) * epochs - epoch
+  for index, seed in enumerate(seed_ids):
+
+    def progress(epoch, epoch_seconds, train_loss, index=index, seed=seed):
+      epochs_left = (seeds - index) * epochs - epoch
       # WARNING, as the other progress lines here: setup_logging hides
       # absl's INFO.
       logging.warning('PyTorch seed %d epoch %d/%d: train loss %.2f  %.0f '
                       'img/s  ETA %.0f s', seed, epoch, epochs, train_loss,
                       images_per_epoch / epoch_seconds,
                       epochs_left * epoch_seconds)
-    torch_losses.append(torch_reference.evaluate(
-        trainer.model, dataset.test_images, config.eval_batch_size,
-        config.loss, config.beta)['loss'])
+
+    torch_losses.append(torch_reference.train_twin(
+        config, dataset, seed, epochs, torch_device,
+        on_epoch=progress)['test_loss'])
   torch_seconds = time.perf_counter() - start
 
   def summary(losses):
@@ -305,7 +308,7 @@ def compare_quality(config, seeds: int, epochs: int,
   goal = GOALS['test_loss_difference']
   return {
       'config': config.model.name, 'epochs': epochs, 'seeds': seeds,
-      'init': init,
+      'first_seed': first_seed, 'init': init,
       'model': {'latent_size': config.model.latent_size,
                 'encoder_widths': list(config.model.encoder_widths),
                 'batch_size': config.batch_size,
@@ -323,10 +326,12 @@ def compare_quality(config, seeds: int, epochs: int,
 def quality_markdown(result: dict) -> str:
   model = result['model']
   seeds = result['seeds']
+  first_seed = result.get('first_seed', 0)
   rows = [f"| seed | JAX | PyTorch |", '|---:|---:|---:|']
-  for seed in range(seeds):
-    rows.append(f"| {seed} | {result['jax']['test_loss'][seed]:.2f} | "
-                f"{result['torch']['test_loss'][seed]:.2f} |")
+  for index in range(seeds):
+    rows.append(f"| {first_seed + index} | "
+                f"{result['jax']['test_loss'][index]:.2f} | "
+                f"{result['torch']['test_loss'][index]:.2f} |")
   for key in ('mean', 'std'):
     rows.append(f"| {key} | {result['jax'][key]:.2f} | "
                 f"{result['torch'][key]:.2f} |")
@@ -335,7 +340,8 @@ def quality_markdown(result: dict) -> str:
       f"Test loss (nats per image) after {result['epochs']} epochs, "
       f"{result['config']} {model['encoder_widths']} latent "
       f"{model['latent_size']}, batch {model['batch_size']}, Adam "
-      f"{model['learning_rate']:g}; seeds 0..{seeds - 1} on each side"
+      f"{model['learning_rate']:g}; seeds {first_seed}..{first_seed + seeds - 1}"
+      " on each side"
       + ("; seed s starts from the same (PyTorch's) initial weights on both "
          "sides, the shuffles and posterior noise are each side's own."
          if result.get('init') == 'torch' else
@@ -404,17 +410,6 @@ def jax_training(config, dataset: data_lib.Dataset):
                              config.data.preprocessing, config.loss),
       donate_argnums=0)
   return model, hparams, state, train_data, epoch
-
-
-def torch_model_kwargs(config, image_shape) -> dict:
-  """torch_reference.build_model's arguments for the config's model."""
-  decoder_widths = config.model.decoder_widths
-  return {'name': config.model.name, 'image_shape': list(image_shape),
-          'latent_size': config.model.latent_size,
-          'encoder_widths': list(config.model.encoder_widths),
-          'decoder_widths': (None if decoder_widths is None
-                             else list(decoder_widths)),
-          'init_scheme': config.model.init_scheme}
 
 
 class Product(NamedTuple):
@@ -614,7 +609,7 @@ def benchmark_frameworks(config, *, epochs: int,
   # JAX side by config.seed) and shuffles with its own generator from it.
   torch.manual_seed(config.seed)
   template = torch_reference.build_model(
-      **torch_model_kwargs(config, dataset.image_shape))
+      **torch_reference.twin_kwargs(config, dataset.image_shape))
   float_images = None
   if set(variants) - {'dataloader'}:
     # One float copy shared by the pre-loaded variants, as each would hold.
@@ -797,6 +792,7 @@ def measure_memory(config, dataset: data_lib.Dataset, variants,
     {'jax' | variant: peak_memory.track's dict (+ 'device_peak_mib'), or
     {'error': ...}}.
   """
+  from vae_jax import torch_reference
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(
       [str(REPO), *filter(None, [env.get('PYTHONPATH')])])
@@ -819,7 +815,8 @@ def measure_memory(config, dataset: data_lib.Dataset, variants,
              train_labels=dataset.train_labels)
     results['jax'] = run_worker([sys.executable, '-m', 'launch.benchmark',
                                  *memory_flags, f'--memory_worker={path}'])
-    base_spec = {'model': torch_model_kwargs(config, dataset.image_shape),
+    base_spec = {'model': torch_reference.twin_kwargs(config,
+                                                      dataset.image_shape),
                  'batch_size': config.batch_size,
                  'learning_rate': config.learning_rate, 'loss': config.loss,
                  'beta': config.beta, 'seed': config.seed,
@@ -998,7 +995,8 @@ def sweep_mode(config) -> tuple[dict, str, str]:
 
 def quality_mode(config) -> tuple[dict, str, str]:
   result = compare_quality(config, FLAGS.quality_seeds, FLAGS.epochs,
-                           init=FLAGS.quality_init)
+                           init=FLAGS.quality_init,
+                           first_seed=FLAGS.quality_first_seed)
   return result, quality_markdown(result), 'benchmark_quality'
 
 

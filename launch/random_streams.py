@@ -21,6 +21,13 @@ prints each seed's test loss (one fixed noise draw for every evaluation) at
 the --report_every epochs. The JAX streams here are split from one key per
 seed, not derived as vae_jax.train does; they are draws of the same
 distributions.
+
+With --numerics=torch it trains the PyTorch twin itself instead, seed after
+seed, as the benchmark's quality mode does (its own random numbers), so the
+twin's side of that comparison can be extended to more seeds alone:
+
+  python -m launch.random_streams --data_dir=../shared/data --latent_size=2 \
+      --epochs=300 --seeds=4 --first_seed=4 --numerics=torch
 """
 
 import time
@@ -49,6 +56,12 @@ flags.DEFINE_integer('first_seed', 0, 'The seeds are first_seed, first_seed + 1,
 flags.DEFINE_list('streams', ['torch', 'torch', 'torch'],
                   'Sources of the init, order and noise streams: each torch '
                   'or jax.')
+flags.DEFINE_enum('numerics', 'vae_jax', ['vae_jax', 'torch'],
+                  "Whose steps: vae_jax's, fed the --streams, or the PyTorch "
+                  'twin itself, trained one seed after another as '
+                  'launch.benchmark --mode=quality trains it (with its own '
+                  'random numbers: the twin of seed s draws from '
+                  'torch.manual_seed(s); needs --streams=torch,torch,torch).')
 
 SOURCES = ('torch', 'jax')
 
@@ -59,6 +72,11 @@ def main(argv):
   if len(FLAGS.streams) != 3 or set(FLAGS.streams) - set(SOURCES):
     raise app.UsageError(f'--streams={",".join(FLAGS.streams)}: give three '
                          f'sources (init, order, noise), each one of {SOURCES}.')
+  if FLAGS.numerics == 'torch' and set(FLAGS.streams) != {'torch'}:
+    raise app.UsageError(
+        f'--numerics=torch trains the twin with its own random numbers; '
+        f'--streams={",".join(FLAGS.streams)} cannot change them (give '
+        '--streams=torch,torch,torch).')
   import torch
   from vae_jax import torch_reference
   common.setup_logging()
@@ -68,6 +86,9 @@ def main(argv):
   dataset = data_lib.load_dataset('mnist', FLAGS.data_dir)
   config = study_d.get_config()
   config.model.latent_size = latent
+  if FLAGS.numerics == 'torch':
+    train_twins(config, dataset)
+    return
   model = models.build_model(config.model, dataset.image_shape)
   optimizer = train.make_optimizer('adam')
   hparams = train.hyperparams_from_config(config)
@@ -139,6 +160,29 @@ def main(argv):
       print(f'streams {",".join(FLAGS.streams)} epoch {epoch_index}: test loss '
             f'{" ".join(f"{v:.2f}" for v in losses)}  mean {losses.mean():.2f}'
             f'  ({time.perf_counter() - start:.0f} s)', flush=True)
+
+
+def train_twins(config, dataset: data_lib.Dataset) -> None:
+  """--numerics=torch: the twin's seeds, one after another."""
+  from vae_jax import torch_reference
+  device = torch_reference.default_device()
+  for seed in range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds):
+    start = time.perf_counter()
+
+    def progress(epoch, seconds, train_loss, seed=seed):
+      if epoch % FLAGS.report_every == 0:
+        print(f'twin seed {seed} epoch {epoch}: train loss {train_loss:.2f} '
+              f'({seconds:.1f} s per epoch, ETA '
+              f'{(FLAGS.epochs - epoch) * seconds:.0f} s for this seed)',
+              flush=True)
+
+    result = torch_reference.train_twin(
+        config, dataset, seed, FLAGS.epochs, device,
+        evaluate_every=FLAGS.report_every, on_epoch=progress)
+    print(f'numerics torch, twin seed {seed}: test loss '
+          + ' '.join(f'{loss:.2f} (epoch {epoch})'
+                     for epoch, loss in result['history'])
+          + f'  ({time.perf_counter() - start:.0f} s)', flush=True)
 
 
 if __name__ == '__main__':

@@ -308,7 +308,7 @@ def test_quality_mode_can_start_both_sides_from_pytorchs_weights(
   for seed, params in enumerate(given['initial_params']):
     torch.manual_seed(seed)
     twin = torch_reference.build_model(
-        **benchmark.torch_model_kwargs(config, dataset.image_shape))
+        **torch_reference.twin_kwargs(config, dataset.image_shape))
     expected = torch_reference.mlp_params_for_jax(twin)
     assert jax.tree.all(jax.tree.map(np.array_equal, params, expected))
   own = benchmark.compare_quality(config, seeds=4, epochs=2, dataset=dataset)
@@ -332,6 +332,54 @@ def test_quality_mode_can_start_both_sides_from_pytorchs_weights(
   with pytest.raises(app.UsageError, match='mlp_vae only'):
     benchmark.compare_quality(conv, seeds=2, epochs=1, dataset=dataset,
                               init='torch')
+
+
+def test_torch_twin_trains_the_same_whether_or_not_it_is_evaluated_on_the_way(
+    one_torch_thread):
+  config = tiny_config()
+  dataset = tiny_dataset()
+  quiet = torch_reference.train_twin(config, dataset, seed=3, epochs=3,
+                                     device='cpu')
+  epochs_seen = []
+  watched = torch_reference.train_twin(
+      config, dataset, seed=3, epochs=3, device='cpu', evaluate_every=1,
+      on_epoch=lambda epoch, seconds, loss: epochs_seen.append(epoch))
+  assert epochs_seen == [1, 2, 3]
+  assert [epoch for epoch, _ in watched['history']] == [1, 2, 3]
+  assert quiet['history'] == [(3, quiet['test_loss'])]
+  # The evaluations sample from the generator the training noise comes
+  # from; restoring it leaves the run's last loss exactly as without them.
+  assert watched['test_loss'] == quiet['test_loss']
+  other_seed = torch_reference.train_twin(config, dataset, seed=4, epochs=3,
+                                          device='cpu')
+  assert other_seed['test_loss'] != quiet['test_loss']
+
+
+def test_quality_mode_can_start_at_a_later_seed(one_torch_thread):
+  config = tiny_config()
+  dataset = tiny_dataset()
+  result = benchmark.compare_quality(config, seeds=2, epochs=1,
+                                     dataset=dataset, first_seed=2)
+  assert result['first_seed'] == 2
+  # PyTorch's seeds are 2 and 3, each as a run of its own.
+  for index, seed in enumerate((2, 3)):
+    alone = torch_reference.train_twin(config, dataset, seed, epochs=1,
+                                       device='cpu')
+    assert result['torch']['test_loss'][index] == alone['test_loss']
+  # JAX's are the sweep members of seeds 2 and 3.
+  from vae_jax import train
+  single = copy.deepcopy(config)
+  single.seed, single.num_epochs, single.plots = 3, 1, False
+  with tempfile.TemporaryDirectory() as tmp:
+    separate = train.train_and_evaluate(single, tmp + '/run', dataset=dataset)
+  assert result['jax']['test_loss'][1] == pytest.approx(
+      separate['test_loss'], rel=2e-5)
+  markdown = benchmark.quality_markdown(result)
+  assert 'seeds 2..3 on each side' in markdown
+  assert markdown.count('| 2 | ') == 1 and markdown.count('| 3 | ') == 1
+  with pytest.raises(app.UsageError, match='quality_first_seed=-1'):
+    benchmark.compare_quality(config, seeds=2, epochs=1, dataset=dataset,
+                              first_seed=-1)
 
 
 def test_targets_and_best_variant():

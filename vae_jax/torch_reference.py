@@ -14,7 +14,7 @@ import json
 import math
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -186,6 +186,23 @@ def build_model(name: str, image_shape: Sequence[int], latent_size: int,
                    'and conv_vae.')
 
 
+def twin_kwargs(config, image_shape: Sequence[int]) -> dict:
+  """build_model's arguments for the twin of a vae_jax config's model."""
+  decoder_widths = config.model.decoder_widths
+  return {'name': config.model.name, 'image_shape': list(image_shape),
+          'latent_size': config.model.latent_size,
+          'encoder_widths': list(config.model.encoder_widths),
+          'decoder_widths': (None if decoder_widths is None
+                             else list(decoder_widths)),
+          'init_scheme': config.model.init_scheme}
+
+
+def build_twin(config, image_shape: Sequence[int], seed: int) -> nn.Module:
+  """The twin of config.model, with the weights torch.manual_seed(seed) draws."""
+  torch.manual_seed(seed)
+  return build_model(**twin_kwargs(config, image_shape))
+
+
 def make_adam(parameters, learning_rate: float,
               fused: bool = False) -> tuple[torch.optim.Optimizer, str]:
   """Adam with PyTorch's defaults, and a label of the implementation used.
@@ -344,6 +361,49 @@ def evaluate(model: nn.Module, images: np.ndarray | torch.Tensor,
   totals /= images.shape[0]
   return {'recon': float(totals[0]), 'kl': float(totals[1]),
           'loss': float(totals[2])}
+
+
+def train_twin(config, dataset, seed: int, epochs: int, device,
+               evaluate_every: int = 0,
+               on_epoch: Callable[[int, float, float], None] | None = None
+               ) -> dict:
+  """Trains the twin of a vae_jax config as launch.benchmark's quality mode.
+
+  The twin starts from `build_twin(config, ..., seed)` and trains `epochs`
+  epochs on pre-loaded tensors: shuffles from a generator seeded by `seed`,
+  posterior noise from torch's global generator (which build_twin seeds).
+
+  Args:
+    config: a vae_jax experiment config (model, batch_size, learning_rate,
+      loss, beta, eval_batch_size).
+    dataset: a vae_jax.data.Dataset (uint8 images).
+    evaluate_every: also take the test loss every this many epochs (0: only
+      after the last). The evaluations draw their noise from the global
+      generator too, so its state is put back after each: a run with them
+      trains exactly as one without.
+    on_epoch: called as on_epoch(epoch, seconds, train_loss) after each epoch.
+
+  Returns:
+    {'test_loss': after the last epoch, 'history': [(epoch, test loss)] of
+     every evaluation, the last included}.
+  """
+  trainer = VariantTrainer(
+      'preloaded', build_twin(config, dataset.image_shape, seed),
+      dataset.train_images, config.batch_size, config.learning_rate, seed,
+      config.loss, config.beta, device)
+  history = []
+  for epoch in range(1, epochs + 1):
+    epoch_seconds, train_loss = trainer.train_epoch()
+    if on_epoch is not None:
+      on_epoch(epoch, epoch_seconds, train_loss)
+    if epoch == epochs or (evaluate_every and epoch % evaluate_every == 0):
+      noise_state = torch.get_rng_state()
+      loss = evaluate(trainer.model, dataset.test_images,
+                      config.eval_batch_size, config.loss, config.beta)['loss']
+      torch.set_rng_state(noise_state)
+      trainer.model.train()
+      history.append((epoch, loss))
+  return {'test_loss': history[-1][1], 'history': history}
 
 
 def measure_memory(spec: dict) -> dict:
