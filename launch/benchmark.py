@@ -407,7 +407,8 @@ def jax_training(config, dataset: data_lib.Dataset):
   train_data = train.device_data(dataset.train_images, dataset.train_labels)
   epoch = jax.jit(
       train.make_train_epoch(model, optimizer, config.batch_size,
-                             config.data.preprocessing, config.loss),
+                             config.data.preprocessing, config.loss,
+                             config.scan_unroll),
       donate_argnums=0)
   return model, hparams, state, train_data, epoch
 

@@ -173,6 +173,32 @@ def test_training_reduces_the_loss():
   assert int(state.step) == 5 * (512 // 16)
 
 
+def test_unrolled_epoch_takes_the_same_steps():
+  config = tiny_config()
+  # 7 steps: unroll 2 and 3 each leave one step over.
+  dataset = tiny_dataset(num_train=16 * 7 + 5)
+  model, optimizer, hparams, state = _parts(config, dataset)
+  images = _data(dataset.train_images)
+
+  def one_epoch(unroll):
+    epoch = jax.jit(train.make_train_epoch(model, optimizer, 16, 'grey',
+                                           unroll=unroll))
+    return epoch(state, hparams, images, jnp.int32(1))
+
+  rolled_state, rolled_metrics = one_epoch(1)
+  assert int(rolled_state.step) == 7
+  for unroll in (2, 3):
+    unrolled_state, unrolled_metrics = one_epoch(unroll)
+    assert int(unrolled_state.step) == 7
+    for rolled, unrolled in zip(jax.tree.leaves(rolled_state.params),
+                                jax.tree.leaves(unrolled_state.params)):
+      np.testing.assert_allclose(unrolled, rolled, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(unrolled_metrics['loss'],
+                               rolled_metrics['loss'], rtol=1e-6)
+  with pytest.raises(ValueError, match='scan_unroll=0'):
+    train.make_train_epoch(model, optimizer, 16, 'grey', unroll=0)
+
+
 def test_swept_values_are_arrays_not_recompiled():
   config = tiny_config()
   dataset = tiny_dataset()

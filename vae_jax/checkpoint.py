@@ -19,10 +19,11 @@ import orbax.checkpoint as ocp
 CONFIG_FILE = 'config.json'
 
 # Keys that may differ between the run in a workdir and the config resuming it:
-# they say where data lives or how long to train, not what is trained.
+# they say where data lives, how long or how fast to train, not what is
+# trained.
 RESUMABLE_KEYS = frozenset({
     'num_epochs', 'data.dir', 'data.cache_dir', 'data.download',
-    'checkpoint.keep_latest', 'plots',
+    'checkpoint.keep_latest', 'plots', 'scan_unroll',
 })
 
 
@@ -39,6 +40,7 @@ ADDED_KEYS_DEFAULTS = {
     'perceptual.classifier_dir': None,
     'perceptual.layers': ['relu2', 'relu4'],
     'perceptual.weight': 0.01,
+    'scan_unroll': 1,
 }
 
 

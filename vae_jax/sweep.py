@@ -202,7 +202,8 @@ class SweepGroup:
     self._seeds = [c.seed for c in configs]
     loss = train.reconstruction_loss_for(base)
     epoch = train.make_train_epoch(self.model, self.optimizer, base.batch_size,
-                                   base.data.preprocessing, loss)
+                                   base.data.preprocessing, loss,
+                                   base.scan_unroll)
     self.train_epoch = jax.jit(
         jax.vmap(epoch, in_axes=(0, 0, None, None)), donate_argnums=0,
         out_shardings=self.sharded)

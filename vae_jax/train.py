@@ -267,7 +267,7 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
 
 # --------------------------------------------------------------------------- epoch
 def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
-                     loss: str | Callable = 'bce'):
+                     loss: str | Callable = 'bce', unroll: int = 1):
   """Returns train_epoch(state, hparams, data, epoch) -> (state, metrics).
 
   data: {'images': uint8 [N, H, W], 'labels': int32 [N]} on the device (see
@@ -275,10 +275,15 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
   is a permutation drawn from (hparams.seed, epoch); the N % batch_size
   images left over by it are skipped this epoch (a different set each epoch).
   metrics: per-image means of 'recon', 'kl', 'loss' over the epoch.
+  unroll: training steps per iteration of the epoch's loop (jax.lax.scan's
+  unroll), a speed setting (config.scan_unroll): the steps are the same.
   """
   if preprocessing not in PREPROCESSING_MODES:
     raise ValueError(f'Unknown preprocessing {preprocessing!r}; choose one of '
                      f'{PREPROCESSING_MODES}.')
+  if not isinstance(unroll, int) or unroll < 1:
+    raise ValueError(f'config.scan_unroll={unroll!r}: give a whole number of '
+                     'training steps per loop iteration, 1 or more.')
   train_step = make_train_step(model, optimizer, loss)
 
   def train_epoch(state: TrainState, hparams: Hyperparams, data: dict,
@@ -310,7 +315,8 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
     # loop of small kernels per step on CPU.
     step_keys = jax.random.split(steps_key, (num_steps, 2))
     state, metrics = jax.lax.scan(
-        body, state, (batches, (step_keys[:, 0], step_keys[:, 1])))
+        body, state, (batches, (step_keys[:, 0], step_keys[:, 1])),
+        unroll=unroll)
     return state, jax.tree.map(jnp.mean, metrics)
 
   return train_epoch
@@ -472,7 +478,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   loss = reconstruction_loss_for(config)
   train_epoch = jax.jit(
       make_train_epoch(model, optimizer, config.batch_size,
-                       config.data.preprocessing, loss),
+                       config.data.preprocessing, loss, config.scan_unroll),
       donate_argnums=0)
   evaluate = jax.jit(make_evaluate(model, config.eval_batch_size,
                                    config.data.preprocessing, loss))
