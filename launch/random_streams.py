@@ -12,7 +12,9 @@ the result (results/study_d.md: the initial weights of those four seeds):
   order  each epoch's shuffle: torch.randperm with a generator seeded by the
          seed (as the benchmark's PyTorch loop), or jax.random.permutation;
   noise  the posterior samples: torch.randn, or vae_jax's
-         standard_normal_per_latent.
+         standard_normal_per_latent, or (with torch init and order) 'twin':
+         the very numbers the twin of that seed draws, so that every random
+         input equals the twin's and only the arithmetic differs.
 
   python -m launch.random_streams --data_dir=../shared/data --latent_size=2 \
       --epochs=300 --seeds=4 --streams=torch,torch,torch
@@ -55,7 +57,7 @@ flags.DEFINE_integer('seeds', 4, 'How many seeds, trained as one program.')
 flags.DEFINE_integer('first_seed', 0, 'The seeds are first_seed, first_seed + 1, ...')
 flags.DEFINE_list('streams', ['torch', 'torch', 'torch'],
                   'Sources of the init, order and noise streams: each torch '
-                  'or jax.')
+                  'or jax; the noise also twin (the twin\'s own draws).')
 flags.DEFINE_enum('numerics', 'vae_jax', ['vae_jax', 'torch'],
                   "Whose steps: vae_jax's, fed the --streams, or the PyTorch "
                   'twin itself, trained one seed after another as '
@@ -64,14 +66,22 @@ flags.DEFINE_enum('numerics', 'vae_jax', ['vae_jax', 'torch'],
                   'torch.manual_seed(s); needs --streams=torch,torch,torch).')
 
 SOURCES = ('torch', 'jax')
+# 'twin': exactly the noise the PyTorch twin of each seed draws.
+NOISE_SOURCES = (*SOURCES, 'twin')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  if len(FLAGS.streams) != 3 or set(FLAGS.streams) - set(SOURCES):
+  if (len(FLAGS.streams) != 3 or set(FLAGS.streams[:2]) - set(SOURCES)
+      or FLAGS.streams[2] not in NOISE_SOURCES):
     raise app.UsageError(f'--streams={",".join(FLAGS.streams)}: give three '
-                         f'sources (init, order, noise), each one of {SOURCES}.')
+                         f'sources: init and order each one of {SOURCES}, '
+                         f'noise one of {NOISE_SOURCES}.')
+  if FLAGS.streams[2] == 'twin' and FLAGS.streams[:2] != ['torch', 'torch']:
+    raise app.UsageError(
+        "--streams=...,twin replays the twin's own noise, which follows its "
+        'initialisation: give --streams=torch,torch,twin.')
   if FLAGS.numerics == 'torch' and set(FLAGS.streams) != {'torch'}:
     raise app.UsageError(
         f'--numerics=torch trains the twin with its own random numbers; '
@@ -123,7 +133,7 @@ def main(argv):
   evaluate = jax.jit(jax.vmap(
       lambda params: loss_fn(params, test, hparams, jax.random.PRNGKey(99))[0]))
 
-  initial, generators, keys = [], [], []
+  initial, generators, keys, twin_noise_generators = [], [], [], []
   for seed in range(FLAGS.first_seed, FLAGS.first_seed + seeds):
     torch.manual_seed(seed)
     twin = torch_reference.build_model(
@@ -133,6 +143,11 @@ def main(argv):
                    train.init_params(model, jnp.uint32(seed),
                                      dataset.image_shape))
     generators.append(torch.Generator().manual_seed(seed))
+    # The twin's posterior noise: the global generator as its constructor
+    # left it, drawn one [batch, latent] step at a time as its forward does.
+    twin_noise = torch.Generator()
+    twin_noise.set_state(torch.get_rng_state())
+    twin_noise_generators.append(twin_noise)
     keys.append(jax.random.PRNGKey(seed + 1000))
   params = jax.tree.map(lambda *xs: jnp.stack(xs), *initial)
   opt_state = jax.vmap(optimizer.init)(params)
@@ -149,6 +164,11 @@ def main(argv):
       batches.append(order[:steps * config.batch_size].reshape(steps, -1))
       if noise_source == 'torch':
         noise.append(torch.randn(steps, config.batch_size, latent).numpy())
+      elif noise_source == 'twin':
+        noise.append(np.stack([
+            torch.randn(config.batch_size, latent,
+                        generator=twin_noise_generators[member]).numpy()
+            for _ in range(steps)]))
       else:
         keys[member], key = jax.random.split(keys[member])
         noise.append(np.asarray(objectives.standard_normal_per_latent(
