@@ -22,7 +22,9 @@ the result (results/study_d.md: the initial weights of those four seeds):
 prints each seed's test loss (one fixed noise draw for every evaluation) at
 the --report_every epochs. The JAX streams here are split from one key per
 seed, not derived as vae_jax.train does; they are draws of the same
-distributions.
+distributions. The 'torch' noise comes from one generator seeded 12345
+whatever --first_seed is, so member i of every run sees the same noise
+(the results in study_d.md were made so); 'twin' draws each seed's own.
 
 With --numerics=torch it trains the PyTorch twin itself instead, seed after
 seed, as the benchmark's quality mode does (its own random numbers), so the
