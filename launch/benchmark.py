@@ -608,9 +608,8 @@ def benchmark_frameworks(config, *, epochs: int,
 
   # PyTorch: every variant starts from one initialisation (seeded like the
   # JAX side by config.seed) and shuffles with its own generator from it.
-  torch.manual_seed(config.seed)
-  template = torch_reference.build_model(
-      **torch_reference.twin_kwargs(config, dataset.image_shape))
+  template = torch_reference.build_twin(config, dataset.image_shape,
+                                        config.seed)
   float_images = None
   if set(variants) - {'dataloader'}:
     # One float copy shared by the pre-loaded variants, as each would hold.

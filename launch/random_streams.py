@@ -137,9 +137,7 @@ def main(argv):
 
   initial, generators, keys, twin_noise_generators = [], [], [], []
   for seed in range(FLAGS.first_seed, FLAGS.first_seed + seeds):
-    torch.manual_seed(seed)
-    twin = torch_reference.build_model(
-        'mlp_vae', dataset.image_shape, latent, config.model.encoder_widths)
+    twin = torch_reference.build_twin(config, dataset.image_shape, seed)
     initial.append(torch_reference.mlp_params_for_jax(twin)
                    if init_source == 'torch' else
                    train.init_params(model, jnp.uint32(seed),
