@@ -10,7 +10,8 @@ latent sizes are masks. 300 epochs, batch 256, Adam 1e-4, as in the report.
 latent-2 rows (the two whose decoder input layer is not latent 64's);
 `:latent1_seeds`, `:latent2_seeds` and `:latent64_seeds` train that row (at
 beta 1) with four more seeds as one program (SEED_ROWS), to show how far
-the seed alone moves it.
+the seed alone moves it. `:beta_seeds` trains the four beta rows (latent
+64) with seeds 1 and 2 as one 8-member program (BETA_SEEDS).
 """
 
 from configs import default
@@ -33,12 +34,15 @@ SEED_ROWS = {
     'latent2_seeds': (2, (1, 3, 4, 5)),
     'latent64_seeds': (64, (2, 3, 4, 5)),
 }
-ROWS = ('all', 'small_latents', *SEED_ROWS)
+# Seeds for the beta rows beyond seed 0, the only seed of the full sweep.
+BETA_SEEDS = (1, 2)
+ROWS = ('all', 'small_latents', 'beta_seeds', *SEED_ROWS)
 
 
 def get_config(rows: str = 'all'):
-  """rows: 'all' (the report's seven), 'small_latents' (latent 1 and 2), or
-  a SEED_ROWS name (one latent size at beta 1 with four more seeds)."""
+  """rows: 'all' (the report's seven), 'small_latents' (latent 1 and 2),
+  'beta_seeds' (the four beta rows with BETA_SEEDS), or a SEED_ROWS name (one
+  latent size at beta 1 with four more seeds)."""
   if rows not in ROWS:
     raise ValueError(f"Unknown rows {rows!r} for Study D's config; choose "
                      f"one of {ROWS} (configs/study_d.py:ROWS).")
@@ -58,6 +62,10 @@ def get_config(rows: str = 'all'):
   )
   if rows == 'small_latents':
     config.sweep = sweep.product(model__latent_size=[1, 2], beta=[1.0])
+  if rows == 'beta_seeds':
+    config.sweep = sweep.product(model__latent_size=[64],
+                                 beta=[0.1, 0.5, 2.0, 10.0],
+                                 seed=list(BETA_SEEDS))
   if rows in SEED_ROWS:
     latent_size, seeds = SEED_ROWS[rows]
     config.sweep = sweep.product(model__latent_size=[latent_size], beta=[1.0],

@@ -328,3 +328,28 @@ def test_reported_numbers_sit_beside_matching_members(tmp_path):
   assert 'test_recon_at_mean' in header.split(',')
   assert header.endswith('reported_recon,reported_kl,reported_loss')
   assert second.endswith('137.7,6.8,144.49')
+
+
+@pytest.mark.parametrize('rows', ['all', 'small_latents', 'beta_seeds',
+                                  'latent1_seeds', 'latent2_seeds',
+                                  'latent64_seeds'])
+def test_every_study_d_row_option_is_one_program_with_the_report_beside_it(
+    rows):
+  # Each variant of Study D's config must train as one compiled program (its
+  # members differ only in array-valued settings) and every member must find
+  # the report's row for its latent size and beta.
+  from configs import study_d
+  config = study_d.get_config(rows)
+  members = [sweep.member_config(config, overrides)
+             for overrides in config.sweep]
+  assert sweep.group_members(members) == [list(range(len(members)))]
+  for overrides in config.sweep:
+    reported = sweep._reported_for(overrides, config.reported)  # pylint: disable=protected-access
+    key = (overrides['model.latent_size'], overrides['beta'])
+    assert reported['test_loss'] == study_d.REPORTED[key][2], overrides
+  if rows == 'beta_seeds':
+    assert sorted((m['beta'], m['seed']) for m in config.sweep) == sorted(
+        (beta, seed) for beta in (0.1, 0.5, 2.0, 10.0)
+        for seed in study_d.BETA_SEEDS)
+  with pytest.raises(ValueError, match='Unknown rows'):
+    study_d.get_config('beta_seed')
