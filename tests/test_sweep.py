@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+from configs import study_d
 from test_train import tiny_config, tiny_dataset
 from vae_jax import models
 from vae_jax import objectives
@@ -330,15 +331,12 @@ def test_reported_numbers_sit_beside_matching_members(tmp_path):
   assert second.endswith('137.7,6.8,144.49')
 
 
-@pytest.mark.parametrize('rows', ['all', 'small_latents', 'beta_seeds',
-                                  'latent1_seeds', 'latent2_seeds',
-                                  'latent64_seeds'])
+@pytest.mark.parametrize('rows', study_d.ROWS)
 def test_every_study_d_row_option_is_one_program_with_the_report_beside_it(
     rows):
   # Each variant of Study D's config must train as one compiled program (its
   # members differ only in array-valued settings) and every member must find
   # the report's row for its latent size and beta.
-  from configs import study_d
   config = study_d.get_config(rows)
   members = [sweep.member_config(config, overrides)
              for overrides in config.sweep]
