@@ -345,9 +345,11 @@ def test_every_study_d_row_option_is_one_program_with_the_report_beside_it(
     reported = sweep._reported_for(overrides, config.reported)  # pylint: disable=protected-access
     key = (overrides['model.latent_size'], overrides['beta'])
     assert reported['test_loss'] == study_d.REPORTED[key][2], overrides
+  if rows == 'all':
+    assert sorted((m['model.latent_size'], m['beta'])
+                  for m in config.sweep) == sorted(study_d.REPORTED)
   if rows == 'beta_seeds':
     assert sorted((m['beta'], m['seed']) for m in config.sweep) == sorted(
-        (beta, seed) for beta in (0.1, 0.5, 2.0, 10.0)
-        for seed in study_d.BETA_SEEDS)
+        (beta, seed) for beta in study_d.BETAS for seed in study_d.BETA_SEEDS)
   with pytest.raises(ValueError, match='Unknown rows'):
     study_d.get_config('beta_seed')
