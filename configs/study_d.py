@@ -36,7 +36,7 @@ SEED_ROWS = {
 }
 # The report's betas other than 1, all at latent 64.
 BETAS = tuple(beta for (_, beta) in REPORTED if beta != 1.0)
-# Seeds for the beta rows beyond seed 0, the only seed of the full sweep.
+# Seeds for the beta rows beyond the full sweep's (0, and 3 with --config.seed=3).
 BETA_SEEDS = (1, 2)
 ROWS = ('all', 'small_latents', 'beta_seeds', *SEED_ROWS)
 
