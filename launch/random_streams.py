@@ -53,6 +53,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('data_dir', None, 'Directory holding MNIST.',
                     required=True)
 flags.DEFINE_integer('latent_size', 2, "Study D's latent size.")
+flags.DEFINE_float('beta', 1.0, "Weight of the KL term (Study D's beta rows: "
+                   '0.1, 0.5, 2, 10 at latent 64).')
 flags.DEFINE_integer('epochs', 300, 'Epochs to train.')
 flags.DEFINE_integer('report_every', 50, 'Print the test losses every N epochs.')
 flags.DEFINE_integer('seeds', 4, 'How many seeds, trained as one program.')
@@ -98,6 +100,7 @@ def main(argv):
   dataset = data_lib.load_dataset('mnist', FLAGS.data_dir)
   config = study_d.get_config()
   config.model.latent_size = latent
+  config.beta = FLAGS.beta
   if FLAGS.numerics == 'torch':
     train_twins(config, dataset)
     return
@@ -115,7 +118,8 @@ def main(argv):
     z = posterior.mean + jnp.exp(0.5 * posterior.log_variance) * noise
     logits = model.apply({'params': params}, z, method=model.decode)
     terms = objectives.negative_elbo(
-        objectives.bernoulli_nll_from_logits(logits, images), posterior)
+        objectives.bernoulli_nll_from_logits(logits, images), posterior,
+        beta=hparams.beta)
     return jnp.mean(terms.loss)
 
   def epoch(params, opt_state, batches, noise):
@@ -177,7 +181,7 @@ def main(argv):
                               jnp.asarray(np.stack(noise)))
     if epoch_index % FLAGS.report_every == 0 or epoch_index == FLAGS.epochs:
       losses = np.asarray(evaluate(params))
-      print(f'streams {",".join(FLAGS.streams)} epoch {epoch_index}: test loss '
+      print(f'streams {",".join(FLAGS.streams)} beta {FLAGS.beta:g} epoch {epoch_index}: test loss '
             f'{" ".join(f"{v:.2f}" for v in losses)}  mean {losses.mean():.2f}'
             f'  ({time.perf_counter() - start:.0f} s)', flush=True)
 
@@ -199,7 +203,7 @@ def train_twins(config, dataset: data_lib.Dataset) -> None:
     result = torch_reference.train_twin(
         config, dataset, seed, FLAGS.epochs, device,
         evaluate_every=FLAGS.report_every, on_epoch=progress)
-    print(f'numerics torch, twin seed {seed}: test loss '
+    print(f'numerics torch, beta {FLAGS.beta:g}, twin seed {seed}: test loss '
           + ' '.join(f'{loss:.2f} (epoch {epoch})'
                      for epoch, loss in result['history'])
           + f'  ({time.perf_counter() - start:.0f} s)', flush=True)
