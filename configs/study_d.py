@@ -11,7 +11,8 @@ latent-2 rows (the two whose decoder input layer is not latent 64's);
 `:latent1_seeds`, `:latent2_seeds` and `:latent64_seeds` train that row (at
 beta 1) with four more seeds as one program (SEED_ROWS), to show how far
 the seed alone moves it. `:beta_seeds` trains the four beta rows (latent
-64) with seeds 1 and 2 as one 8-member program (BETA_SEEDS).
+64) with seeds 1 and 2 as one 8-member program (BETA_SEEDS), `:beta01_seeds`
+beta 0.1 with seeds 4-7 (BETA_01_SEEDS).
 """
 
 from configs import default
@@ -38,12 +39,16 @@ SEED_ROWS = {
 BETAS = tuple(beta for (_, beta) in REPORTED if beta != 1.0)
 # Seeds for the beta rows beyond the full sweep's (0, and 3 with --config.seed=3).
 BETA_SEEDS = (1, 2)
-ROWS = ('all', 'small_latents', 'beta_seeds', *SEED_ROWS)
+# Beta 0.1, the one beta row above the report on the mean of seeds 0-3, with
+# four more seeds as one program (beside the PyTorch twin's seeds 0-3).
+BETA_01_SEEDS = (4, 5, 6, 7)
+ROWS = ('all', 'small_latents', 'beta_seeds', 'beta01_seeds', *SEED_ROWS)
 
 
 def get_config(rows: str = 'all'):
   """rows: 'all' (the report's seven), 'small_latents' (latent 1 and 2),
-  'beta_seeds' (the four beta rows with BETA_SEEDS), or a SEED_ROWS name (one
+  'beta_seeds' (the four beta rows with BETA_SEEDS), 'beta01_seeds' (beta
+  0.1 with BETA_01_SEEDS), or a SEED_ROWS name (one
   latent size at beta 1 with four more seeds)."""
   if rows not in ROWS:
     raise ValueError(f"Unknown rows {rows!r} for Study D's config; choose "
@@ -67,6 +72,9 @@ def get_config(rows: str = 'all'):
   if rows == 'beta_seeds':
     config.sweep = sweep.product(model__latent_size=[64], beta=list(BETAS),
                                  seed=list(BETA_SEEDS))
+  if rows == 'beta01_seeds':
+    config.sweep = sweep.product(model__latent_size=[64], beta=[0.1],
+                                 seed=list(BETA_01_SEEDS))
   if rows in SEED_ROWS:
     latent_size, seeds = SEED_ROWS[rows]
     config.sweep = sweep.product(model__latent_size=[latent_size], beta=[1.0],
