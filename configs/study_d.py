@@ -40,7 +40,7 @@ BETAS = tuple(beta for (_, beta) in REPORTED if beta != 1.0)
 # Seeds for the beta rows beyond the full sweep's (0, and 3 with --config.seed=3).
 BETA_SEEDS = (1, 2)
 # Beta 0.1, the one beta row above the report on the mean of seeds 0-3, with
-# four more seeds as one program (beside the PyTorch twin's seeds 0-3).
+# four more seeds as one program (beside the PyTorch twin's seeds 0-7).
 BETA_01_SEEDS = (4, 5, 6, 7)
 ROWS = ('all', 'small_latents', 'beta_seeds', 'beta01_seeds', *SEED_ROWS)
 

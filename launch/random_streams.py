@@ -181,7 +181,8 @@ def main(argv):
                               jnp.asarray(np.stack(noise)))
     if epoch_index % FLAGS.report_every == 0 or epoch_index == FLAGS.epochs:
       losses = np.asarray(evaluate(params))
-      print(f'streams {",".join(FLAGS.streams)} beta {FLAGS.beta:g} epoch {epoch_index}: test loss '
+      print(f'streams {",".join(FLAGS.streams)} beta {FLAGS.beta:g} '
+            f'epoch {epoch_index}: test loss '
             f'{" ".join(f"{v:.2f}" for v in losses)}  mean {losses.mean():.2f}'
             f'  ({time.perf_counter() - start:.0f} s)', flush=True)
 
