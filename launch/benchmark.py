@@ -14,8 +14,10 @@ pytorch/examples, pre-loaded tensors, fused Adam and torch.compile; epochs
 alternate JAX, variant 1, variant 2, ... so ratios are measured back to back.
 Prints and writes (with --output) JSON and Markdown: images/s of each side,
 JAX's speed-up over each variant and over the fastest, the machine's float32
-matmul rate (the higher of JAX's and PyTorch's for a 2048^3 product) and each
-side's fraction of it, compile and first-epoch times, each side's peak
+matmul rate (the higher of JAX's and PyTorch's for a 2048^3 product, timed
+before the first epoch and again after every round, so that the fractions
+compare epochs and products under the same load) and each side's fraction
+of it, compile and first-epoch times, each side's peak
 memory (measured in a process of its own, see measure_memory) and the test
 loss after the last epoch. For the MLP it also times each matrix product of
 one training step on its own in both frameworks (products_only_rates), so the
@@ -102,34 +104,85 @@ _TORCH_MODELS = ('mlp_vae', 'conv_vae')
 _TORCH_LOSSES = ('bce', 'mse', 'mae')
 
 
-def matmul_rates(size: int, repeats: int = 5,
-                 torch_device=None) -> dict[str, float]:
-  """Best-of-3 float32 GFLOP/s of a size^3 matmul in JAX and in PyTorch."""
-  import torch
-  device = torch_device or torch.device('cpu')
-  sync = torch.cuda.synchronize if device.type == 'cuda' else lambda: None
-  rng = np.random.default_rng(0)
-  a_np, b_np = (rng.random((size, size), np.float32) for _ in range(2))
-  flops = 2.0 * size ** 3 * repeats
-  a, b = jnp.asarray(a_np), jnp.asarray(b_np)
-  matmul = jax.jit(jnp.matmul)
-  matmul(a, b).block_until_ready()
-  ta, tb = torch.from_numpy(a_np).to(device), torch.from_numpy(b_np).to(device)
-  torch.matmul(ta, tb)
-  sync()
-  best = {'jax': 0.0, 'torch': 0.0}
-  for _ in range(3):
-    start = time.perf_counter()
-    for _ in range(repeats):
-      matmul(a, b).block_until_ready()
-    best['jax'] = max(best['jax'], flops / (time.perf_counter() - start) / 1e9)
-    start = time.perf_counter()
-    for _ in range(repeats):
-      torch.matmul(ta, tb)
-    sync()
-    best['torch'] = max(best['torch'],
-                        flops / (time.perf_counter() - start) / 1e9)
-  return best
+class MatmulClock:
+  """Times a float32 size^3 matmul in JAX and in PyTorch, as often as asked.
+
+  The benchmark times it before the first epoch and again after every
+  round, so that each side's share of the machine's matmul rate compares
+  epochs with products timed under the same load.
+  """
+
+  def __init__(self, size: int, torch_device=None):
+    import torch
+    self._torch = torch
+    self.size = size
+    self._device = torch_device or torch.device('cpu')
+    rng = np.random.default_rng(0)
+    a_np, b_np = (rng.random((size, size), np.float32) for _ in range(2))
+    self._jax_operands = jnp.asarray(a_np), jnp.asarray(b_np)
+    self._jax_matmul = jax.jit(jnp.matmul)
+    self._jax_matmul(*self._jax_operands).block_until_ready()
+    self._torch_operands = tuple(torch.from_numpy(x).to(self._device)
+                                 for x in (a_np, b_np))
+    torch.matmul(*self._torch_operands)
+    self._sync()
+
+  def _sync(self):
+    if self._device.type == 'cuda':
+      self._torch.cuda.synchronize()
+
+  def rates(self, repeats: int = 2, tries: int = 3) -> dict[str, float]:
+    """{'jax', 'torch'}: GFLOP/s, the best of `tries` runs of `repeats`.
+
+    The benchmark uses the defaults before the first epoch and after every
+    round alike (a best of fewer runs would read lower on a noisy host): at
+    2048^3 on 2 CPU cores about 1.3 s.
+    """
+    flops = 2.0 * self.size ** 3 * repeats
+    best = {'jax': 0.0, 'torch': 0.0}
+    for _ in range(tries):
+      start = time.perf_counter()
+      for _ in range(repeats):
+        self._jax_matmul(*self._jax_operands).block_until_ready()
+      best['jax'] = max(best['jax'], flops / (time.perf_counter() - start) / 1e9)
+      start = time.perf_counter()
+      for _ in range(repeats):
+        self._torch.matmul(*self._torch_operands)
+      self._sync()
+      best['torch'] = max(best['torch'],
+                          flops / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def round_matmul_summary(round_rates: list[dict[str, float]],
+                         jax_seconds, images_per_epoch: int,
+                         flops_per_image: float) -> dict | None:
+  """The matmul rates timed after each round, and JAX's share of them.
+
+  round_rates: per timed round, {'jax', 'torch'} GFLOP/s of the matmul timed
+    right after that round's epochs; jax_seconds: JAX's epoch seconds of the
+    same rounds.
+
+  Returns:
+    'jax', 'torch': each framework's median rate; 'peak': the median of each
+    round's higher rate (the fractions of peak use it); 'jax_fraction':
+    {'median', 'low', 'high'} of JAX's epoch GFLOP/s over the same round's
+    peak; None without a round.
+  """
+  rounds = min(len(round_rates), len(jax_seconds))
+  if rounds == 0:
+    return None
+  peaks = np.array([max(r.values()) for r in round_rates[:rounds]])
+  jax_gflops = (images_per_epoch * flops_per_image / 1e9
+                / np.asarray(jax_seconds[:rounds], float))
+  low, median, high = np.percentile(jax_gflops / peaks, [25, 50, 75])
+  return {
+      'jax': float(np.median([r['jax'] for r in round_rates[:rounds]])),
+      'torch': float(np.median([r['torch'] for r in round_rates[:rounds]])),
+      'peak': float(np.median(peaks)),
+      'jax_fraction': {'median': float(median), 'low': float(low),
+                       'high': float(high)},
+  }
 
 
 def dense_train_flops_per_image(params) -> float:
@@ -574,8 +627,8 @@ def benchmark_frameworks(config, *, epochs: int,
     # does the same only when asked, so ask: both sides then do the same
     # arithmetic.
     torch.set_float32_matmul_precision('high')
-  rates = matmul_rates(matmul_size, torch_device=torch_device)
-  peak = max(rates.values())
+  matmul_clock = MatmulClock(matmul_size, torch_device)
+  rates = matmul_clock.rates()
   logging.warning('float32 matmul %d^3: JAX %.1f, PyTorch %.1f GFLOP/s',
                   matmul_size, rates['jax'], rates['torch'])
 
@@ -623,6 +676,7 @@ def benchmark_frameworks(config, *, epochs: int,
       for variant in variants}
 
   seconds = {side: [] for side in ['jax', *trainers]}
+  round_matmul_gflops = []
   first_epoch, train_loss, unavailable = {}, {}, {}
 
   def record(side, epoch, epoch_seconds, loss):
@@ -649,6 +703,8 @@ def benchmark_frameworks(config, *, epochs: int,
         logging.warning('PyTorch %s unavailable: %s', variant,
                         unavailable[variant])
         del trainers[variant]
+    if epoch > 1 or epochs == 1:
+      round_matmul_gflops.append(matmul_clock.rates())
     logging.warning('epoch %d: %s', epoch, ', '.join(
         f'{side} {(seconds[side] or [first_epoch[side]])[-1]:.2f} s'
         for side in ['jax', *trainers]))
@@ -664,6 +720,11 @@ def benchmark_frameworks(config, *, epochs: int,
   if memory_flags is not None:
     memory = measure_memory(config, dataset, list(trainers), memory_flags,
                             torch_threads)
+
+  round_matmul = round_matmul_summary(round_matmul_gflops, seconds['jax'],
+                                     images_per_epoch, flops_per_image)
+  start_peak = max(rates.values())
+  peak = round_matmul['peak'] if round_matmul else start_peak
 
   def side_result(side):
     img_per_s = images_per_epoch / float(np.median(seconds[side]))
@@ -701,7 +762,10 @@ def benchmark_frameworks(config, *, epochs: int,
                   'torch_threads': torch.get_num_threads(),
                   'torch_float32_matmul_precision':
                       torch.get_float32_matmul_precision()},
-      'matmul_gflops': rates, 'matmul_size': matmul_size, 'peak_gflops': peak,
+      'matmul_size': matmul_size, 'matmul_gflops': rates,
+      'peak_gflops_before': start_peak,
+      'matmul_gflops_rounds': round_matmul_gflops,
+      'round_matmul': round_matmul, 'peak_gflops': peak,
       'products_only': products_only,
       'epochs': epochs, 'epochs_timed': len(seconds['jax']),
       'images_per_epoch': images_per_epoch,
@@ -874,6 +938,30 @@ def _memory_cell(memory: dict | None, key: str = 'increase_mib') -> str:
   return _number(memory.get(key), ',.0f')
 
 
+def matmul_note(result: dict) -> str:
+  """The machine's matmul rates: before the first epoch and after each round."""
+  size, before = result['matmul_size'], result['matmul_gflops']
+  precision = result['machine']['torch_float32_matmul_precision']
+  before_text = (f"JAX {before['jax']:.1f}, PyTorch {before['torch']:.1f} "
+                 'GFLOP/s')
+  rounds = result.get('round_matmul')
+  if not rounds:
+    return (f'float32 {size}^3 matmul: {before_text} (peak = the higher; '
+            f"PyTorch float32 matmul precision '{precision}').")
+  fraction = rounds['jax_fraction']
+  jax_before = result['jax']['gflops'] / result['peak_gflops_before']
+  return (
+      f'float32 {size}^3 matmul, timed again after every round (median): JAX '
+      f"{rounds['jax']:.1f}, PyTorch {rounds['torch']:.1f} GFLOP/s; the peak "
+      f"is the median of each round's higher rate, {rounds['peak']:.0f} "
+      'GFLOP/s, and the fractions above use it. JAX per round (its epoch '
+      'against the matmul timed right after it): median '
+      f"{fraction['median']:.0%} ({fraction['low']:.0%}-"
+      f"{fraction['high']:.0%}). Before the first epoch: {before_text}, "
+      f'JAX\'s epochs {jax_before:.0%} of the higher. PyTorch float32 matmul '
+      f"precision '{precision}'.")
+
+
 def to_markdown(result: dict) -> str:
   """The frameworks result as a headline, one table row per side, and notes."""
   epochs = result['epochs']
@@ -930,11 +1018,7 @@ def to_markdown(result: dict) -> str:
       "peak resident memory over the process after its framework's imports "
       "and the uint8 data.",
       '',
-      f"float32 {result['matmul_size']}^3 matmul: JAX "
-      f"{result['matmul_gflops']['jax']:.1f}, PyTorch "
-      f"{result['matmul_gflops']['torch']:.1f} GFLOP/s (peak = the higher; "
-      f"PyTorch float32 matmul precision "
-      f"'{machine['torch_float32_matmul_precision']}').",
+      matmul_note(result),
       '',
       f"Goals: JAX >= {goals['speedup']['goal']}x the fastest PyTorch: "
       f"{_floored(goals['speedup']['value'], 3)}x, "

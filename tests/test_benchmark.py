@@ -221,6 +221,14 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
     # Two epochs from the same initialisation scheme on the same data.
     assert abs(r['test_loss_difference']) < 5.0, variant
 
+  # The matmul is timed after every timed round too; the fractions of peak
+  # use those rates, so epochs and products share the machine's load.
+  assert len(result['matmul_gflops_rounds']) == result['epochs_timed']
+  assert result['peak_gflops'] == pytest.approx(
+      np.median([max(r.values()) for r in result['matmul_gflops_rounds']]))
+  assert result['jax']['fraction_of_peak'] == pytest.approx(
+      result['jax']['gflops'] / result['peak_gflops'])
+  assert result['peak_gflops_before'] == max(result['matmul_gflops'].values())
   json.dumps(result)  # what --output writes
   markdown = benchmark.to_markdown(result)
   rows = table_rows(markdown)
@@ -245,6 +253,9 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
   goals_line = benchmark.to_markdown(short).split('Goals: ')[1]
   assert 'fastest PyTorch: 1.499x, not met' in goals_line
   assert 'matmul rate: 54.9%, not met' in goals_line
+  assert (f"the peak is the median of each round's higher rate, "
+          f"{result['peak_gflops']:.0f} GFLOP/s" in markdown)
+  assert (f"of peak ({result['peak_gflops']:.0f} GFLOP/s)" in markdown)
   products_only = result['products_only']
   assert products_only['products'] == 11  # 64-16-2 and back, as above
   assert products_only['jax'] > 0 and products_only['torch'] > 0
@@ -411,6 +422,24 @@ def test_paired_speedup_takes_ratios_round_by_round():
   assert benchmark.paired_speedup([1.0, 2.0, 9.0], [3.0, 4.0]) == {
       'median': 2.5, 'low': 2.25, 'high': 2.75}
   assert benchmark.paired_speedup([1.0], []) is None
+
+
+def test_round_matmul_summary_pairs_each_round_with_its_epochs():
+  # 1000 images of 1e8 FLOPs: JAX's rounds at 100, 50 and 200 GFLOP/s
+  # against round peaks of 100, 60 and 120 (the higher framework each time).
+  rates = [{'jax': 100.0, 'torch': 80.0}, {'jax': 50.0, 'torch': 60.0},
+           {'jax': 90.0, 'torch': 120.0}]
+  summary = benchmark.round_matmul_summary(rates, [1.0, 2.0, 0.5], 1000, 1e8)
+  assert summary['jax'] == 90.0 and summary['torch'] == 80.0
+  assert summary['peak'] == 100.0
+  # Fractions 1, 5/6 and 5/3: median and quartiles.
+  fraction = summary['jax_fraction']
+  assert fraction['median'] == pytest.approx(1.0)
+  assert fraction['low'] == pytest.approx((5 / 6 + 1) / 2)
+  assert fraction['high'] == pytest.approx((1 + 5 / 3) / 2)
+  # Only rounds with a JAX epoch count.
+  assert benchmark.round_matmul_summary(rates, [1.0], 1000, 1e8)['peak'] == 100.0
+  assert benchmark.round_matmul_summary([], [1.0], 1000, 1e8) is None
 
 
 def _touch_fresh_pages(num_bytes: int) -> None:
