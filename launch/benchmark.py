@@ -109,48 +109,61 @@ class MatmulClock:
 
   The benchmark times it before the first epoch and again after every
   round, so that each side's share of the machine's matmul rate compares
-  epochs with products timed under the same load.
+  epochs with products timed under the same load. Each timed run repeats
+  the matmul for about `seconds_per_run` (at least twice), so that a fast
+  device is timed over many products rather than one launch.
   """
 
-  def __init__(self, size: int, torch_device=None):
+  def __init__(self, size: int, torch_device=None,
+               seconds_per_run: float = 0.2):
     import torch
     self._torch = torch
     self.size = size
     self._device = torch_device or torch.device('cpu')
     rng = np.random.default_rng(0)
     a_np, b_np = (rng.random((size, size), np.float32) for _ in range(2))
-    self._jax_operands = jnp.asarray(a_np), jnp.asarray(b_np)
-    self._jax_matmul = jax.jit(jnp.matmul)
-    self._jax_matmul(*self._jax_operands).block_until_ready()
-    self._torch_operands = tuple(torch.from_numpy(x).to(self._device)
-                                 for x in (a_np, b_np))
-    torch.matmul(*self._torch_operands)
-    self._sync()
+    jax_operands = jnp.asarray(a_np), jnp.asarray(b_np)
+    jax_matmul = jax.jit(jnp.matmul)
+    torch_operands = tuple(torch.from_numpy(x).to(self._device)
+                           for x in (a_np, b_np))
+    self._products = {
+        'jax': lambda: jax_matmul(*jax_operands).block_until_ready(),
+        'torch': lambda: torch.matmul(*torch_operands),
+    }
+    self.repeats = {}
+    for framework, product in self._products.items():
+      product()  # compiles, warms caches
+      self._sync()
+      once = math.inf
+      for _ in range(3):
+        start = time.perf_counter()
+        product()
+        self._sync()
+        once = min(once, time.perf_counter() - start)
+      self.repeats[framework] = int(np.clip(
+          math.ceil(seconds_per_run / max(once, 1e-6)), 2, 100_000))
 
   def _sync(self):
     if self._device.type == 'cuda':
       self._torch.cuda.synchronize()
 
-  def rates(self, repeats: int = 2, tries: int = 3) -> dict[str, float]:
-    """{'jax', 'torch'}: GFLOP/s, the best of `tries` runs of `repeats`.
+  def rates(self, tries: int = 3) -> dict[str, float]:
+    """{'jax', 'torch'}: GFLOP/s, the best of `tries` timed runs each.
 
-    The benchmark uses the defaults before the first epoch and after every
-    round alike (a best of fewer runs would read lower on a noisy host): at
-    2048^3 on 2 CPU cores about 1.3 s.
+    The benchmark calls it the same way before the first epoch and after
+    every round (a best of fewer runs would read lower on a noisy host); at
+    2048^3 on 2 CPU cores it takes about 1.5-2 s.
     """
-    flops = 2.0 * self.size ** 3 * repeats
-    best = {'jax': 0.0, 'torch': 0.0}
+    best = {}
     for _ in range(tries):
-      start = time.perf_counter()
-      for _ in range(repeats):
-        self._jax_matmul(*self._jax_operands).block_until_ready()
-      best['jax'] = max(best['jax'], flops / (time.perf_counter() - start) / 1e9)
-      start = time.perf_counter()
-      for _ in range(repeats):
-        self._torch.matmul(*self._torch_operands)
-      self._sync()
-      best['torch'] = max(best['torch'],
-                          flops / (time.perf_counter() - start) / 1e9)
+      for framework, product in self._products.items():
+        repeats = self.repeats[framework]
+        start = time.perf_counter()
+        for _ in range(repeats):
+          product()
+        self._sync()
+        rate = 2.0 * self.size ** 3 * repeats / (time.perf_counter() - start)
+        best[framework] = max(best.get(framework, 0.0), rate / 1e9)
     return best
 
 

@@ -424,6 +424,18 @@ def test_paired_speedup_takes_ratios_round_by_round():
   assert benchmark.paired_speedup([1.0], []) is None
 
 
+def test_matmul_clock_repeats_a_cheap_product_more():
+  # Each timed run lasts about seconds_per_run, so a fast device is timed
+  # over many products rather than one launch.
+  small = benchmark.MatmulClock(32, seconds_per_run=0.02)
+  large = benchmark.MatmulClock(256, seconds_per_run=0.02)
+  for framework in ('jax', 'torch'):
+    assert small.repeats[framework] > large.repeats[framework] >= 2
+  rates = large.rates(tries=1)
+  assert set(rates) == {'jax', 'torch'}
+  assert all(math.isfinite(rate) and rate > 0 for rate in rates.values())
+
+
 def test_round_matmul_summary_pairs_each_round_with_its_epochs():
   # 1000 images of 1e8 FLOPs: JAX's rounds at 100, 50 and 200 GFLOP/s
   # against round peaks of 100, 60 and 120 (the higher framework each time).
