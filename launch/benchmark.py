@@ -716,11 +716,14 @@ def benchmark_frameworks(config, *, epochs: int,
         logging.warning('PyTorch %s unavailable: %s', variant,
                         unavailable[variant])
         del trainers[variant]
+    matmul_text = ''
     if epoch > 1 or epochs == 1:
       round_matmul_gflops.append(matmul_clock.rates())
-    logging.warning('epoch %d: %s', epoch, ', '.join(
+      matmul_text = (f'; matmul {max(round_matmul_gflops[-1].values()):.0f} '
+                     'GFLOP/s')
+    logging.warning('epoch %d: %s%s', epoch, ', '.join(
         f'{side} {(seconds[side] or [first_epoch[side]])[-1]:.2f} s'
-        for side in ['jax', *trainers]))
+        for side in ['jax', *trainers]), matmul_text)
 
   test = {'jax': {k: float(v) for k, v in
                   evaluate(state.params, hparams, test_data).items()}}
