@@ -739,8 +739,7 @@ def benchmark_frameworks(config, *, epochs: int,
 
   round_matmul = round_matmul_summary(round_matmul_gflops, seconds['jax'],
                                      images_per_epoch, flops_per_image)
-  start_peak = max(rates.values())
-  peak = round_matmul['peak'] if round_matmul else start_peak
+  peak = round_matmul['peak'] if round_matmul else max(rates.values())
 
   def side_result(side):
     img_per_s = images_per_epoch / float(np.median(seconds[side]))
@@ -779,7 +778,6 @@ def benchmark_frameworks(config, *, epochs: int,
                   'torch_float32_matmul_precision':
                       torch.get_float32_matmul_precision()},
       'matmul_size': matmul_size, 'matmul_gflops': rates,
-      'peak_gflops_before': start_peak,
       'matmul_gflops_rounds': round_matmul_gflops,
       'round_matmul': round_matmul, 'peak_gflops': peak,
       'products_only': products_only,
@@ -965,7 +963,7 @@ def matmul_note(result: dict) -> str:
     return (f'float32 {size}^3 matmul: {before_text} (peak = the higher; '
             f"PyTorch float32 matmul precision '{precision}').")
   fraction = rounds['jax_fraction']
-  jax_before = result['jax']['gflops'] / result['peak_gflops_before']
+  jax_before = result['jax']['gflops'] / max(before.values())
   return (
       f'float32 {size}^3 matmul, timed again after every round (median): JAX '
       f"{rounds['jax']:.1f}, PyTorch {rounds['torch']:.1f} GFLOP/s; the peak "

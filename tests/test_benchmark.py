@@ -228,7 +228,6 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
       np.median([max(r.values()) for r in result['matmul_gflops_rounds']]))
   assert result['jax']['fraction_of_peak'] == pytest.approx(
       result['jax']['gflops'] / result['peak_gflops'])
-  assert result['peak_gflops_before'] == max(result['matmul_gflops'].values())
   json.dumps(result)  # what --output writes
   markdown = benchmark.to_markdown(result)
   rows = table_rows(markdown)
