@@ -104,6 +104,13 @@ _TORCH_MODELS = ('mlp_vae', 'conv_vae')
 _TORCH_LOSSES = ('bce', 'mse', 'mae')
 
 
+def torch_synchronizer(device) -> Callable[[], None]:
+  """Waits for `device`'s queued PyTorch work (CUDA runs asynchronously);
+  a no-op on the CPU, where every call has finished when it returns."""
+  import torch
+  return torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+
+
 class MatmulClock:
   """Times a float32 size^3 matmul in JAX and in PyTorch, as often as asked.
 
@@ -117,14 +124,14 @@ class MatmulClock:
   def __init__(self, size: int, torch_device=None,
                seconds_per_run: float = 0.2):
     import torch
-    self._torch = torch
     self.size = size
-    self._device = torch_device or torch.device('cpu')
+    device = torch_device or torch.device('cpu')
+    self._sync = torch_synchronizer(device)
     rng = np.random.default_rng(0)
     a_np, b_np = (rng.random((size, size), np.float32) for _ in range(2))
     jax_operands = jnp.asarray(a_np), jnp.asarray(b_np)
     jax_matmul = jax.jit(jnp.matmul)
-    torch_operands = tuple(torch.from_numpy(x).to(self._device)
+    torch_operands = tuple(torch.from_numpy(x).to(device)
                            for x in (a_np, b_np))
     self._products = {
         'jax': lambda: jax_matmul(*jax_operands).block_until_ready(),
@@ -142,10 +149,6 @@ class MatmulClock:
         once = min(once, time.perf_counter() - start)
       self.repeats[framework] = int(np.clip(
           math.ceil(seconds_per_run / max(once, 1e-6)), 2, 100_000))
-
-  def _sync(self):
-    if self._device.type == 'cuda':
-      self._torch.cuda.synchronize()
 
   def rates(self, tries: int = 3) -> dict[str, float]:
     """{'jax', 'torch'}: GFLOP/s, the best of `tries` timed runs each.
@@ -554,7 +557,7 @@ def products_only_rates(products: list[Product], batch_size: int,
   """
   import torch
   device = torch_device or torch.device('cpu')
-  sync = torch.cuda.synchronize if device.type == 'cuda' else lambda: None
+  sync = torch_synchronizer(device)
   rng = np.random.default_rng(0)
   seconds = {'jax': 0.0, 'torch': 0.0}
   for product, count in collections.Counter(products).items():
