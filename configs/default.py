@@ -45,7 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   # layers (Study B's CNN encoder); () for a pure MLP.
   config.model.encoder_conv_channels = ()
   # Width of conv_fc_vae's dense bottleneck (Study A).
-  config.model.hidden_size = 22
+  config.model.hidden_size = 47
   # False: a plain autoencoder (decodes the code, no KL term).
   config.model.variational = True
 

@@ -61,7 +61,8 @@ STUDIES: dict[str, tuple[Experiment, ...]] = {
           Experiment('usps', study_c_usps.get_config, ()),),
     'D': (Experiment('study_d', study_d.get_config, ('iwae',)),),
     'E': (Experiment('study_e', study_e.get_config,
-                     ('inception_score', 'confusion', 'classifier_fid')),),
+                     ('inception_score', 'confusion',
+                      'reconstruction_confusion', 'classifier_fid')),),
 }
 
 QUICK_EPOCHS = 2

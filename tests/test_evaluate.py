@@ -114,6 +114,50 @@ def test_sweep_members_and_table_gain_the_numbers(tmp_path,
   assert confusion['accuracy'] == saved[2]['sample_class_accuracy']
 
 
+def test_reconstruction_confusion_reads_each_members_reconstructions(
+    tmp_path, untrained_classifier):
+  dataset = tiny_dataset(side=28)
+  config = tiny_config()
+  # Latent 1 is a mask on the latent-2 model; the autoencoder has no prior.
+  config.sweep = sweep.concat(
+      sweep.product(model__latent_size=[1, 2]),
+      sweep.product(model__variational=[False]))
+  workdir = tmp_path / 'sweep'
+  sweep.run_sweep(config, workdir, dataset=dataset)
+  results = evaluate.evaluate_workdir(
+      workdir, ['reconstruction_confusion', 'inception_score'],
+      untrained_classifier, SETTINGS, dataset=dataset)
+  saved_config = evaluate.load_run_config(workdir)
+  members = evaluate.restore_members(workdir, saved_config, (28, 28))
+  judge_model, judge_params, _ = classifier.load_classifier(
+      untrained_classifier)
+  x = jnp.asarray(dataset.test_images, jnp.float32) / 255
+  for member, result in zip(members, results):
+    # Reference: encode, keep the member's own latent dimensions, decode,
+    # classify, count.
+    mean = member.model.apply({'params': member.params}, x,
+                              method=member.model.encode).mean
+    kept = np.arange(mean.shape[-1]) < member.config.model.latent_size
+    recon = jax.nn.sigmoid(member.model.apply(
+        {'params': member.params}, mean * kept, method=member.model.decode))
+    predicted = np.argmax(judge_model.apply({'params': judge_params},
+                                            recon), -1)
+    expected = np.zeros((10, 10), int)
+    for true, seen in zip(dataset.test_labels, predicted):
+      expected[true, seen] += 1
+    record = json.loads((member.directory /
+                         evaluate.RECONSTRUCTION_CONFUSION_FILE).read_text())
+    assert record['kind'] == 'true_vs_reconstruction'
+    np.testing.assert_array_equal(record['matrix'], expected)
+    assert result['recon_class_accuracy'] == pytest.approx(
+        np.trace(expected) / len(predicted))
+    assert (member.directory / 'reconstruction_confusion.png').exists()
+  # The members' reconstructions differ, so their matrices may; the plain
+  # autoencoder has no prior, hence no Inception Score.
+  assert 'inception_score' in results[0] and 'inception_score' in results[1]
+  assert 'inception_score' not in results[2]
+
+
 def test_one_member_evaluates_as_the_same_run_alone(tmp_path):
   dataset = tiny_dataset()
   config = tiny_config()

@@ -35,7 +35,7 @@ ADDED_KEYS_DEFAULTS = {
     'model.num_classes': 0,
     'data.test_subset': None,
     'model.encoder_conv_channels': [],
-    'model.hidden_size': 22,
+    'model.hidden_size': 47,
     'model.variational': True,
     'perceptual.classifier_dir': None,
     'perceptual.layers': ['relu2', 'relu4'],

@@ -243,7 +243,8 @@ def plot_reconstructions_by_epoch(inputs: np.ndarray, outputs: np.ndarray,
 
 
 def plot_confusion_matrix(matrix: np.ndarray, path: Path, title: str,
-                          row_label: str = 'requested digit') -> Path:
+                          row_label: str = 'requested digit',
+                          count_label: str = 'samples') -> Path:
   """Counts [C, C]: rows = requested (or true) digit, columns = predicted."""
   fig, ax = plt.subplots(figsize=(6.4, 5.6))
   shown = ax.imshow(matrix, cmap='Blues')
@@ -254,7 +255,7 @@ def plot_confusion_matrix(matrix: np.ndarray, path: Path, title: str,
   ax.set_yticks(range(matrix.shape[0]))
   ax.set_xlabel('digit predicted by the classifier')
   ax.set_ylabel(row_label)
-  fig.colorbar(shown, ax=ax).set_label('samples')
+  fig.colorbar(shown, ax=ax).set_label(count_label)
   ax.set_title(title)
   return _save(fig, path)
 

@@ -57,6 +57,34 @@ def _compiled_decode(model):
       model.apply({'params': params}, z, labels, method=model.decode)))
 
 
+def reconstructions(model, params, hparams, images: np.ndarray,
+                    labels: np.ndarray | None = None,
+                    batch_size: int = 1000) -> np.ndarray:
+  """Decodes each image's posterior mean (masked dims 0): float32 [N, H, W].
+
+  labels: int [N], the classes a conditional model is given (None for an
+  unconditional one).
+  """
+  reconstruct = _compiled_reconstruct(model)
+  mask = jnp.asarray(hparams.latent_mask)
+  return np.concatenate([
+      np.asarray(reconstruct(params, mask, jnp.asarray(images[i:i + batch_size]),
+                             None if labels is None
+                             else jnp.asarray(labels[i:i + batch_size])))
+      for i in range(0, len(images), batch_size)])
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_reconstruct(model):
+  def reconstruct(params, mask, images, labels):
+    posterior = model.apply({'params': params}, images, labels,
+                            method=model.encode)
+    return jax.nn.sigmoid(model.apply({'params': params},
+                                      posterior.mean * mask, labels,
+                                      method=model.decode))
+  return jax.jit(reconstruct)
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled_features(classifier_model, layer: str):
   return jax.jit(lambda params, x: classifier_model.apply(

@@ -20,6 +20,11 @@ Metrics (METRICS):
   confusion        CVAE: requested against predicted class of prior samples;
                    VAE: histogram of predicted classes. Saved as
                    confusion.json (in member_NNN/ for a sweep).
+  reconstruction_confusion
+                   True digit of each test image against the classifier's
+                   digit for its reconstruction (decoded posterior mean), and
+                   recon_class_accuracy; saved as
+                   reconstruction_confusion.json and .png.
   fid              Inception FID (pytorch-fid's network and weights) of prior
                    samples against the test images; needs the weights (see
                    vae_jax.evaluation.inception_weights).
@@ -55,12 +60,16 @@ from vae_jax.evaluation import likelihood
 log = logging.getLogger('vae_jax.evaluate')
 
 METRICS = ('iwae', 'recon_at_mean', 'inception_score', 'classifier_fid',
-           'confusion', 'fid')
-TEST_SET_METRICS = frozenset({'iwae', 'recon_at_mean'})
+           'confusion', 'reconstruction_confusion', 'fid')
+TEST_SET_METRICS = frozenset({'iwae', 'recon_at_mean',
+                              'reconstruction_confusion'})
 CLASSIFIER_METRICS = frozenset({'inception_score', 'classifier_fid',
-                                'confusion'})
-SAMPLE_METRICS = CLASSIFIER_METRICS | {'fid'}
+                                'confusion', 'reconstruction_confusion'})
+# Metrics of prior samples: a plain autoencoder (no prior) gets none.
+SAMPLE_METRICS = frozenset({'inception_score', 'classifier_fid', 'confusion',
+                            'fid'})
 CONFUSION_FILE = 'confusion.json'
+RECONSTRUCTION_CONFUSION_FILE = 'reconstruction_confusion.json'
 RESULTS_FILE = 'results.json'
 
 
@@ -272,6 +281,26 @@ def recon_at_mean_numbers(member: Member, test: data_lib.Dataset,
   return {'test_recon_at_mean': float(metrics['recon'])}
 
 
+def reconstruction_confusion(member: Member, test: data_lib.Dataset,
+                             judge: Judge, settings: Settings
+                             ) -> tuple[dict, dict]:
+  """({'recon_class_accuracy'}, the confusion record): true digit of every
+  test image against the classifier's digit for its reconstruction."""
+  images = test.test_images.astype(np.float32) / 255
+  conditional = getattr(member.model, 'num_classes', 0)
+  reconstructed = classifier_metrics.reconstructions(
+      member.model, member.params, member.hparams, images,
+      test.test_labels if conditional else None, settings.batch_size)
+  predicted = np.argmax(classifier_metrics.classifier_probabilities(
+      judge.model, judge.params, reconstructed, settings.batch_size), axis=-1)
+  matrix = classifier_metrics.confusion_matrix(test.test_labels, predicted)
+  accuracy = float(np.trace(matrix) / len(predicted))
+  record = {'kind': 'true_vs_reconstruction', 'matrix': matrix.tolist(),
+            'accuracy': accuracy, 'num_images': len(predicted),
+            'classifier_sha256': judge.sha256}
+  return {'recon_class_accuracy': accuracy}, record
+
+
 def sample_numbers(member: Member, metrics: set[str], judge: Judge | None,
                    inception: InceptionReference | None,
                    settings: Settings) -> tuple[dict, dict | None]:
@@ -320,9 +349,18 @@ def sample_numbers(member: Member, metrics: set[str], judge: Judge | None,
 
 
 def plot_confusion(confusion: dict, directory: Path) -> Path:
-  """confusion_matrix.png (CVAE: requested vs predicted digit) or
-  class_histogram.png (VAE: predicted digits of prior samples)."""
+  """confusion_matrix.png (CVAE: requested vs predicted digit),
+  class_histogram.png (VAE: predicted digits of prior samples) or
+  reconstruction_confusion.png (true digit vs digit read in the
+  reconstruction)."""
   from vae_jax import plots  # matplotlib only when figures are drawn
+  if confusion['kind'] == 'true_vs_reconstruction':
+    return plots.plot_confusion_matrix(
+        np.asarray(confusion['matrix']),
+        directory / 'reconstruction_confusion.png',
+        f'Classifier on {confusion["num_images"]:,} test reconstructions: '
+        f'{confusion["accuracy"]:.1%} read as the true digit',
+        row_label='true digit of the test image', count_label='test images')
   count = confusion['num_samples']
   if confusion['kind'] == 'requested_vs_predicted':
     return plots.plot_confusion_matrix(
@@ -332,6 +370,14 @@ def plot_confusion(confusion: dict, directory: Path) -> Path:
   return plots.plot_class_histogram(
       np.asarray(confusion['histogram']), directory / 'class_histogram.png',
       f'What the classifier sees in {count:,} prior samples')
+
+
+def _write_confusion(record: dict, directory: Path, name: str) -> None:
+  directory.mkdir(exist_ok=True)
+  tmp = directory / f'{name}.tmp'
+  tmp.write_text(json.dumps(record, indent=2))
+  tmp.replace(directory / name)
+  plot_confusion(record, directory)
 
 
 def evaluate_workdir(workdir: str | Path, metrics: list[str],
@@ -409,15 +455,22 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
         numbers.update(iwae_numbers(member, test_sets[key], settings))
       if 'recon_at_mean' in metrics_set:
         numbers.update(recon_at_mean_numbers(member, test_sets[key], settings))
-    if metrics_set & SAMPLE_METRICS:
+      if 'reconstruction_confusion' in metrics_set:
+        accuracy, record = reconstruction_confusion(member, test_sets[key],
+                                                    judge, settings)
+        numbers.update(accuracy)
+        _write_confusion(record, member.directory,
+                         RECONSTRUCTION_CONFUSION_FILE)
+    variational = member.config.model.variational
+    if metrics_set & SAMPLE_METRICS and not variational:
+      log.info('%s is a plain autoencoder (no prior): no metrics of prior '
+               'samples.', name)
+    if metrics_set & SAMPLE_METRICS and variational:
       sample, confusion = sample_numbers(member, metrics_set, judge,
                                          inception, settings)
       numbers.update(sample)
       if confusion is not None:
-        member.directory.mkdir(exist_ok=True)
-        (member.directory / CONFUSION_FILE).write_text(
-            json.dumps(confusion, indent=2))
-        plot_confusion(confusion, member.directory)
+        _write_confusion(confusion, member.directory, CONFUSION_FILE)
     log.info('Evaluated %s in %.1f s: %s', name, time.perf_counter() - start,
              ', '.join(f'{k} {v:.4g}' for k, v in numbers.items()
                        if isinstance(v, float)))
