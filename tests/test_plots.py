@@ -36,3 +36,49 @@ def test_short_or_gently_moving_runs_keep_every_point():
   assert not plots.focus_on_later_epochs(ax, [kl])
   plt.close(fig)
 
+
+
+def test_the_decoded_window_is_centred_on_the_prior():
+  assert plots.latent_window(0.0, 1.0) == (-5.0, 5.0)  # Studies B and D
+  assert plots.latent_window(1.0, 2.0) == (-4.0, 6.0)  # Study A's N(1, 2^2)
+  assert plots.latent_window(0.0, 4.0) == (-10.0, 10.0)  # +- 2.5 std
+
+
+def _result(member, **settings):
+  return {'member': member, 'settings': settings}
+
+
+def test_sweep_members_join_lines_along_a_setting_in_order():
+  results = [
+      _result(0, **{'model.encoder_widths': [2000], 'model.latent_size': 20}),
+      _result(1, **{'model.encoder_widths': [100], 'model.latent_size': 20}),
+      _result(2, **{'model.encoder_widths': [400, 400], 'model.latent_size': 2}),
+      _result(3, **{'model.encoder_widths': [400], 'model.latent_size': 2}),
+      _result(4, **{'model.encoder_widths': [1000], 'model.latent_size': 20}),
+      _result(5, beta=0.5),
+  ]
+  lines = plots.lines_along(results, 'model.encoder_widths')
+  assert list(lines) == ['latent_size=20', 'latent_size=2']
+  # Widths by depth, then by size; not as text ('1000' < '2000' < '400').
+  assert [r['member'] for _, r in lines['latent_size=20']] == [1, 4, 0]
+  assert [r['member'] for _, r in lines['latent_size=2']] == [3, 2]
+  assert plots.lines_along(results, 'beta') == {}  # one member: no line
+
+
+def test_sweep_figures_overlay_curves_of_swept_settings_but_not_seeds(tmp_path):
+  results = [_result(m, **{'model.latent_size': m + 1, 'seed': m})
+             for m in range(3)]
+  history = [{'member': m, 'epoch': e, 'test_loss': 100.0 - e - m,
+              'test_recon': 90.0 - e, 'train_kl': 5.0 + m}
+             for m in range(3) for e in range(1, 6)]
+  for r in results:
+    r.update(test_recon=80.0, test_kl=5.0, test_loss=85.0)
+  paths = plots.plot_sweep(tmp_path, results, history, loss='mse')
+  names = sorted(p.name for p in paths)
+  # Along latent size the other setting (the seed) differs: no line there.
+  assert 'curves_by_seed.png' not in names
+  same_seed = [_result(m, **{'model.latent_size': m + 1}) for m in range(3)]
+  for r in same_seed:
+    r.update(test_recon=80.0, test_kl=5.0, test_loss=85.0)
+  names = sorted(p.name for p in plots.plot_sweep(tmp_path, same_seed, history))
+  assert names == ['curves_by_latent_size.png', 'metrics_vs_latent_size.png']

@@ -7,13 +7,14 @@ computes what they need from a trained model and writes them all.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 # No matplotlib.use(): without a display matplotlib picks Agg itself, and a
 # notebook keeps its inline backend. Figures are closed once saved.
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from vae_jax import objectives
@@ -38,6 +39,28 @@ def tile_images(images: np.ndarray, rows: int, cols: int,
     top, left = pad + r * (height + pad), pad + c * (width + pad)
     canvas[top:top + height, left:left + width] = image
   return canvas
+
+
+# The unit of each reconstruction loss (config.loss), summed over pixels.
+RECON_UNITS = {
+    'bce': 'nats per image',
+    'mse': 'squared error per image',
+    'mae': 'absolute error per image',
+    'perceptual': 'feature distance per image',
+    'perceptual+bce': 'BCE + weighted features, per image',
+    'perceptual+mse': 'SE + weighted features, per image',
+}
+
+
+def loss_units(loss: str) -> tuple[str, str]:
+  """(reconstruction unit, total unit) of a config.loss; KL is in nats."""
+  recon = RECON_UNITS.get(loss, 'per image')
+  return recon, ('nats per image' if loss == 'bce'
+                 else 'recon + beta * KL, per image')
+
+
+def _integer_epochs(ax) -> None:
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _save(fig, path: Path) -> Path:
@@ -73,14 +96,18 @@ def focus_on_later_epochs(ax, curves: Sequence[Sequence[float]]) -> bool:
   return True
 
 
-def plot_loss_curves(history: Sequence[dict], path: Path) -> Path:
-  """Train and test loss, reconstruction and KL per epoch, on separate axes."""
+def plot_loss_curves(history: Sequence[dict], path: Path,
+                     loss: str = 'bce') -> Path:
+  """Train and test loss, reconstruction and KL per epoch, on separate axes,
+  each in its own unit (loss: the config.loss the run was trained with)."""
   epochs = [line['epoch'] for line in history]
   marked = len(epochs) <= MARKED_EPOCHS
+  recon_unit, total_unit = loss_units(loss)
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-  for ax, key, title in zip(axes, ('loss', 'recon', 'kl'),
-                            ('Total (recon + beta * KL)', 'Reconstruction',
-                             'KL to prior')):
+  for ax, key, title, unit in zip(
+      axes, ('loss', 'recon', 'kl'),
+      ('Total (recon + beta * KL)', f'Reconstruction ({loss.upper()})',
+       'KL to prior'), (total_unit, recon_unit, 'nats per image')):
     train_curve = [line[f'train_{key}'] for line in history]
     test_curve = [line[f'test_{key}'] for line in history]
     ax.plot(epochs, train_curve, 'o-' if marked else '-', label='train',
@@ -90,9 +117,10 @@ def plot_loss_curves(history: Sequence[dict], path: Path) -> Path:
     focus_on_later_epochs(ax, [train_curve, test_curve])
     ax.set_title(title)
     ax.set_xlabel('epoch')
-    ax.set_ylabel('nats per image')
+    _integer_epochs(ax)
+    ax.set_ylabel(unit)
     ax.grid(alpha=0.3)
-    ax.legend(loc='center right')
+    ax.legend(loc='best')
   fig.tight_layout()
   return _save(fig, path)
 
@@ -210,7 +238,9 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
   return _save(fig, path)
 
 
-def plot_interpolations(images: np.ndarray, path: Path) -> Path:
+def plot_interpolations(images: np.ndarray, path: Path,
+                        caption: str = 'first digit  ->  second digit'
+                        ) -> Path:
   """Rows of decoded images [rows, steps, H, W] between two encoded digits."""
   rows, steps = images.shape[:2]
   fig, ax = plt.subplots(figsize=(steps * 0.6 + 0.6, rows * 0.6 + 0.8))
@@ -218,7 +248,7 @@ def plot_interpolations(images: np.ndarray, path: Path) -> Path:
                         steps), cmap='gray', vmin=0, vmax=1)
   ax.set_xticks([])
   ax.set_yticks([])
-  ax.set_xlabel('first digit  ->  second digit')
+  ax.set_xlabel(caption)
   ax.set_title('Interpolations between encoded test digits')
   return _save(fig, path)
 
@@ -274,9 +304,22 @@ def plot_class_histogram(counts: np.ndarray, path: Path, title: str) -> Path:
   return _save(fig, path)
 
 
+def latent_window(prior_mean: float, prior_std: float) -> tuple[float, float]:
+  """The latent range the decoder is drawn over: the prior's mean +- 5, or
+  +- 2.5 prior standard deviations where that is wider ([-5, 5] for
+  N(0, 1), the range Studies B and D draw; [-4, 6] for N(1, 2^2))."""
+  half = max(5.0, 2.5 * prior_std)
+  return prior_mean - half, prior_mean + half
+
+
 def plot_run(workdir: Path, model, params, hparams, dataset,
-             history: Sequence[dict]) -> list[Path]:
-  """Writes every figure that applies to a trained single run into workdir."""
+             history: Sequence[dict], loss: str = 'bce',
+             variational: bool = True) -> list[Path]:
+  """Writes every figure that applies to a trained single run into workdir.
+
+  loss: the run's config.loss (the curves' units). variational=False (a
+  plain autoencoder, no prior) skips the figures that sample the prior.
+  """
   workdir = Path(workdir)
   variables = {'params': params}
   decode = jax.jit(lambda z, labels: jax.nn.sigmoid(
@@ -284,7 +327,7 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
   encode = jax.jit(lambda x, labels: model.apply(variables, x, labels,
                                                  method=model.encode))
   latent_size = hparams.latent_mask.shape[-1]
-  paths = [plot_loss_curves(history, workdir / 'loss_curves.png')]
+  paths = [plot_loss_curves(history, workdir / 'loss_curves.png', loss)]
 
   test = dataset.test_images.astype(np.float32) / 255.0
   inputs, labels = test[:12], dataset.test_labels[:12]
@@ -305,8 +348,9 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
   if num_classes:
     title += ' of each digit'
     row_labels = [f'digit {d}' for d in range(num_classes)]
-  paths.append(plot_samples(np.asarray(decode(z, sample_labels)),
-                            workdir / 'samples.png', title, row_labels))
+  if variational:
+    paths.append(plot_samples(np.asarray(decode(z, sample_labels)),
+                              workdir / 'samples.png', title, row_labels))
 
   # A sweep member's latent space is the unmasked dimensions of its model's.
   kept = np.flatnonzero(np.asarray(hparams.latent_mask) > 0)
@@ -316,24 +360,29 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
     full[:, kept] = codes
     return full
 
-  if len(kept) == 1:
-    values = np.linspace(-5, 5, 15, dtype=np.float32)
-    paths.append(plot_latent_traversal(
-        np.asarray(decode(embed(values[:, None]),
-                          np.zeros(len(values), np.int32))),
-        values, workdir / 'latent_traversal.png'))
-  if len(kept) == 2:
-    values = np.linspace(-5, 5, 20, dtype=np.float32)
-    grid = np.stack(np.meshgrid(values, values[::-1]), -1).reshape(-1, 2)
-    grid_labels = np.zeros(len(grid), np.int32)  # digit 0 for a CVAE
-    paths.append(plot_latent_grid(np.asarray(decode(embed(grid), grid_labels)),
-                                  values, workdir / 'latent_grid.png'))
   means = np.concatenate([
       np.asarray(encode(test[i:i + 1000], dataset.test_labels[i:i + 1000]).mean)
       for i in range(0, len(test), 1000)])
   paths.append(plot_latent_scatter(means[:, kept], dataset.test_labels,
                                    workdir / 'latent_scatter.png'))
+  if not variational:
+    # An autoencoder's codes follow no prior: no window to decode over.
+    return paths + _tracked_reconstructions(workdir)
 
+  low, high = latent_window(float(hparams.prior_mean),
+                            float(hparams.prior_std))
+  if len(kept) == 1:
+    values = np.linspace(low, high, 15, dtype=np.float32)
+    paths.append(plot_latent_traversal(
+        np.asarray(decode(embed(values[:, None]),
+                          np.zeros(len(values), np.int32))),
+        values, workdir / 'latent_traversal.png'))
+  if len(kept) == 2:
+    values = np.linspace(low, high, 20, dtype=np.float32)
+    grid = np.stack(np.meshgrid(values, values[::-1]), -1).reshape(-1, 2)
+    grid_labels = np.zeros(len(grid), np.int32)  # digit 0 for a CVAE
+    paths.append(plot_latent_grid(np.asarray(decode(embed(grid), grid_labels)),
+                                  values, workdir / 'latent_grid.png'))
   # Interpolations from a test digit d to one of d + 1, for d = 0, 2, ..., 8.
   first = [int(np.argmax(dataset.test_labels == d)) for d in range(0, 10, 2)]
   second = [int(np.argmax(dataset.test_labels == d)) for d in range(1, 10, 2)]
@@ -346,65 +395,164 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
   path_labels = np.repeat(dataset.test_labels[first], 10)
   interpolated = np.asarray(decode(path_z * np.asarray(hparams.latent_mask),
                                    path_labels))
+  caption = ('first digit  ->  second digit (decoded with the first '
+             "digit's label throughout)" if num_classes
+             else 'first digit  ->  second digit')
   paths.append(plot_interpolations(
       interpolated.reshape(len(first), 10, *interpolated.shape[1:]),
-      workdir / 'interpolations.png'))
+      workdir / 'interpolations.png', caption))
+  return paths + _tracked_reconstructions(workdir)
 
+
+def _tracked_reconstructions(workdir: Path) -> list[Path]:
+  """reconstructions_by_epoch.png from the run's tracked .npz, if any."""
   tracked = workdir / train.RECONSTRUCTIONS_BY_EPOCH
-  if tracked.exists():
-    with np.load(tracked) as saved:
-      paths.append(plot_reconstructions_by_epoch(
-          saved['inputs'], saved['outputs'], saved['epochs'].tolist(),
-          workdir / 'reconstructions_by_epoch.png'))
-  return paths
+  if not tracked.exists():
+    return []
+  with np.load(tracked) as saved:
+    return [plot_reconstructions_by_epoch(
+        saved['inputs'], saved['outputs'], saved['epochs'].tolist(),
+        workdir / 'reconstructions_by_epoch.png')]
 
 
-def plot_metric_against(results: Sequence[dict], key: str, path: Path,
-                        log_x: bool = False) -> Path | None:
-  """Test reconstruction, KL and total against one swept setting.
+def _setting_order(value) -> tuple:
+  """Sorts swept values: numbers by size, tuples of widths by depth then
+  width, anything else by its text."""
+  if isinstance(value, (int, float)) and not isinstance(value, bool):
+    return (0, float(value))
+  if isinstance(value, (list, tuple)):
+    return (1, len(value), tuple(value))
+  return (2, str(value))
 
-  Members are joined into a line when all their other settings agree; lines
-  of a single point are left out. Returns None when no line has two points.
+
+def _setting_text(value) -> str:
+  if isinstance(value, float):
+    return f'{value:g}'
+  if isinstance(value, (list, tuple)):
+    return '-'.join(str(v) for v in value) or 'none'
+  return str(value)
+
+
+def lines_along(results: Sequence[dict], key: str
+                ) -> dict[str, list[tuple[Any, dict]]]:
+  """Members joined into lines along one swept setting `key`.
+
+  A line holds the members whose other settings all agree, sorted by their
+  value of `key`; the dict's keys describe those other settings. Lines of
+  a single member are left out.
   """
-  lines: dict[str, list[tuple[float, dict]]] = {}
+  lines: dict[str, list[tuple[Any, dict]]] = {}
   for result in results:
     settings = result['settings']
     if key not in settings:
       continue
-    others = ', '.join(f'{k.split(".")[-1]}={v}'
+    others = ', '.join(f'{k.split(".")[-1]}={_setting_text(v)}'
                        for k, v in sorted(settings.items()) if k != key)
-    lines.setdefault(others, []).append((float(settings[key]), result))
-  lines = {k: sorted(v, key=lambda p: p[0]) for k, v in lines.items()
-           if len(v) > 1}
+    lines.setdefault(others, []).append((settings[key], result))
+  return {k: sorted(v, key=lambda p: _setting_order(p[0]))
+          for k, v in lines.items() if len(v) > 1}
+
+
+def plot_metric_against(results: Sequence[dict], key: str, path: Path,
+                        log_x: bool = False,
+                        loss: str = 'bce') -> Path | None:
+  """Test reconstruction, KL and total against one numeric swept setting.
+
+  Members are joined into a line when all their other settings agree; lines
+  of a single point are left out. Returns None when no line has two points.
+  """
+  lines = lines_along(results, key)
   if not lines:
     return None
   name = key.split('.')[-1]
+  recon_unit, total_unit = loss_units(loss)
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-  for ax, metric, title in zip(axes, ('test_recon', 'test_kl', 'test_loss'),
-                               ('Reconstruction', 'KL to prior', 'Total')):
+  for ax, metric, title, unit in zip(
+      axes, ('test_recon', 'test_kl', 'test_loss'),
+      ('Reconstruction', 'KL to prior', 'Total'),
+      (recon_unit, 'nats per image', total_unit)):
     for label, points in lines.items():
-      ax.plot([p[0] for p in points], [p[1][metric] for p in points], 'o-',
-              label=label or 'all')
+      ax.plot([float(p[0]) for p in points], [p[1][metric] for p in points],
+              'o-', label=label or 'all')
     ax.set_xlabel(name)
-    ax.set_ylabel('test nats per image')
+    ax.set_ylabel(f'test, {unit}')
     ax.set_title(f'{title} vs {name}')
     if log_x:
       ax.set_xscale('log')
       ax.minorticks_off()
     # Ticks at the swept values, written plainly (0.5, not 5x10^-1).
-    values = sorted({p[0] for points in lines.values() for p in points})
+    values = sorted({float(p[0]) for points in lines.values() for p in points})
     ax.set_xticks(values, [f'{v:g}' for v in values])
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc='best')
   fig.tight_layout()
   return _save(fig, path)
 
 
-def plot_sweep(workdir: Path, results: Sequence[dict]) -> list[Path]:
-  """The sweep-level figures: metrics against beta and against latent size."""
+def plot_curves_along(results: Sequence[dict], history: Sequence[dict],
+                      key: str, path: Path, loss: str = 'bce') -> Path | None:
+  """Per-epoch curves of every member along one swept setting, overlaid:
+  test total, test reconstruction and train KL (Study B's and E's figures),
+  one colour per value of `key`. None when no line has two members.
+
+  history: the sweep's metrics.jsonl lines ({'member', 'epoch', ...}).
+  """
+  lines = lines_along(results, key)
+  if not lines:
+    return None
+  name = key.split('.')[-1]
+  recon_unit, total_unit = loss_units(loss)
+  fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+  styles = ('-', '--', ':', '-.')
+  for ax, metric, title, unit in zip(
+      axes, ('test_loss', 'test_recon', 'train_kl'),
+      ('Test total', 'Test reconstruction', 'Train KL to prior'),
+      (total_unit, recon_unit, 'nats per image')):
+    for style, (others, points) in zip(styles * len(lines), lines.items()):
+      colours = plt.cm.viridis(np.linspace(0, 0.9, len(points)))
+      for colour, (value, result) in zip(colours, points):
+        member = [l for l in history if l['member'] == result['member']]
+        label = f'{name}={_setting_text(value)}'
+        if len(lines) > 1:
+          label += f' ({others})'
+        ax.plot([l['epoch'] for l in member], [l[metric] for l in member],
+                style, color=colour, label=label, lw=1.4)
+    curves = [[l[metric] for l in history if l['member'] == r['member']]
+              for points in lines.values() for _, r in points]
+    focus_on_later_epochs(ax, curves)
+    ax.set_title(title)
+    ax.set_xlabel('epoch')
+    _integer_epochs(ax)
+    ax.set_ylabel(unit)
+    ax.grid(alpha=0.3)
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc='center left', bbox_to_anchor=(1.0, 0.5),
+             fontsize=8, frameon=False)
+  fig.suptitle(f'Every member along {name}', y=1.02)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+# Swept settings drawn as overlaid curves; 'loss' is left out (its members'
+# losses are in different units) and so is the seed (repeats, not a setting).
+UNCURVED_SETTINGS = frozenset({'loss', 'seed'})
+
+
+def plot_sweep(workdir: Path, results: Sequence[dict],
+               history: Sequence[dict] = (), loss: str = 'bce') -> list[Path]:
+  """The sweep-level figures: metrics against beta and against latent size,
+  and per-epoch curves overlaid along every swept setting
+  (curves_by_<setting>.png)."""
+  workdir = Path(workdir)
   paths = [plot_metric_against(results, 'beta', workdir / 'metrics_vs_beta.png',
-                               log_x=True),
+                               log_x=True, loss=loss),
            plot_metric_against(results, 'model.latent_size',
                                workdir / 'metrics_vs_latent_size.png',
-                               log_x=True)]
+                               log_x=True, loss=loss)]
+  keys = sorted({k for r in results for k in r['settings']} - UNCURVED_SETTINGS)
+  for key in keys:
+    if history:
+      paths.append(plot_curves_along(
+          results, history, key,
+          workdir / f'curves_by_{key.split(".")[-1]}.png', loss))
   return [p for p in paths if p is not None]

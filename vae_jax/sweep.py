@@ -419,12 +419,16 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
         member_hparams = jax.tree.map(lambda x, k=k: x[k],
                                       jax.device_get(group.hparams))
         plots.plot_run(member_dir, group.model, final_params[k],
-                       member_hparams, dataset, history)
+                       member_hparams, dataset, history,
+                       loss=group_configs[k].loss,
+                       variational=group_configs[k].model.variational)
   write_results_table(workdir, results, config.get('reported', ()),
                       checkpoint_lib.config_as_dict(config))
   if config.plots:
     from vae_jax import plots
-    plots.plot_sweep(workdir, results)
+    losses = {c.loss for c in configs}
+    plots.plot_sweep(workdir, results, all_lines,
+                     losses.pop() if len(losses) == 1 else 'mixed')
   return results
 
 

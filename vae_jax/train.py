@@ -554,5 +554,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   (workdir / 'results.json').write_text(json.dumps(results, indent=2))
   if config.plots:
     from vae_jax import plots  # matplotlib only when figures are wanted
-    plots.plot_run(workdir, model, state.params, hparams, dataset, history)
+    plots.plot_run(workdir, model, state.params, hparams, dataset, history,
+                   loss=config.loss, variational=config.model.variational)
   return results
