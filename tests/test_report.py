@@ -54,3 +54,27 @@ def test_tables_show_the_base_value_where_a_member_does_not_override(tmp_path):
   assert '<td class="text">0.0001</td>' in page
   assert '<td class="text base">0.001</td>' in page
   assert '<td class="text base">512-256</td>' in page
+
+
+def test_published_numbers_sit_beside_ours_and_the_rest_in_details(tmp_path):
+  results = _results()
+  results[0]['reported'] = {'test_loss': 150.0, 'fid': 90.0}
+  results[0]['fid'] = 80.0
+  (tmp_path / 'results.json').write_text(json.dumps(results))
+  (tmp_path / 'config.json').write_text(json.dumps(BASE))
+  page = report.write_report(tmp_path, 'table').read_text()
+  main_table, rest = page.split('<details><summary>every other number', 1)
+  main_table = main_table[main_table.index('<table>'):]
+  header = main_table[:main_table.index('</tr>')]
+  columns = [c.split('</th>')[0] for c in header.split('<th>')[1:]]
+  assert columns == ['member', 'batch_size', 'learning_rate', 'encoder_widths',
+                     'test_recon', 'test_kl', 'test_loss',
+                     'report: test_loss', 'fid', 'report: fid']
+  # Member 0's total (160) is worse than its report's 150; its FID better.
+  assert ('<td class="worse">160.00</td><td class="report">150.00</td>'
+          in main_table)
+  assert '<td class="better">80.00</td><td class="report">90.00</td>' in (
+      main_table)
+  # Throughput and size are one click away, not columns of the main table.
+  assert 'img_per_s' not in main_table and 'num_params' not in main_table
+  assert 'img_per_s' in rest and '1234.50' in rest

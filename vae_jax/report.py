@@ -36,7 +36,8 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 3px 8px; text-align: right; }
 th { background: #eee; } td.text { text-align: left; }
 td.worse { background: #fde2e2; } td.better { background: #e2f5e2; }
-td.base { color: #888; }
+td.base { color: #888; } td.report { color: #555; font-style: italic; }
+.scroll { overflow-x: auto; }
 figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.85em; color: #555; }
@@ -122,22 +123,52 @@ def _run_table(result: dict) -> str:
   return f'<table><tr><th>metric</th><th>value</th></tr>{rows}</table>'
 
 
+# Shown in the members table beside the settings (with the published value
+# next to each where the config gives one); every other number goes in the
+# details table below it, so the table fits a laptop screen.
+HEADLINE_METRICS = ('test_recon', 'test_kl', 'test_loss')
+
+
+def _metric_cell(r: dict, key: str, reported: dict) -> str:
+  cls = ''
+  if (key in JUDGED_METRICS and key in reported and
+      isinstance(r.get(key), (int, float))):
+    cls = ' class="better"' if r[key] <= reported[key] else ' class="worse"'
+  return f'<td{cls}>{_format(r.get(key, ""))}</td>'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+  lines = ['<table><tr>' + ''.join(f'<th>{html.escape(h)}</th>'
+                                   for h in header) + '</tr>']
+  lines += ['<tr>' + ''.join(cells) + '</tr>' for cells in rows]
+  lines.append('</table>')
+  return '\n'.join(lines)
+
+
 def _sweep_table(results: list[dict], config: dict) -> str:
-  """Members as rows: settings, then metrics; published numbers beside ours,
-  the JUDGED_METRICS shaded by whether ours is at least as good. A setting a
-  member does not override shows the base config's value, in grey."""
+  """Members as rows: their settings, the headline metrics and any metric a
+  study reported, each published number right beside ours (the
+  JUDGED_METRICS shaded by whether ours is at least as good); the other
+  numbers in a details table. A setting a member does not override shows
+  the base config's value, in grey."""
   settings = sorted({k for r in results for k in r.get('settings', {})})
   defaults = setting_defaults(config, settings)
   skip = {'member', 'label', 'group', 'settings', 'reported'}
   metrics = [k for k in dict.fromkeys(k for r in results for k in
                                       _scalar_items(r)) if k not in skip]
-  reported_keys = sorted({k for r in results for k in (r.get('reported') or {})
-                          if k not in settings and isinstance(
-                              (r.get('reported') or {}).get(k), (int, float))})
-  header = (['member'] + [s.split('.')[-1] for s in settings] + metrics +
-            [f'reported {k}' for k in reported_keys])
-  lines = ['<table><tr>' + ''.join(f'<th>{html.escape(h)}</th>'
-                                   for h in header) + '</tr>']
+  reported_keys = [k for k in dict.fromkeys(
+      k for r in results for k in (r.get('reported') or {}))
+                   if k not in settings and any(isinstance(
+                       (r.get('reported') or {}).get(k), (int, float))
+                       for r in results)]
+  headline = [k for k in HEADLINE_METRICS if k in metrics]
+  headline += [k for k in reported_keys if k not in headline]
+  details = [k for k in metrics if k not in headline]
+
+  header = ['member'] + [s.split('.')[-1] for s in settings]
+  for k in headline:
+    header += [k] + ([f'report: {k}'] if k in reported_keys else [])
+  rows = []
   for r in results:
     reported = r.get('reported') or {}
     cells = [f'<td>{r.get("member", "")}</td>']
@@ -148,16 +179,20 @@ def _sweep_table(results: list[dict], config: dict) -> str:
       else:
         cells.append(f'<td class="text base">'
                      f'{html.escape(format_setting(defaults.get(s, "")))}</td>')
-    for k in metrics:
-      cls = ''
-      if (k in JUDGED_METRICS and k in reported and
-          isinstance(r.get(k), (int, float))):
-        cls = ' class="better"' if r[k] <= reported[k] else ' class="worse"'
-      cells.append(f'<td{cls}>{_format(r.get(k, ""))}</td>')
-    cells += [f'<td>{_format(reported.get(k, ""))}</td>' for k in reported_keys]
-    lines.append('<tr>' + ''.join(cells) + '</tr>')
-  lines.append('</table>')
-  return '\n'.join(lines)
+    for k in headline:
+      cells.append(_metric_cell(r, k, reported))
+      if k in reported_keys:
+        cells.append(f'<td class="report">{_format(reported.get(k, ""))}</td>')
+    rows.append(cells)
+  parts = [_table(header, rows)]
+  if details:
+    detail_rows = [[f'<td>{r.get("member", "")}</td>'] +
+                   [_metric_cell(r, k, r.get('reported') or {})
+                    for k in details] for r in results]
+    parts.append('<details><summary>every other number per member '
+                 f'({", ".join(details)})</summary>'
+                 f'{_table(["member"] + details, detail_rows)}</details>')
+  return '\n'.join(parts)
 
 
 def _experiment_html(directory: Path, level: int) -> str:
@@ -168,9 +203,11 @@ def _experiment_html(directory: Path, level: int) -> str:
            f'<details><summary>config</summary><pre>{html.escape(config)}'
            '</pre></details>']
   if isinstance(results, list):
-    parts.append('<p>Final test metrics per member (nats per image). Totals '
-                 'and FIDs are green where at least as good as the published '
-                 'number, red where worse.</p>')
+    parts.append('<p>Final test metrics per member, per image (KL in nats; '
+                 'the reconstruction in the loss\'s own unit). Where a '
+                 'study published a number it stands beside ours; totals '
+                 'and FIDs are green where ours is at least as good, red '
+                 'where worse.</p>')
     parts.append(_sweep_table(results, json.loads(config)))
     parts.append(_figures_html(directory))
     for r in results:
