@@ -60,11 +60,12 @@ def main(argv):
       iwae_batch=FLAGS.iwae_batch, num_images=FLAGS.num_images,
       num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size,
       seed=FLAGS.seed)
-  results = workdir_lib.evaluate_workdir(FLAGS.workdir, FLAGS.metrics,
-                                         FLAGS.classifier_dir, settings,
-                                         FLAGS.data_dir)
+  with common.user_errors():
+    results = workdir_lib.evaluate_workdir(FLAGS.workdir, FLAGS.metrics,
+                                           FLAGS.classifier_dir, settings,
+                                           FLAGS.data_dir)
   print(json.dumps(results, indent=2))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

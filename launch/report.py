@@ -22,8 +22,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
-  print(report.write_report(FLAGS.workdir, FLAGS.title))
+  with common.user_errors():
+    print(report.write_report(FLAGS.workdir, FLAGS.title))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

@@ -28,11 +28,11 @@ from absl import flags
 
 from configs import study_a, study_b, study_c, study_c_usps, study_d, study_e
 from launch import common
-from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import classifier as classifier_lib
 from vae_jax import data as data_lib
 from vae_jax import report
 from vae_jax import sweep
+from vae_jax import workdir as workdir_lib
 from vae_jax.evaluation import workdir as evaluate
 
 log = logging.getLogger('vae_jax.reproduce')
@@ -149,7 +149,17 @@ def reproduce(study: str, workdir: str | Path, quick: bool = False,
   if settings is None:
     settings = QUICK_SETTINGS if quick else evaluate.Settings()
   workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  lock, _ = workdir_lib.claim(workdir, 'study')
+  try:
+    return _reproduce(study, workdir, quick, data_dir, classifier_dir,
+                      overwrite, settings)
+  finally:
+    lock.release()
+
+
+def _reproduce(study: str, workdir: Path, quick: bool, data_dir: str | None,
+               classifier_dir: str | None, overwrite: bool,
+               settings: evaluate.Settings) -> Path:
   experiments = STUDIES[study]
   wants_classifier = any(e.needs_classifier_in_training or
                          set(e.metrics) & evaluate.CLASSIFIER_METRICS
@@ -185,7 +195,8 @@ def reproduce(study: str, workdir: str | Path, quick: bool = False,
   if any('iwae' in e.metrics for e in experiments):
     notes.append(f'IWAE: k = {settings.iwae_samples} importance samples on '
                  f'{settings.num_images or "all"} test images.')
-  (workdir / 'NOTES.md').write_text('\n'.join(notes) + '\n')
+  workdir_lib.atomic_write_text(workdir / workdir_lib.NOTES_FILE,
+                                '\n'.join(notes) + '\n')
   return report.write_report(workdir, f'vae_jax: Study {study}')
 
 
@@ -204,16 +215,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
-  try:
-    settings = None if FLAGS.quick else evaluate.Settings(
-        iwae_samples=FLAGS.iwae_samples, num_images=FLAGS.iwae_images or None)
+  settings = None if FLAGS.quick else evaluate.Settings(
+      iwae_samples=FLAGS.iwae_samples, num_images=FLAGS.iwae_images or None)
+  with common.user_errors():
     path = reproduce(FLAGS.study, FLAGS.workdir, FLAGS.quick, FLAGS.data_dir,
                      FLAGS.classifier_dir, FLAGS.overwrite, settings)
-  except checkpoint_lib.WorkdirError as error:
-    raise app.UsageError(str(error)) from None
   print(path)
   print(json.dumps({'report': str(path)}))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

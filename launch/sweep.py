@@ -36,11 +36,18 @@ def main(argv):
   if FLAGS.distributed:
     import jax
     jax.distributed.initialize()
-  results = sweep.run_sweep(FLAGS.config, FLAGS.workdir,
-                            overwrite=FLAGS.overwrite)
+  with common.user_errors():
+    results = sweep.run_sweep(FLAGS.config, FLAGS.workdir,
+                              overwrite=FLAGS.overwrite)
   print((sweep.Path(FLAGS.workdir) / 'results.md').read_text())
-  del results
+  diverged = [r for r in results if r['status'] != 'finished']
+  if diverged:
+    raise SystemExit(
+        'vae_jax: ' + '; '.join(f'member {r["member"]} ({r["label"]}) '
+                                f'{r["status"]}' for r in diverged)
+        + ': their last finite state is kept and they are marked in the '
+        'results table; the other members finished.')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

@@ -30,10 +30,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
-  results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir,
-                                     overwrite=FLAGS.overwrite)
+  with common.user_errors():
+    results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir,
+                                       overwrite=FLAGS.overwrite)
   print(json.dumps(results, indent=2))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

@@ -14,6 +14,7 @@ import pytest
 from configs import default
 from vae_jax import checkpoint
 from vae_jax import data
+from vae_jax import workdir as workdir_lib
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import train
@@ -322,7 +323,7 @@ def test_train_and_evaluate_writes_metrics_results_figures(tmp_path):
                'latent_scatter', 'interpolations', 'reconstructions_by_epoch'):
     png = (run / f'{name}.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000, name
-  with np.load(run / train.RECONSTRUCTIONS_BY_EPOCH) as tracked:
+  with np.load(run / workdir_lib.RECONSTRUCTIONS_BY_EPOCH) as tracked:
     assert tracked['epochs'].tolist() == [1, 2]
     assert tracked['outputs'].shape == (2, train.TRACKED_IMAGES, 8, 8)
     # Training changes the reconstructions between epochs.
@@ -366,7 +367,7 @@ def test_workdir_with_different_config_is_refused_and_untouched(tmp_path):
   workdir = tmp_path / 'run'
   _run(tiny_config(), workdir)
   before = _snapshot(workdir)
-  with pytest.raises(checkpoint.WorkdirError) as error:
+  with pytest.raises(workdir_lib.WorkdirError) as error:
     _run(tiny_config(beta=0.5), workdir)
   message = str(error.value)
   assert 'beta: 1.0 -> 0.5' in message and '--overwrite' in message
@@ -386,7 +387,7 @@ def test_overwrite_replaces_a_run_with_a_different_config(tmp_path):
 def test_foreign_nonempty_workdir_is_never_touched(tmp_path):
   (tmp_path / 'notes.txt').write_text('mine')
   for overwrite in (False, True):
-    with pytest.raises(checkpoint.WorkdirError, match='holds no vae_jax run'):
+    with pytest.raises(workdir_lib.WorkdirError, match='is not a vae_jax workdir'):
       _run(tiny_config(), tmp_path, overwrite=overwrite)
   assert [p.name for p in tmp_path.iterdir()] == ['notes.txt']
 
@@ -463,7 +464,7 @@ def test_run_saved_before_a_key_was_added_still_resumes(tmp_path):
   (workdir / 'config.json').write_text(json.dumps(saved))
   assert _run(tiny_config(num_epochs=2), workdir)['epochs'] == 2
   (workdir / 'config.json').write_text(json.dumps(saved))
-  with pytest.raises(checkpoint.WorkdirError, match="loss: '<absent>' -> 'mse'"):
+  with pytest.raises(workdir_lib.WorkdirError, match="loss: '<absent>' -> 'mse'"):
     _run(tiny_config(num_epochs=2, loss='mse'), workdir)
 
 

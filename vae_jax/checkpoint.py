@@ -1,14 +1,17 @@
-"""Orbax checkpoints of a run, and the guard that keeps runs from clobbering each other.
+"""Orbax checkpoints of a run, verified on restore, and how a saved config
+is compared with the one resuming it.
 
-Layout of a workdir:
-  config.json               the config the run was started with
+Layout under a workdir:
   checkpoints/latest/<epoch>  the newest `keep_latest` epochs
   checkpoints/best/<epoch>    the epoch with the lowest test loss
+  checkpoints/checksums/      SHA-256 of each checkpoint's files
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,9 @@ from typing import Any
 import ml_collections
 import orbax.checkpoint as ocp
 
-CONFIG_FILE = 'config.json'
+from vae_jax import workdir as workdir_lib
+
+log = logging.getLogger('vae_jax.checkpoint')
 
 # Keys that may differ between the run in a workdir and the config resuming it:
 # they say where data lives, how long or how fast to train, not what is
@@ -42,10 +47,6 @@ ADDED_KEYS_DEFAULTS = {
     'perceptual.weight': 0.01,
     'scan_unroll': 1,
 }
-
-
-class WorkdirError(RuntimeError):
-  """The workdir holds something this run must not resume or overwrite."""
 
 
 def flatten_config(tree: Any, prefix: str = '') -> dict[str, Any]:
@@ -80,73 +81,134 @@ def config_as_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json())
 
 
-def prepare_workdir(workdir: str | Path, config: ml_collections.ConfigDict,
-                    overwrite: bool = False) -> bool:
-  """Makes `workdir` ready for a run of `config`; returns True when resuming.
+class CorruptCheckpointError(RuntimeError):
+  """A checkpoint's files differ from what was written when it was saved."""
 
-  A new or empty directory starts a fresh run. A directory holding a run of
-  the same config (up to RESUMABLE_KEYS) resumes it. A run with a different
-  config is refused unless `overwrite`, which deletes that run first. A
-  non-empty directory that holds no run is never touched.
 
-  Raises:
-    WorkdirError: with what differs and what to do.
-  """
-  workdir = Path(workdir)
-  config_path = workdir / CONFIG_FILE
-  current = config_as_dict(config)
-  if workdir.exists() and any(workdir.iterdir()):
-    if not config_path.exists():
-      raise WorkdirError(
-          f'Workdir {workdir} is not empty and holds no vae_jax run '
-          f'(no {CONFIG_FILE}); refusing to write into it. Choose a new or '
-          'empty --workdir.')
-    saved = json.loads(config_path.read_text())
-    differences = config_differences(saved, current)
-    if not differences:
-      config_path.write_text(json.dumps(current, indent=2, sort_keys=True))
-      return True
-    if not overwrite:
-      raise WorkdirError(
-          f'Workdir {workdir} holds a run with a different config:\n  '
-          + '\n  '.join(differences)
-          + '\nUse a new --workdir, or pass --overwrite to delete that run '
-          'and start this one.')
-    shutil.rmtree(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  config_path.write_text(json.dumps(current, indent=2, sort_keys=True))
-  return False
+def _tree_digests(directory: Path) -> dict[str, str]:
+  """SHA-256 of every file under directory, by relative path."""
+  digests = {}
+  for path in sorted(directory.rglob('*')):
+    if path.is_file():
+      sha = hashlib.sha256()
+      with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+          sha.update(block)
+      digests[str(path.relative_to(directory))] = sha.hexdigest()
+  return digests
 
 
 class RunCheckpoints:
-  """The latest `keep_latest` epochs and the best epoch by test loss."""
+  """The latest `keep_latest` epochs and the best epoch by test loss, each
+  verified on restore against the SHA-256 of its files taken at save.
+
+  Layout under WORKDIR/checkpoints: latest/<epoch>, best/<epoch> (orbax)
+  and checksums/<latest|best>_<epoch>.json. A checkpoint saved but not yet
+  checksummed when its process was killed is deleted on the next start,
+  so a run resumes from the newest verified epoch.
+  """
 
   def __init__(self, workdir: str | Path, keep_latest: int = 2):
-    root = Path(workdir).absolute() / 'checkpoints'
+    self.root = Path(workdir).absolute() / workdir_lib.CHECKPOINTS_DIR
+    self.checksums = self.root / 'checksums'
+    # Checkpoints saved before vae_jax recorded checksums are adopted as
+    # they are; in a run that records them, one without is unfinished.
+    adopt = not self.checksums.exists()
+    self.checksums.mkdir(parents=True, exist_ok=True)
+    for kind in ('latest', 'best'):
+      if adopt:
+        for epoch in self._steps(kind):
+          workdir_lib.atomic_write_json(
+              self._checksum_path(kind, epoch),
+              _tree_digests(self._step_dir(kind, epoch)))
+      self._discard_unverified(kind)
     self.latest = ocp.CheckpointManager(
-        root / 'latest',
+        self.root / 'latest',
         options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest,
                                              create=True))
     self.best = ocp.CheckpointManager(
-        root / 'best',
+        self.root / 'best',
         options=ocp.CheckpointManagerOptions(
             max_to_keep=1, best_fn=lambda metrics: metrics['test_loss'],
             best_mode='min', create=True))
+
+  def _step_dir(self, kind: str, epoch: int) -> Path:
+    return self.root / kind / str(epoch)
+
+  def _checksum_path(self, kind: str, epoch: int) -> Path:
+    return self.checksums / f'{kind}_{epoch}.json'
+
+  def _steps(self, kind: str) -> list[int]:
+    directory = self.root / kind
+    if not directory.is_dir():
+      return []
+    return sorted(int(p.name) for p in directory.iterdir()
+                  if p.is_dir() and p.name.isdigit())
+
+  def _discard_unverified(self, kind: str) -> None:
+    for epoch in self._steps(kind):
+      if not self._checksum_path(kind, epoch).exists():
+        log.warning('Checkpoint %s/%d was not finished (no checksums): '
+                    'removed; resuming from the one before.', kind, epoch)
+        shutil.rmtree(self._step_dir(kind, epoch))
+    kept = {f'{kind}_{epoch}.json' for epoch in self._steps(kind)}
+    for path in self.checksums.glob(f'{kind}_*.json'):
+      if path.name not in kept:
+        path.unlink()
+
+  def _record(self, kind: str, epoch: int) -> None:
+    manager = self.best if kind == 'best' else self.latest
+    manager.wait_until_finished()
+    workdir_lib.atomic_write_json(
+        self._checksum_path(kind, epoch),
+        _tree_digests(self._step_dir(kind, epoch)))
+    kept = {f'{kind}_{e}.json' for e in self._steps(kind)}
+    for path in self.checksums.glob(f'{kind}_*.json'):
+      if path.name not in kept:
+        path.unlink()
+
+  def verify(self, epoch: int, best: bool = False) -> None:
+    """Raises CorruptCheckpointError unless every file of the checkpoint is
+    as it was saved."""
+    kind = 'best' if best else 'latest'
+    directory = self._step_dir(kind, epoch)
+    expected = json.loads(self._checksum_path(kind, epoch).read_text())
+    found = _tree_digests(directory)
+    for name in sorted(set(expected) | set(found)):
+      if expected.get(name) != found.get(name):
+        what = ('is missing' if name not in found else
+                'was not written by this checkpoint' if name not in expected
+                else 'differs from its SHA-256 taken at save')
+        others = [e for e in self._steps(kind) if e != epoch]
+        offer = (f'The other {kind} checkpoint(s): epoch(s) '
+                 f'{", ".join(map(str, others))}; to resume from the newest '
+                 f'of them, move {directory} out of the workdir and run '
+                 'again.' if others else
+                 f'No other {kind} checkpoint is kept; start a new workdir.')
+        raise CorruptCheckpointError(
+            f'Checkpoint {directory} is corrupted: {directory / name} {what}. '
+            f'Refusing to restore it. {offer}')
 
   def latest_epoch(self) -> int | None:
     return self.latest.latest_step()
 
   def save(self, epoch: int, state: Any, test_loss: float,
            is_best: bool) -> None:
-    self.latest.save(epoch, args=ocp.args.StandardSave(state))
+    # best/ first: a process killed once latest/ holds this epoch then
+    # leaves a best/ that agrees with the metrics up to it.
     if is_best:
       self.best.save(epoch, args=ocp.args.StandardSave(state),
                      metrics={'test_loss': float(test_loss)})
+      self._record('best', epoch)
+    self.latest.save(epoch, args=ocp.args.StandardSave(state))
+    self._record('latest', epoch)
 
   def restore(self, epoch: int, like: Any, best: bool = False) -> Any:
-    """Restores epoch's state into the structure, dtypes and shardings of `like`."""
+    """Restores epoch's state into the structure, dtypes and shardings of
+    `like`, after verifying its files (CorruptCheckpointError if changed)."""
     manager = self.best if best else self.latest
     manager.wait_until_finished()
+    self.verify(epoch, best)
     return manager.restore(epoch, args=ocp.args.StandardRestore(like))
 
   def best_epoch(self) -> int | None:

@@ -20,6 +20,7 @@ import numpy as np
 from vae_jax import objectives
 from vae_jax import train
 from vae_jax import tsne
+from vae_jax import workdir as workdir_lib
 
 DPI = 110
 TSNE_POINTS = 2000  # latent codes drawn in a t-SNE map (exact t-SNE is O(N^2))
@@ -406,7 +407,7 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
 
 def _tracked_reconstructions(workdir: Path) -> list[Path]:
   """reconstructions_by_epoch.png from the run's tracked .npz, if any."""
-  tracked = workdir / train.RECONSTRUCTIONS_BY_EPOCH
+  tracked = workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH
   if not tracked.exists():
     return []
   with np.load(tracked) as saved:

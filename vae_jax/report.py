@@ -14,7 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-REPORT_FILE = 'report.html'
+from vae_jax import workdir as workdir_lib
+
+REPORT_FILE = workdir_lib.REPORT_FILE
 
 # Figures in reading order; any other PNG follows them alphabetically.
 FIGURE_ORDER = (
@@ -162,6 +164,8 @@ def _sweep_table(results: list[dict], config: dict) -> str:
                        (r.get('reported') or {}).get(k), (int, float))
                        for r in results)]
   headline = [k for k in HEADLINE_METRICS if k in metrics]
+  if any(r.get('status', 'finished') != 'finished' for r in results):
+    headline.insert(0, 'status')
   headline += [k for k in reported_keys if k not in headline]
   details = [k for k in metrics if k not in headline]
 
@@ -223,8 +227,17 @@ def _experiment_html(directory: Path, level: int) -> str:
 
 
 def write_report(workdir: str | Path, title: str | None = None) -> Path:
-  """Writes workdir/report.html for the run, sweep or study in `workdir`."""
+  """Writes workdir/report.html for the run, sweep or study in `workdir`.
+
+  Raises:
+    workdir_lib.WorkdirError: workdir is not a vae_jax run, sweep or study
+      (nothing is written there).
+  """
   workdir = Path(workdir)
+  if workdir_lib.marked_kind(workdir) not in ('run', 'sweep', 'study'):
+    raise workdir_lib.WorkdirError(
+        f'{workdir} is not a vae_jax run, sweep or study; pass the --workdir '
+        'of launch.train, launch.sweep or launch.reproduce.')
   experiments = experiment_dirs(workdir)
   title = title or f'vae_jax report: {workdir.name}'
   body = [f'<h1>{html.escape(title)}</h1>']
@@ -236,6 +249,4 @@ def write_report(workdir: str | Path, title: str | None = None) -> Path:
   page = ('<!DOCTYPE html><html><head><meta charset="utf-8">'
           f'<title>{html.escape(title)}</title><style>{_STYLE}</style></head>'
           f'<body>{"".join(body)}</body></html>')
-  path = workdir / REPORT_FILE
-  path.write_text(page)
-  return path
+  return workdir_lib.atomic_write_text(workdir / REPORT_FILE, page)

@@ -37,6 +37,8 @@ from vae_jax import data as data_lib
 from vae_jax import models
 from vae_jax import report
 from vae_jax import train
+from vae_jax import validation
+from vae_jax import workdir as workdir_lib
 
 log = logging.getLogger(__name__)
 
@@ -301,11 +303,32 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
                      f'trees for the {len(grid)} members of config.sweep; '
                      'give one per member, in the sweep\'s order.')
   configs = [member_config(config, overrides) for overrides in grid]
+  for index, member in enumerate(configs):
+    validation.validate(member, f' (sweep member {index}: '
+                        f'{member_label(grid[index])})')
   data_settings = {json.dumps(c.data.to_dict(), sort_keys=True) for c in configs}
   if len(data_settings) > 1:
     raise ValueError('Members of one sweep must share config.data (they train '
                      'on the same arrays); run a separate sweep per dataset.')
-  resuming = checkpoint_lib.prepare_workdir(workdir, config, overwrite)
+  lock, resuming = workdir_lib.claim(
+      workdir, 'sweep', checkpoint_lib.config_as_dict(config), overwrite,
+      checkpoint_lib.config_differences)
+  try:
+    return _run_sweep(config, workdir, resuming, grid, configs, dataset,
+                      devices, initial_params)
+  finally:
+    lock.release()
+
+
+def _freeze(state, frozen, mask):
+  """state with the members where mask [size] is True taken from frozen."""
+  def pick(new, old):
+    return jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)
+  return jax.jit(lambda s, f: jax.tree.map(pick, s, f))(state, frozen)
+
+
+def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
+               devices, initial_params) -> list[dict]:
   if dataset is None:
     dataset = train.load_data(configs[0])
   mesh = sweep_mesh(devices)
@@ -316,7 +339,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
                                 replicated)
 
   results: list[dict | None] = [None] * len(configs)
-  metrics_path = workdir / 'metrics.jsonl'
+  metrics_path = workdir / workdir_lib.METRICS_FILE
   all_lines = (train.read_metrics(metrics_path, up_to_epoch=10**9)
                if resuming else [])
   groups = group_members(configs)
@@ -340,6 +363,11 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     lines = [l for l in all_lines if l['member'] in member_indices
              and l['epoch'] <= start_epoch]
     others = [l for l in all_lines if l['member'] not in member_indices]
+    # Members whose training diverged keep their last finite state (frozen,
+    # as the checkpoint holds it) while the others train on.
+    diverged = {l['member']: l['epoch'] for l in lines if l.get('diverged')}
+    # A copy: the epoch's program consumes (donates) `state`.
+    frozen = jax.tree.map(jnp.copy, state) if diverged else None
 
     compile_start = time.perf_counter()
     epoch_fn = group.train_epoch.lower(state, group.hparams, train_data,
@@ -369,23 +397,58 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
       test_metrics = group.unstack(evaluate_fn(state.params, group.hparams,
                                                test_data))
       img_per_s = group.count * images_per_epoch / train_seconds
+      newly = []
       for k, member in enumerate(member_indices):
+        if member in diverged:
+          continue
         line = {'member': member, 'epoch': epoch}
         line.update({f'train_{n}': float(v)
                      for n, v in train_metrics[k].items()})
         line.update({f'test_{n}': float(v) for n, v in test_metrics[k].items()})
         line['img_per_s'] = img_per_s / group.count
+        non_finite = train.non_finite_metrics(line)
+        if non_finite:
+          line['diverged'] = True
+          newly.append(k)
+          diverged[member] = epoch
+          log.warning(train.divergence_message(
+              epoch, non_finite, line, configs[member],
+              epoch - 1 if epoch > 1 else None,
+              who=f'Sweep member {member} ({member_label(grid[member])})')
+              .replace('start a new workdir', 'sweep it again in a new '
+                       'workdir; the other members carry on'))
         lines.append(line)
-      mean_test = float(np.mean([m['loss'] for m in test_metrics]))
+      if newly:
+        # Their last finite state: the previous epoch's checkpoint, or the
+        # initial state when it was the first epoch.
+        if epoch - 1 > 0:
+          source = checkpoints.restore(epoch - 1, like=group.abstract_state())
+        else:
+          source = group.create_state(
+              None if initial_params is None else
+              [initial_params[i] for i in member_indices], member_indices)
+        mask = np.zeros(group.size, bool)
+        mask[newly] = True
+        frozen = source if frozen is None else _freeze(frozen, source, mask)
+      if diverged:
+        mask = np.zeros(group.size, bool)
+        mask[[member_indices.index(m) for m in diverged]] = True
+        state = _freeze(state, frozen, mask)
+      finite = [m['loss'] for k, m in enumerate(test_metrics)
+                if member_indices[k] not in diverged]
+      mean_test = float(np.mean(finite)) if finite else float('inf')
       checkpoints.save(epoch, state, mean_test, is_best=False)
       train.write_metrics(metrics_path, others + lines)
       tracked = group.unstack(reconstruct(state.params, group.hparams,
                                           tracked_inputs, tracked_labels))
       for k, member in enumerate(member_indices):
+        if member in diverged:
+          continue
         member_dir = workdir / f'member_{member:03d}'
         member_dir.mkdir(exist_ok=True)
-        train.track_reconstructions(member_dir / train.RECONSTRUCTIONS_BY_EPOCH,
-                                    epoch, tracked_inputs, tracked[k])
+        train.track_reconstructions(
+            member_dir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH, epoch,
+            tracked_inputs, tracked[k])
       done = epoch - start_epoch
       eta = (time.perf_counter() - run_start) / done * (num_epochs - epoch)
       log.info('group %d epoch %d/%d  test loss %s  %.0f img/s (all members)  '
@@ -396,14 +459,18 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
     all_lines = others + lines
     final_params = group.unstack(state.params)
     for k, member in enumerate(member_indices):
-      history = [l for l in lines if l['member'] == member]
-      final = history[-1]
+      history = [l for l in lines if l['member'] == member
+                 and not l.get('diverged')]
+      final = history[-1] if history else {'epoch': 0}
       results[member] = {
           'member': member, 'label': member_label(grid[member]),
           'settings': dict(grid[member]), 'group': group_index,
-          'epochs': final['epoch'], 'test_recon': final['test_recon'],
-          'test_kl': final['test_kl'], 'test_loss': final['test_loss'],
-          'img_per_s': float(np.median([l['img_per_s'] for l in history])),
+          'status': ('diverged at epoch %d' % diverged[member]
+                     if member in diverged else 'finished'),
+          'epochs': final['epoch'], 'test_recon': final.get('test_recon'),
+          'test_kl': final.get('test_kl'), 'test_loss': final.get('test_loss'),
+          'img_per_s': (float(np.median([l['img_per_s'] for l in history]))
+                        if history else None),
           'compile_seconds': compile_seconds,
           # Shared by the group's members, which train as one program.
           'group_train_seconds': train_seconds_total,
@@ -412,7 +479,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
           'num_params': train.count_params(
               member_config(config, grid[member]).model, dataset.image_shape),
       }
-      if config.plots:
+      if config.plots and member not in diverged:
         from vae_jax import plots
         member_dir = workdir / f'member_{member:03d}'
         member_dir.mkdir(exist_ok=True)
@@ -453,7 +520,8 @@ def _reported_for(settings: dict, reported: Sequence[dict]) -> dict | None:
 
 # Numbers launch.evaluate adds to a member's results.
 EVALUATION_KEYS = ('test_recon_at_mean', 'iwae_nll', 'inception_score',
-                   'classifier_fid', 'fid', 'sample_class_accuracy')
+                   'classifier_fid', 'fid', 'sample_class_accuracy',
+                   'recon_class_accuracy')
 
 
 def write_results_table(workdir: Path, results: list[dict],
@@ -476,7 +544,9 @@ def write_results_table(workdir: Path, results: list[dict],
   # against CVAE); results written before num_params existed lack it.
   cost_keys = [k for k in ('num_params', 'img_per_s')
                if all(k in r for r in results)]
-  columns = ['member', *setting_keys, 'epochs', *metric_keys,
+  status_keys = (['status'] if any(r.get('status', 'finished') != 'finished'
+                                   for r in results) else [])
+  columns = ['member', *setting_keys, *status_keys, 'epochs', *metric_keys,
              *evaluation_keys, *cost_keys]
   reported_keys = [k for k in dict.fromkeys(k for row in reported for k in row)
                    if _is_metric(k)]
@@ -490,6 +560,7 @@ def write_results_table(workdir: Path, results: list[dict],
     row = [r['member'],
            *[report.format_setting(r['settings'].get(k, defaults.get(k, '')))
              for k in setting_keys],
+           *[r.get(k) for k in status_keys],
            r['epochs'], *[r[k] for k in metric_keys],
            *[r.get(k, '') for k in evaluation_keys],
            *[r[k] for k in cost_keys]]
@@ -498,17 +569,20 @@ def write_results_table(workdir: Path, results: list[dict],
       r['reported'] = match
       row += [match.get(k, '') if match else '' for k in reported_keys]
     rows.append(row)
-  with open(workdir / 'results.csv', 'w', newline='') as f:
+  with workdir_lib.atomic_path(workdir / workdir_lib.RESULTS_CSV) as tmp, \
+      open(tmp, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(columns)
     writer.writerows(rows)
-  (workdir / 'results.json').write_text(json.dumps(results, indent=2))
-  fmt = lambda v: f'{v:.2f}' if isinstance(v, float) else str(v)
-  column_format = {'img_per_s': lambda v: f'{v:,.0f}',
+  workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, results)
+  fmt = lambda v: (f'{v:.2f}' if isinstance(v, float) else
+                   '-' if v is None else str(v))
+  column_format = {'img_per_s': lambda v: '-' if v is None else f'{v:,.0f}',
                    'num_params': lambda v: f'{v:,}'}
   markdown = ['| ' + ' | '.join(columns) + ' |',
               '|' + '---:|' * len(columns)]
   markdown += ['| ' + ' | '.join(column_format.get(c, fmt)(v)
                                 for c, v in zip(columns, row)) + ' |'
                for row in rows]
-  (workdir / 'results.md').write_text('\n'.join(markdown) + '\n')
+  workdir_lib.atomic_write_text(workdir / workdir_lib.RESULTS_MD,
+                                '\n'.join(markdown) + '\n')

@@ -28,14 +28,15 @@ from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax import validation
+from vae_jax import workdir as workdir_lib
 from vae_jax.models.classifier import FEATURE_LAYERS
 
 # Reconstructions of a few test digits after every epoch (see plots).
-RECONSTRUCTIONS_BY_EPOCH = 'reconstructions_by_epoch.npz'
 
 log = logging.getLogger(__name__)
 
-PREPROCESSING_MODES = ('grey', 'dynamic_binarized', 'static_binarized')
+PREPROCESSING_MODES = validation.PREPROCESSING_MODES
 
 
 # ----------------------------------------------------------------- hyperparameters
@@ -395,10 +396,9 @@ def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
       epochs, stacked = list(saved['epochs'][keep]), list(saved['outputs'][keep])
   epochs.append(epoch)
   stacked.append(np.asarray(outputs, np.float32))
-  temporary = path.with_suffix('.tmp.npz')
-  np.savez_compressed(temporary, inputs=inputs, epochs=np.asarray(epochs),
-                      outputs=np.stack(stacked))
-  temporary.replace(path)
+  with workdir_lib.atomic_path(path) as temporary, open(temporary, 'wb') as f:
+    np.savez_compressed(f, inputs=inputs, epochs=np.asarray(epochs),
+                        outputs=np.stack(stacked))
 
 
 # ---------------------------------------------------------------------------- data
@@ -443,11 +443,42 @@ def read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
   return [line for line in lines if line['epoch'] <= up_to_epoch]
 
 
+def finite_or_none(line: dict) -> dict:
+  """line with NaN and infinite floats as None (strict JSON has neither)."""
+  return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+          for k, v in line.items()}
+
+
 def write_metrics(path: Path, history: list[dict]) -> None:
-  """Rewrites metrics.jsonl atomically (a crash leaves the old file whole)."""
-  tmp = path.with_suffix('.tmp')
-  tmp.write_text(''.join(json.dumps(line) + '\n' for line in history))
-  tmp.replace(path)
+  """Rewrites metrics.jsonl atomically (a crash leaves the old file whole);
+  a non-finite number is written as null."""
+  workdir_lib.atomic_write_text(path, ''.join(
+      json.dumps(finite_or_none(line), allow_nan=False) + '\n'
+      for line in history))
+
+
+class DivergedError(RuntimeError):
+  """Training produced a NaN or infinite metric."""
+
+
+def non_finite_metrics(line: dict) -> list[str]:
+  """The metric names of an epoch's line whose values are NaN or infinite."""
+  return [k for k, v in line.items()
+          if isinstance(v, float) and not np.isfinite(v)]
+
+
+def divergence_message(epoch: int, metrics: list[str], line: dict,
+                       config: ml_collections.ConfigDict, kept: int | None,
+                       who: str = 'The run') -> str:
+  """One paragraph: where it diverged, what was kept, what to try."""
+  values = ', '.join(f'{k} = {line[k]}' for k in metrics)
+  kept_text = (f'the last finite checkpoint (epoch {kept}) is kept as latest'
+               if kept else 'no epoch finished with finite metrics')
+  return (f'{who} diverged at epoch {epoch}: {values}; {kept_text}. Likely '
+          f'causes: a learning rate too high (config.learning_rate = '
+          f'{config.learning_rate:g}), a small prior_std ({config.prior_std:g}'
+          f') or a large beta ({config.beta:g}). Lower the learning rate and '
+          'start a new workdir.')
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -458,9 +489,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Writes config.json, checkpoints/, metrics.jsonl (a line per epoch),
   results.json and the PNG figures. `dataset` replaces the configured data
   (tests pass small arrays). Returns the results dict.
+
+  Raises:
+    validation.ConfigError: a config value out of range (before anything is
+      written).
+    workdir_lib.WorkdirError: the workdir is not this run's to write.
+    DivergedError: a metric became NaN or infinite; the run stopped there,
+      its latest checkpoint is the last finite epoch, and results.json says
+      where it diverged.
   """
-  workdir = Path(workdir)
-  resuming = checkpoint_lib.prepare_workdir(workdir, config, overwrite)
+  validation.validate(config)
+  lock, resuming = workdir_lib.claim(
+      workdir, 'run', checkpoint_lib.config_as_dict(config), overwrite,
+      checkpoint_lib.config_differences)
+  try:
+    return _train_and_evaluate(config, Path(workdir), resuming, dataset)
+  finally:
+    lock.release()
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
+                        resuming: bool,
+                        dataset: data_lib.Dataset | None) -> dict:
   if dataset is None:
     dataset = load_data(config)
   log.info('Data: %s, %d train / %d test images of %s from %s',
@@ -485,7 +535,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   checkpoints = checkpoint_lib.RunCheckpoints(workdir,
                                               config.checkpoint.keep_latest)
-  metrics_path = workdir / 'metrics.jsonl'
+  metrics_path = workdir / workdir_lib.METRICS_FILE
   start_epoch, history = 0, []
   latest = checkpoints.latest_epoch() if resuming else None
   if latest is not None:
@@ -522,12 +572,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     line.update({f'test_{k}': float(v) for k, v in test_metrics.items()})
     line.update(img_per_s=images_per_epoch / train_seconds, seconds=seconds)
     history.append(line)
+    diverged = non_finite_metrics(line)
+    if diverged:
+      write_metrics(metrics_path, history)
+      checkpoints.close()
+      kept = epoch - 1 if epoch > 1 else None
+      message = divergence_message(epoch, diverged, line, config, kept)
+      finite = history[-2] if len(history) > 1 else {}
+      workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, {
+          'status': 'diverged', 'diverged_epoch': epoch,
+          'diverged_metrics': diverged, 'epochs': kept or 0,
+          **{k: finite[k] for k in ('test_recon', 'test_kl', 'test_loss')
+             if k in finite},
+          'message': message})
+      raise DivergedError(message)
     is_best = line['test_loss'] < best_loss
     best_loss = min(best_loss, line['test_loss'])
     checkpoints.save(epoch, state, line['test_loss'], is_best)
     write_metrics(metrics_path, history)
     track_reconstructions(
-        workdir / RECONSTRUCTIONS_BY_EPOCH, epoch, tracked_inputs,
+        workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH, epoch, tracked_inputs,
         reconstruct(state.params, hparams, tracked_inputs, tracked_labels))
     done = epoch - start_epoch
     eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch)
@@ -551,7 +615,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       'best_test_loss': best_loss, 'compile_seconds': compile_seconds,
       'num_params': int(num_params),
   }
-  (workdir / 'results.json').write_text(json.dumps(results, indent=2))
+  results['status'] = 'finished'
+  workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, results)
   if config.plots:
     from vae_jax import plots  # matplotlib only when figures are wanted
     plots.plot_run(workdir, model, state.params, hparams, dataset, history,

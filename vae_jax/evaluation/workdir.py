@@ -53,6 +53,7 @@ from vae_jax import data as data_lib
 from vae_jax import models
 from vae_jax import sweep as sweep_lib
 from vae_jax import train
+from vae_jax import workdir as workdir_lib
 from vae_jax.evaluation import classifier_metrics
 from vae_jax.evaluation import fid
 from vae_jax.evaluation import likelihood
@@ -68,9 +69,9 @@ CLASSIFIER_METRICS = frozenset({'inception_score', 'classifier_fid',
 # Metrics of prior samples: a plain autoencoder (no prior) gets none.
 SAMPLE_METRICS = frozenset({'inception_score', 'classifier_fid', 'confusion',
                             'fid'})
-CONFUSION_FILE = 'confusion.json'
-RECONSTRUCTION_CONFUSION_FILE = 'reconstruction_confusion.json'
-RESULTS_FILE = 'results.json'
+CONFUSION_FILE = workdir_lib.CONFUSION_FILE
+RECONSTRUCTION_CONFUSION_FILE = workdir_lib.RECONSTRUCTION_CONFUSION_FILE
+RESULTS_FILE = workdir_lib.RESULTS_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +123,7 @@ def default_classifier_dir() -> Path:
 
 def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
   """The config.json of a run or sweep, with keys added since it was saved."""
-  path = workdir / checkpoint_lib.CONFIG_FILE
+  path = workdir / workdir_lib.CONFIG_FILE
   if not path.exists():
     raise FileNotFoundError(
         f'{workdir} holds no vae_jax run or sweep ({path.name} missing); pass '
@@ -374,9 +375,7 @@ def plot_confusion(confusion: dict, directory: Path) -> Path:
 
 def _write_confusion(record: dict, directory: Path, name: str) -> None:
   directory.mkdir(exist_ok=True)
-  tmp = directory / f'{name}.tmp'
-  tmp.write_text(json.dumps(record, indent=2))
-  tmp.replace(directory / name)
+  workdir_lib.atomic_write_json(directory / name, record)
   plot_confusion(record, directory)
 
 
@@ -402,6 +401,18 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
   """
   workdir = Path(workdir)
   check_metrics(metrics)
+  kind = workdir_lib.marked_kind(workdir)
+  if kind not in ('run', 'sweep'):
+    raise workdir_lib.WorkdirError(
+        f'{workdir} is not a vae_jax run or sweep; pass the --workdir given '
+        'to launch.train or launch.sweep.')
+  with workdir_lib.WorkdirLock(workdir):
+    return _evaluate_workdir(workdir, metrics, classifier_dir, settings,
+                             data_dir, dataset)
+
+
+def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
+                      settings: Settings, data_dir, dataset):
   metrics_set = set(metrics)
   config = load_run_config(workdir)
   results_path = workdir / RESULTS_FILE
@@ -409,6 +420,11 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
     raise FileNotFoundError(f'{results_path} is missing: the run has not '
                             'finished; train it to the end first.')
   results = json.loads(results_path.read_text())
+  if isinstance(results, dict) and results.get('status') == 'diverged':
+    raise train.DivergedError(
+        f'{workdir} diverged at epoch {results["diverged_epoch"]}: its '
+        'checkpoint is not a trained model, so it is not evaluated. '
+        + results.get('message', ''))
   if data_dir is not None:
     config.data.dir = data_dir
   base = (sweep_lib.member_config(config, config.sweep[0])
@@ -440,9 +456,17 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
                                     settings.batch_size)
 
   test_sets: dict[str, data_lib.Dataset] = {}
+  diverged = {r['member'] for r in (results if isinstance(results, list)
+                                     else []) if r.get('status', 'finished')
+              != 'finished'}
   for member in members:
     start = time.perf_counter()
     name = workdir if member.index is None else f'member {member.index}'
+    if member.index in diverged:
+      log.warning('Not evaluating %s: its training diverged (%s).', name,
+                  next(r['status'] for r in results
+                       if r['member'] == member.index))
+      continue
     numbers: dict[str, Any] = {}
     if metrics_set & TEST_SET_METRICS:
       # The test images as the member was trained on them (static binarised
@@ -483,7 +507,5 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
     sweep_lib.write_results_table(workdir, results, config.get('reported', ()),
                                   checkpoint_lib.config_as_dict(config))
   else:
-    tmp = results_path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(results_path)
+    workdir_lib.atomic_write_json(results_path, results)
   return results

@@ -1,0 +1,347 @@
+"""Reliability: what vae_jax never deletes, when it stops, what it refuses.
+
+Fault injection: processes killed with SIGKILL at random moments of a run
+and of a sweep (checkpoint writes included) resume to the same numbers as
+an uninterrupted run; a corrupted checkpoint, a concurrent second process,
+a foreign directory and a bad config are refused; training that diverges
+stops. The fast set runs a few kills; `-m slow` runs FAULT_TRIALS of each
+(the README's reliability figures).
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from test_train import tiny_config, tiny_dataset
+from vae_jax import checkpoint
+from vae_jax import report
+from vae_jax import sweep
+from vae_jax import train
+from vae_jax import validation
+from vae_jax import workdir as workdir_lib
+from vae_jax.evaluation import workdir as evaluation
+
+REPO = Path(__file__).resolve().parents[1]
+FAULT_TRIALS = 20
+
+# Plain SGD at 0.7 on the tiny blobs diverges after a few finite epochs
+# (the tests check that it did, and at an epoch > 1).
+DIVERGING = {'optimizer': 'sgd', 'learning_rate': 0.7, 'num_epochs': 10}
+
+
+def _snapshot(directory: Path) -> dict:
+  return {str(p.relative_to(directory)): p.read_bytes()
+          for p in sorted(directory.rglob('*')) if p.is_file()}
+
+
+# ------------------------------------------------------------ user files
+def test_overwrite_deletes_only_what_vae_jax_wrote(tmp_path):
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(tiny_config(), str(workdir), dataset=tiny_dataset())
+  (workdir / 'thesis.tex').write_text('draft')
+  (workdir / 'src').mkdir()
+  (workdir / 'src' / 'main.py').write_text('print(1)')
+  train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1), str(workdir),
+                           overwrite=True, dataset=tiny_dataset())
+  assert (workdir / 'thesis.tex').read_text() == 'draft'
+  assert (workdir / 'src' / 'main.py').read_text() == 'print(1)'
+  assert json.loads((workdir / 'config.json').read_text())['beta'] == 0.5
+  assert not (workdir / 'checkpoints' / 'latest' / '2').exists()
+
+
+def test_a_directory_with_another_tools_config_is_refused(tmp_path):
+  """The issue's reproduction: another tool's config.json, a thesis, src/."""
+  other = tmp_path / 'X'
+  (other / 'src').mkdir(parents=True)
+  (other / 'config.json').write_text('{"name": "app"}')
+  (other / 'thesis.tex').write_text('draft')
+  before = _snapshot(other)
+  for overwrite in (False, True):
+    with pytest.raises(workdir_lib.WorkdirError) as error:
+      train.train_and_evaluate(tiny_config(), str(other), overwrite=overwrite,
+                               dataset=tiny_dataset())
+    message = str(error.value)
+    assert 'not a vae_jax workdir' in message
+    assert 'src' in message and 'thesis.tex' in message
+    assert '--overwrite' not in message
+  assert _snapshot(other) == before
+  assert sorted(p.name for p in other.iterdir()) == ['config.json', 'src',
+                                                     'thesis.tex']
+
+
+def test_report_evaluate_and_reproduce_keep_out_of_a_users_directory(tmp_path):
+  users = tmp_path / 'Y'
+  users.mkdir()
+  (users / 'NOTES.md').write_text('my notes')
+  (users / 'report.html').write_text('<p>my report</p>')
+  before = _snapshot(users)
+  with pytest.raises(workdir_lib.WorkdirError, match='not a vae_jax'):
+    report.write_report(users)
+  with pytest.raises(workdir_lib.WorkdirError, match='not a vae_jax'):
+    evaluation.evaluate_workdir(users, ['recon_at_mean'])
+  result = subprocess.run(
+      [sys.executable, '-m', 'launch.reproduce', '--study=D', '--quick',
+       f'--workdir={users}'], cwd=REPO, capture_output=True, text=True,
+      timeout=120)
+  assert result.returncode != 0
+  assert 'not a vae_jax workdir' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert _snapshot(users) == before
+
+
+# ----------------------------------------------------------- divergence
+def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path):
+  workdir = tmp_path / 'run'
+  with pytest.raises(train.DivergedError) as error:
+    train.train_and_evaluate(tiny_config(**DIVERGING), str(workdir),
+                             dataset=tiny_dataset())
+  results_text = (workdir / 'results.json').read_text()
+  results = json.loads(results_text, parse_constant=lambda c: pytest.fail(
+      f'{c} in results.json'))
+  epoch = results['diverged_epoch']
+  assert epoch > 1  # the premise: some epochs were finite
+  message = str(error.value)
+  assert f'epoch {epoch}' in message and 'learning rate' in message
+  assert f'last finite checkpoint (epoch {epoch - 1})' in message
+  assert results['status'] == 'diverged' and results['epochs'] == epoch - 1
+  assert np.isfinite(results['test_loss'])
+  checkpoints = checkpoint.RunCheckpoints(workdir)
+  assert checkpoints.latest_epoch() == epoch - 1
+  checkpoints.close()
+  lines = [json.loads(l) for l in
+           (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert lines[-1]['epoch'] == epoch and None in lines[-1].values()
+  # Evaluation refuses it rather than scoring a broken model.
+  with pytest.raises(train.DivergedError, match='not evaluated'):
+    evaluation.evaluate_workdir(workdir, ['recon_at_mean'],
+                                dataset=tiny_dataset())
+
+
+def test_a_diverging_sweep_member_freezes_and_the_others_finish(tmp_path):
+  config = tiny_config(**DIVERGING)
+  config.checkpoint.keep_latest = 20
+  config.sweep = sweep.product(learning_rate=[0.05, 0.7])
+  workdir = tmp_path / 'sweep'
+  results = sweep.run_sweep(config, workdir, dataset=tiny_dataset())
+  assert results[0]['status'] == 'finished' and results[0]['epochs'] == 10
+  status = results[1]['status']
+  assert status.startswith('diverged at epoch ')
+  epoch = int(status.split()[-1])
+  assert epoch > 1 and results[1]['epochs'] == epoch - 1
+  assert np.isfinite(results[1]['test_loss'])
+  json.loads((workdir / 'results.json').read_text(),
+             parse_constant=lambda c: pytest.fail(f'{c} in results.json'))
+  assert 'diverged at epoch' in (workdir / 'results.md').read_text()
+  # Its slice of every later checkpoint is its last finite state.
+  group = sweep.SweepGroup([sweep.member_config(config, m)
+                            for m in config.sweep], (8, 8),
+                           sweep.sweep_mesh())
+  checkpoints = checkpoint.RunCheckpoints(workdir / 'group_0')
+  frozen = group.unstack(checkpoints.restore(
+      epoch - 1, like=group.abstract_state()).params)
+  final = group.unstack(checkpoints.restore(
+      10, like=group.abstract_state()).params)
+  checkpoints.close()
+  for a, b in zip(jax.tree.leaves(frozen[1]), jax.tree.leaves(final[1])):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(frozen[0]), jax.tree.leaves(final[0])))
+
+
+# ---------------------------------------------------------- validation
+@pytest.mark.parametrize('key, value', [
+    ('beta', -0.1), ('prior_std', 0.0), ('learning_rate', float('nan')),
+    ('learning_rate', -1e-3), ('batch_size', 0), ('eval_batch_size', 0),
+    ('model.latent_size', 0), ('data.train_subset', 0),
+    ('data.test_subset', 0), ('num_epochs', 0), ('model.name', 'mlp'),
+    ('loss', 'l2'), ('optimizer', 'lamb'),
+])
+def test_bad_values_are_refused_before_anything_is_written(tmp_path, key,
+                                                           value):
+  workdir = tmp_path / 'run'
+  with pytest.raises(validation.ConfigError) as error:
+    train.train_and_evaluate(tiny_config(**{key: value}), str(workdir),
+                             dataset=tiny_dataset())
+  message = str(error.value)
+  assert f'config.{key} = {value!r}' in message and '\n' not in message
+  assert not workdir.exists()
+  # The corrected rerun is not blocked by anything the refusal left.
+  train.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
+                           dataset=tiny_dataset())
+
+
+def test_bad_values_and_unknown_keys_are_one_line_usage_errors(tmp_path):
+  for flag, expected in [('--config.prior_std=-1', 'config.prior_std = -1.0'),
+                         ('--config.nope=1', "no key 'nope'")]:
+    result = subprocess.run(
+        [sys.executable, '-m', 'launch.train', '--config=configs/default.py',
+         f'--workdir={tmp_path / "run"}', flag], cwd=REPO,
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert expected in result.stderr and 'Traceback' not in result.stderr
+    assert not (tmp_path / 'run').exists()
+
+
+# ----------------------------------------------------------------- lock
+def test_one_process_per_workdir_and_kill_releases_the_lock(tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  holder = subprocess.Popen(
+      [sys.executable, '-c', textwrap.dedent(f'''
+          import sys, time
+          from vae_jax import workdir
+          lock = workdir.WorkdirLock({str(workdir)!r})
+          print('held', flush=True)
+          time.sleep(600)''')], cwd=REPO, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == 'held'
+    with pytest.raises(workdir_lib.WorkdirError,
+                       match=f'in use by process {holder.pid}'):
+      train.train_and_evaluate(tiny_config(), str(workdir),
+                               dataset=tiny_dataset())
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  # The kernel released it with the process: no stale lock.
+  train.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
+                           dataset=tiny_dataset())
+
+
+# ---------------------------------------------------------- checksums
+def test_a_flipped_bit_in_a_checkpoint_is_refused(tmp_path):
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(tiny_config(), str(workdir), dataset=tiny_dataset())
+  step = workdir / 'checkpoints' / 'latest' / '2'
+  biggest = max((p for p in step.rglob('*') if p.is_file()),
+                key=lambda p: p.stat().st_size)
+  data = bytearray(biggest.read_bytes())
+  data[len(data) // 2] ^= 0x10
+  biggest.write_bytes(bytes(data))
+  with pytest.raises(checkpoint.CorruptCheckpointError) as error:
+    train.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
+                             dataset=tiny_dataset())
+  message = str(error.value)
+  assert str(biggest) in message and 'epoch(s) 1' in message
+  # As offered: moving the corrupted epoch away resumes from epoch 1.
+  step.rename(tmp_path / 'corrupted')
+  resumed = train.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
+                                     dataset=tiny_dataset())
+  straight = train.train_and_evaluate(tiny_config(num_epochs=3),
+                                      str(tmp_path / 'straight'),
+                                      dataset=tiny_dataset())
+  assert resumed['test_loss'] == straight['test_loss']
+
+
+# -------------------------------------------------------------- kill -9
+_CHILD = '''
+import sys
+sys.path.insert(0, {tests!r})
+from test_train import tiny_config, tiny_dataset
+from vae_jax import sweep, train
+config = tiny_config(num_epochs={epochs})
+if {as_sweep}:
+  config.sweep = sweep.product(beta=[1.0, 0.5])
+  sweep.run_sweep(config, {workdir!r}, dataset=tiny_dataset(num_train=256))
+else:
+  train.train_and_evaluate(config, {workdir!r},
+                           dataset=tiny_dataset(num_train=256))
+'''
+
+
+def _train_in_child(workdir: Path, as_sweep: bool, epochs: int,
+                    kill_after: float | None = None) -> float | bool:
+  """Trains in a subprocess from when its first epoch's metrics appear.
+
+  With kill_after, SIGKILLs it that many seconds later and returns whether
+  it was still running; else waits and returns how long it trained on.
+  """
+  code = _CHILD.format(tests=str(REPO / 'tests'), epochs=epochs,
+                       as_sweep=as_sweep, workdir=str(workdir))
+  child = subprocess.Popen([sys.executable, '-c', code], cwd=REPO,
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+  resumed = (workdir / 'metrics.jsonl').exists()
+  deadline = time.monotonic() + 120
+  while not resumed and not (workdir / 'metrics.jsonl').exists():
+    assert child.poll() is None, child.stderr.read()
+    assert time.monotonic() < deadline
+    time.sleep(0.005)
+  start = time.monotonic()
+  if kill_after is None:
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
+    return time.monotonic() - start
+  time.sleep(kill_after)
+  killed = child.poll() is None
+  child.send_signal(signal.SIGKILL)
+  child.wait()
+  return killed
+
+
+def _final_state(workdir: Path, as_sweep: bool):
+  """metrics.jsonl without timings, and the final checkpoint's arrays."""
+  lines = [{k: v for k, v in json.loads(l).items()
+            if k not in ('img_per_s', 'seconds')}
+           for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  directory = workdir / 'group_0' if as_sweep else workdir
+  step = max((directory / 'checkpoints' / 'latest').iterdir(),
+             key=lambda p: int(p.name))
+  restored = ocp.StandardCheckpointer().restore(step / "default")
+  return lines, jax.tree.leaves(restored)
+
+
+def _kill_and_resume(tmp_path: Path, as_sweep: bool, trials: int) -> dict:
+  epochs = 8
+  straight = tmp_path / 'straight'
+  duration = _train_in_child(straight, as_sweep, epochs)
+  expected_lines, expected_arrays = _final_state(straight, as_sweep)
+  rng = random.Random(0)
+  counts = {'trials': trials, 'killed': 0, 'identical': 0}
+  for trial in range(trials):
+    workdir = tmp_path / f'trial_{trial}'
+    # Anywhere in the epochs after the first (checkpoint writes included).
+    counts['killed'] += _train_in_child(workdir, as_sweep, epochs,
+                                        rng.uniform(0.0, duration))
+    (workdir / 'mine.txt').write_text('user file')  # a user's, beside the run
+    _train_in_child(workdir, as_sweep, epochs)
+    lines, arrays = _final_state(workdir, as_sweep)
+    assert (workdir / 'mine.txt').read_text() == 'user file'
+    leftovers = [p for p in workdir.rglob('*')
+                 if p.name.endswith('.vae_jax-tmp') or
+                 'orbax-checkpoint-tmp' in p.name]
+    assert not leftovers, leftovers
+    results = json.loads((workdir / 'results.json').read_text())
+    final_losses = ([r['test_loss'] for r in results] if as_sweep
+                    else [results['test_loss']])
+    assert final_losses == [l['test_loss'] for l in lines
+                            if l['epoch'] == epochs]
+    if lines == expected_lines and all(
+        np.array_equal(a, b) for a, b in zip(arrays, expected_arrays)):
+      counts['identical'] += 1
+  return counts
+
+
+@pytest.mark.parametrize('as_sweep', [False, True], ids=['run', 'sweep'])
+def test_killed_runs_resume_to_the_same_numbers(tmp_path, as_sweep):
+  counts = _kill_and_resume(tmp_path, as_sweep, trials=2)
+  assert counts['identical'] == counts['trials'], counts
+  assert counts['killed'] >= 1, counts  # not all after the run had ended
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('as_sweep', [False, True], ids=['run', 'sweep'])
+def test_killed_runs_resume_to_the_same_numbers_many_times(tmp_path, as_sweep):
+  counts = _kill_and_resume(tmp_path, as_sweep, trials=FAULT_TRIALS)
+  print(f'\n{"sweep" if as_sweep else "run"}: {counts}')
+  assert counts['identical'] == counts['trials'], counts

@@ -1,0 +1,93 @@
+"""Checks a config before anything is compiled or written.
+
+Every error is one line naming the key, the value and what is allowed, so a
+launcher can show it as a usage error (no traceback).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import ml_collections
+
+from vae_jax import objectives
+from vae_jax.models import MODELS
+from vae_jax.models.initializers import INIT_SCHEMES
+from vae_jax.models.mlp import ACTIVATIONS
+
+DATASETS = ('mnist', 'usps')
+SOURCES = ('files', 'tfds')
+PREPROCESSING_MODES = ('grey', 'dynamic_binarized', 'static_binarized')
+OPTIMIZERS = ('adam', 'rmsprop', 'adagrad', 'sgd')
+LOSSES = (*sorted(objectives.RECONSTRUCTION_LOSSES),
+          *objectives.PERCEPTUAL_LOSSES)
+
+
+class ConfigError(ValueError):
+  """A config value outside what vae_jax can train."""
+
+
+def _get(config: ml_collections.ConfigDict, key: str) -> Any:
+  node = config
+  for part in key.split('.'):
+    node = node[part]
+  return node
+
+
+def _number(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def _integer(value: Any) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+# key -> (test, what is allowed), in the order they are checked.
+_RULES = (
+    ('data.name', lambda v: v in DATASETS, f'one of {DATASETS}'),
+    ('data.source', lambda v: v in SOURCES, f'one of {SOURCES}'),
+    ('data.preprocessing', lambda v: v in PREPROCESSING_MODES,
+     f'one of {PREPROCESSING_MODES}'),
+    ('data.train_subset', lambda v: v is None or (_integer(v) and v >= 1),
+     'an integer >= 1, or None for all images'),
+    ('data.test_subset', lambda v: v is None or (_integer(v) and v >= 1),
+     'an integer >= 1, or None for all images'),
+    ('model.name', lambda v: v in MODELS, f'one of {MODELS}'),
+    ('model.latent_size', lambda v: _integer(v) and v >= 1,
+     'an integer >= 1'),
+    ('model.init_scheme', lambda v: v in INIT_SCHEMES,
+     f'one of {INIT_SCHEMES}'),
+    ('model.activation', lambda v: v in ACTIVATIONS,
+     f'one of {tuple(sorted(ACTIVATIONS))}'),
+    ('model.num_classes', lambda v: _integer(v) and v >= 0,
+     'an integer >= 0 (0: not conditional)'),
+    ('loss', lambda v: v in LOSSES, f'one of {LOSSES}'),
+    ('beta', lambda v: _number(v) and v >= 0, 'a finite number >= 0'),
+    ('prior_mean', _number, 'a finite number'),
+    ('prior_std', lambda v: _number(v) and v > 0, 'a finite number > 0'),
+    ('optimizer', lambda v: v in OPTIMIZERS, f'one of {OPTIMIZERS}'),
+    ('learning_rate', lambda v: _number(v) and v > 0, 'a finite number > 0'),
+    ('batch_size', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
+    ('eval_batch_size', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
+    ('num_epochs', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
+    ('scan_unroll', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
+    ('checkpoint.keep_latest', lambda v: _integer(v) and v >= 1,
+     'an integer >= 1'),
+)
+
+
+def validate(config: ml_collections.ConfigDict, where: str = '') -> None:
+  """Raises ConfigError on the first value vae_jax cannot train with.
+
+  where: names the sweep member in the message ('' for a run).
+  """
+  for key, test, allowed in _RULES:
+    try:
+      value = _get(config, key)
+    except (KeyError, AttributeError):
+      continue  # an older config without the key: its default applies
+    if not test(value):
+      raise ConfigError(f'config.{key} = {value!r}{where} is not allowed: it '
+                        f'must be {allowed}. Set --config.{key}=...')
