@@ -517,6 +517,19 @@ def test_usps_flipped_byte_raises_checksum_error(tmp_path, usps_dir):
   assert _snapshot(tmp_path) == before
 
 
+def test_usps_decompressed_file_with_a_changed_label_is_rejected(tmp_path,
+                                                                 usps_dir):
+  (tmp_path / 'usps.bz2').symlink_to(usps_dir / 'usps.bz2')
+  text = bz2.decompress((usps_dir / 'usps.t.bz2').read_bytes())
+  first, rest = text.split(b' ', 1)
+  changed = (b'1' if first != b'1' else b'2') + b' ' + rest
+  (tmp_path / 'usps.t').write_bytes(changed)
+  with pytest.raises(data.ChecksumError) as info:
+    data.load_usps_dir(tmp_path)
+  assert str(tmp_path / 'usps.t') in str(info.value)
+  assert data.USPS_TEXT_SHA256['usps.t'] in str(info.value)
+
+
 def test_usps_decompressed_file_missing_a_line_is_rejected(tmp_path, usps_dir):
   (tmp_path / 'usps.bz2').symlink_to(usps_dir / 'usps.bz2')
   lines = bz2.decompress((usps_dir / 'usps.t.bz2').read_bytes()).splitlines(True)

@@ -79,6 +79,12 @@ USPS_MIRRORS = (
     'https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/multiclass/',
 )
 _USPS_NUM_EXAMPLES = {'usps': 7291, 'usps.t': 2007}
+# SHA-256 of the decompressed LIBSVM text (of the reference archives above),
+# for a directory holding 'usps' / 'usps.t' rather than the archives.
+USPS_TEXT_SHA256 = {
+    'usps': 'ae1ecd751e55e42c05af14e2d087c24701fb9a172fa067b4fc768c1ef18985c7',
+    'usps.t': '3c1e051267475d03ffc82313e0fbc43585d036eb5a0f42e04f91cb4726b41ed7',
+}
 _USPS_SIDE = 16
 _USPS_NUM_PIXELS = _USPS_SIDE * _USPS_SIDE
 
@@ -484,19 +490,25 @@ def parse_usps_libsvm(text: bytes, origin: str = '<bytes>',
   return grey.reshape(-1, _USPS_SIDE, _USPS_SIDE), labels
 
 
-def _parse_usps_file(path: pathlib.Path, stem: str, count_lines: bool):
-  text = _read_maybe_compressed(path, _compression_of(path))
-  expected = _USPS_NUM_EXAMPLES[stem] if count_lines else None
-  return parse_usps_libsvm(text, str(path), expected_examples=expected)
+def _parse_usps_file(path: pathlib.Path, stem: str, verify: bool):
+  """Parses one split; verify checks its example count and, for a
+  decompressed file (an archive is hashed before), its SHA-256."""
+  compression = _compression_of(path)
+  text = _read_maybe_compressed(path, compression)
+  expected = _USPS_NUM_EXAMPLES[stem] if verify else None
+  parsed = parse_usps_libsvm(text, str(path), expected_examples=expected)
+  if verify and compression is None:
+    _check_digest(path, 'sha256', text, USPS_TEXT_SHA256[stem],
+                  'decompressed text')
+  return parsed
 
 
 def _verify_usps_file(path: pathlib.Path, stem: str) -> None:
-  """Hash check for .bz2; decompressed text has no published checksum, so its
-  line and field counts stand in."""
+  """An archive's hash, or a decompressed file's count and hash."""
   if _compression_of(path) == 'bz2':
     _verify_usps_archive(path, path.name)
   else:
-    _parse_usps_file(path, stem, count_lines=True)
+    _parse_usps_file(path, stem, verify=True)
 
 
 def load_usps_dir(directory: PathLike, verify: bool = True) -> Dataset:
@@ -509,7 +521,7 @@ def load_usps_dir(directory: PathLike, verify: bool = True) -> Dataset:
     directory: where the files are.
     verify: .bz2 files must match USPS_SHA256 (reference copy) or
       USPS_PUBLIC_MD5 (LIBSVM download); decompressed files must have 7291 /
-      2007 well-formed lines.
+      2007 well-formed lines and match USPS_TEXT_SHA256.
 
   Returns:
     Dataset with uint8 [7291, 16, 16] / [2007, 16, 16] images (values in
@@ -526,7 +538,7 @@ def load_usps_dir(directory: PathLike, verify: bool = True) -> Dataset:
     for path in paths.values():
       if _compression_of(path) == 'bz2':
         _verify_usps_archive(path, path.name)
-  splits = {stem: _parse_usps_file(path, stem, count_lines=verify)
+  splits = {stem: _parse_usps_file(path, stem, verify)
             for stem, path in paths.items()}
   (train_images, train_labels), (test_images, test_labels) = (
       splits['usps'], splits['usps.t'])
