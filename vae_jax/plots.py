@@ -434,21 +434,39 @@ def _setting_text(value) -> str:
   return str(value)
 
 
+def _determined_by(settings: Sequence[dict], key: str, other: str) -> bool:
+  """Whether every member's `other` setting follows from its `key` one (and
+  varies at all: a constant setting splits nothing either way)."""
+  seen: dict[str, str] = {}
+  for s in settings:
+    if other not in s:
+      return False
+    value, then = repr(s[key]), repr(s[other])
+    if seen.setdefault(value, then) != then:
+      return False
+  return len(set(seen.values())) > 1
+
+
 def lines_along(results: Sequence[dict], key: str
                 ) -> dict[str, list[tuple[Any, dict]]]:
   """Members joined into lines along one swept setting `key`.
 
   A line holds the members whose other settings all agree, sorted by their
-  value of `key`; the dict's keys describe those other settings. Lines of
-  a single member are left out.
+  value of `key`; the dict's keys describe those other settings. A setting
+  that `key` determines across the sweep (a decoder width that follows the
+  encoder's) does not split lines. Lines of a single member are left out.
   """
+  along = [r['settings'] for r in results if key in r['settings']]
+  tied = {other for other in {k for s in along for k in s} - {key}
+          if _determined_by(along, key, other)}
   lines: dict[str, list[tuple[Any, dict]]] = {}
   for result in results:
     settings = result['settings']
     if key not in settings:
       continue
     others = ', '.join(f'{k.split(".")[-1]}={_setting_text(v)}'
-                       for k, v in sorted(settings.items()) if k != key)
+                       for k, v in sorted(settings.items())
+                       if k != key and k not in tied)
     lines.setdefault(others, []).append((settings[key], result))
   return {k: sorted(v, key=lambda p: _setting_order(p[0]))
           for k, v in lines.items() if len(v) > 1}
