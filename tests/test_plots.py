@@ -56,13 +56,25 @@ def test_sweep_members_join_lines_along_a_setting_in_order():
       _result(3, **{'model.encoder_widths': [400], 'model.latent_size': 2}),
       _result(4, **{'model.encoder_widths': [1000], 'model.latent_size': 20}),
       _result(5, beta=0.5),
+      _result(6, **{'model.encoder_widths': [400], 'model.latent_size': 20}),
   ]
   lines = plots.lines_along(results, 'model.encoder_widths')
   assert list(lines) == ['latent_size=20', 'latent_size=2']
   # Widths by depth, then by size; not as text ('1000' < '2000' < '400').
-  assert [r['member'] for _, r in lines['latent_size=20']] == [1, 4, 0]
+  assert [r['member'] for _, r in lines['latent_size=20']] == [1, 6, 4, 0]
   assert [r['member'] for _, r in lines['latent_size=2']] == [3, 2]
   assert plots.lines_along(results, 'beta') == {}  # one member: no line
+
+
+def test_a_setting_that_follows_the_swept_one_does_not_split_its_line():
+  # Study B's width sweep: the decoder's width is the encoder's.
+  results = [_result(m, **{'model.encoder_widths': [w],
+                           'model.decoder_widths': [w],
+                           'model.latent_size': 20})
+             for m, w in enumerate((100, 400, 1000))]
+  lines = plots.lines_along(results, 'model.encoder_widths')
+  assert list(lines) == ['latent_size=20']
+  assert [r['member'] for _, r in lines['latent_size=20']] == [0, 1, 2]
 
 
 def test_sweep_figures_overlay_curves_of_swept_settings_but_not_seeds(tmp_path):
