@@ -161,6 +161,27 @@ def plot_samples(images: np.ndarray, path: Path, title: str,
   return _save(fig, path)
 
 
+def plot_dataset(images: np.ndarray, labels: np.ndarray, path: Path,
+                 title: str, per_class: int = 8) -> Path:
+  """The first `per_class` training images of each digit [N, H, W] uint8,
+  one column per digit, labelled."""
+  classes = sorted(set(np.asarray(labels).tolist()))
+  picked = [np.flatnonzero(labels == c)[:per_class] for c in classes]
+  rows = min(len(p) for p in picked)
+  grid = np.stack([images[p[:rows]] for p in picked], axis=1)  # [rows, C, H, W]
+  canvas = tile_images(grid.reshape(-1, *images.shape[1:]).astype(np.float32)
+                       / 255, rows, len(classes))
+  fig, ax = plt.subplots(figsize=(len(classes) * 0.55 + 0.6, rows * 0.55 + 0.9))
+  ax.imshow(canvas, cmap='gray', vmin=0, vmax=1)
+  width = canvas.shape[1] / len(classes)
+  ax.set_xticks([width * (i + 0.5) for i in range(len(classes))],
+                [str(c) for c in classes])
+  ax.xaxis.tick_top()
+  ax.set_yticks([])
+  ax.set_title(title, pad=22)
+  return _save(fig, path)
+
+
 def plot_latent_grid(images: np.ndarray, values: np.ndarray,
                      path: Path) -> Path:
   """Decoded images [n*n, H, W] of the grid z = (values[j], values[n-1-i])."""

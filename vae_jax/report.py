@@ -20,7 +20,7 @@ REPORT_FILE = workdir_lib.REPORT_FILE
 
 # Figures in reading order; any other PNG follows them alphabetically.
 FIGURE_ORDER = (
-    'loss_curves', 'metrics_vs_beta', 'metrics_vs_latent_size',
+    'dataset', 'loss_curves', 'metrics_vs_beta', 'metrics_vs_latent_size',
     'reconstructions', 'reconstructions_by_epoch', 'samples', 'latent_grid',
     'latent_traversal', 'latent_scatter', 'interpolations', 'confusion_matrix',
     'class_histogram',

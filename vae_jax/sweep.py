@@ -496,6 +496,12 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
     losses = {c.loss for c in configs}
     plots.plot_sweep(workdir, results, all_lines,
                      losses.pop() if len(losses) == 1 else 'mixed')
+    plots.plot_dataset(
+        dataset.train_images, dataset.train_labels, workdir / 'dataset.png',
+        f'{dataset.name.upper()}: training images, '
+        f'{len(dataset.train_images):,} train / '
+        f'{len(dataset.test_images):,} test, '
+        f'{dataset.image_shape[0]}x{dataset.image_shape[1]}')
   return results
 
 
