@@ -456,6 +456,17 @@ def test_default_config_reaches_pytorch_example_loss(tmp_path, mnist_dir):
   assert results['test_loss'] <= 105.6
 
 
+def test_a_model_field_the_model_does_not_use_does_not_block_resuming():
+  saved = checkpoint.config_as_dict(tiny_config())
+  current = checkpoint.config_as_dict(tiny_config())
+  current['model']['hidden_size'] = saved['model']['hidden_size'] + 1
+  assert checkpoint.config_differences(saved, current) == []  # mlp_vae
+  saved['model']['name'] = current['model']['name'] = 'conv_fc_vae'
+  assert checkpoint.config_differences(saved, current) == [
+      f"model.hidden_size: {saved['model']['hidden_size']} -> "
+      f"{current['model']['hidden_size']}"]
+
+
 def test_run_saved_before_a_key_was_added_still_resumes(tmp_path):
   workdir = tmp_path / 'run'
   _run(tiny_config(num_epochs=1), workdir)

@@ -20,6 +20,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from vae_jax import workdir as workdir_lib
+from vae_jax.models import MODEL_FIELDS
 
 log = logging.getLogger('vae_jax.checkpoint')
 
@@ -61,12 +62,25 @@ def flatten_config(tree: Any, prefix: str = '') -> dict[str, Any]:
   return {prefix[:-1]: tree}
 
 
+def _unused_model_keys(saved_flat: dict, current_flat: dict) -> set[str]:
+  """model.* keys that the (same) model of both configs is not built from."""
+  name = saved_flat.get('model.name')
+  if name != current_flat.get('model.name') or name not in MODEL_FIELDS:
+    return set()
+  return {k for k in set(saved_flat) | set(current_flat)
+          if k.startswith('model.') and k.count('.') == 1
+          and k.split('.')[1] not in MODEL_FIELDS[name]}
+
+
 def config_differences(saved: dict, current: dict) -> list[str]:
-  """Lists 'key: saved -> current' for keys that differ, ignoring RESUMABLE_KEYS."""
+  """Lists 'key: saved -> current' for keys that differ, ignoring
+  RESUMABLE_KEYS and model fields the run's model does not use (a sweep's
+  members, with their own models, are compared by the sweep list itself)."""
   saved_flat, current_flat = flatten_config(saved), flatten_config(current)
+  unused = _unused_model_keys(saved_flat, current_flat)
   differences = []
   for key in sorted(set(saved_flat) | set(current_flat)):
-    if key in RESUMABLE_KEYS:
+    if key in RESUMABLE_KEYS or key in unused:
       continue
     old, new = saved_flat.get(key, '<absent>'), current_flat.get(key, '<absent>')
     if key not in saved_flat and ADDED_KEYS_DEFAULTS.get(key, old) == new:

@@ -6,6 +6,19 @@ from vae_jax.models.mlp import MLPVAE
 # mlp_vae: the MLP VAE / CVAE of Studies B, C, D (optionally a CNN encoder);
 # conv_vae: Study E's; conv_fc_vae: Study A's.
 MODELS = ('mlp_vae', 'conv_vae', 'conv_fc_vae')
+# The config.model fields each model is built from (build_model); the others
+# do not change what it trains.
+MODEL_FIELDS = {
+    'mlp_vae': frozenset({'name', 'latent_size', 'encoder_widths',
+                          'decoder_widths', 'activation', 'init_scheme',
+                          'num_classes', 'encoder_conv_channels', 'conv_impl',
+                          'variational'}),
+    'conv_vae': frozenset({'name', 'latent_size', 'init_scheme', 'conv_impl',
+                           'variational', 'num_classes'}),
+    'conv_fc_vae': frozenset({'name', 'latent_size', 'hidden_size',
+                              'init_scheme', 'conv_impl', 'variational',
+                              'num_classes'}),
+}
 
 
 def build_model(model_config, image_shape: tuple[int, int]):
