@@ -1,0 +1,39 @@
+"""benchmarks/accelerator_check.sh on CPU with tiny settings: every step runs
+and writes what a GPU session would commit, so the script cannot rot between
+the sessions that have a device."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_accelerator_check_runs_every_step_on_cpu(tmp_path, mnist_dir):
+  out = tmp_path / 'out'
+  env = dict(os.environ, OUT=str(out), DATA_DIR=str(mnist_dir.parent),
+             EPOCHS='1', SWEEP_KS='1,2', TRAIN_SUBSET='512',
+             TORCH_VARIANTS='preloaded', BUDGET_SECONDS='900',
+             STEP_SECONDS='300', PYTHON=sys.executable)
+  result = subprocess.run(['bash', 'benchmarks/accelerator_check.sh'],
+                          cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=1000)
+  assert result.returncode == 0, result.stderr[-2000:]
+  summary = (out / 'summary.txt').read_text()
+  for step in ('frameworks_default', 'frameworks_study_d', 'conv_study_e',
+               'sweep_scaling', 'study_d'):
+    assert f'{step}: exit 0' in summary, (summary, step)
+  assert 'devices [CpuDevice' in (out / 'devices.txt').read_text()
+  rows = json.loads((out / 'sweep_scaling' / 'sweep_scaling.json').read_text())
+  assert [r['members'] for r in rows] == [1, 2]
+  assert all(r['aggregate_img_per_s'] > 0 and r['peak_memory_bytes'] > 0
+             for r in rows)
+  for name in ('frameworks_default', 'frameworks_study_d', 'conv_study_e'):
+    assert list((out / name).glob('*.json')), name
+  study_d = json.loads((out / 'study_d' / 'results.json').read_text())
+  assert len(study_d) == 7 and all(r['epochs'] == 300 for r in study_d)
