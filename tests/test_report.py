@@ -6,6 +6,7 @@ import json
 
 from vae_jax import report
 from vae_jax import sweep
+from vae_jax import workdir
 
 BASE = {'learning_rate': 0.001, 'batch_size': 256,
         'model': {'encoder_widths': [512, 256], 'latent_size': 2}}
@@ -49,6 +50,7 @@ def test_tables_show_the_base_value_where_a_member_does_not_override(tmp_path):
   assert markdown[2].endswith('| 5,678 | 1,234 |')  # parameters, images/s
 
   (tmp_path / 'config.json').write_text(json.dumps(BASE))
+  workdir.mark(tmp_path, 'sweep')
   page = report.write_report(tmp_path, 'table').read_text()
   # Overridden settings in black, inherited ones marked as the base's.
   assert '<td class="text">0.0001</td>' in page
@@ -62,6 +64,7 @@ def test_published_numbers_sit_beside_ours_and_the_rest_in_details(tmp_path):
   results[0]['fid'] = 80.0
   (tmp_path / 'results.json').write_text(json.dumps(results))
   (tmp_path / 'config.json').write_text(json.dumps(BASE))
+  workdir.mark(tmp_path, 'sweep')
   page = report.write_report(tmp_path, 'table').read_text()
   main_table, rest = page.split('<details><summary>every other number', 1)
   main_table = main_table[main_table.index('<table>'):]

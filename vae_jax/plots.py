@@ -260,6 +260,31 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
   return _save(fig, path)
 
 
+def plot_latent_by_class(z: np.ndarray, labels: np.ndarray, path: Path,
+                         title: str) -> Path:
+  """2-d codes [N, 2], one panel per digit (its codes in colour over all the
+  others' in grey): how each class fills the latent space, which a single
+  scatter hides when a CVAE's classes overlap."""
+  classes = sorted(set(np.asarray(labels).tolist()))
+  fig, axes = plt.subplots(2, (len(classes) + 1) // 2, figsize=(13, 5.6),
+                           sharex=True, sharey=True)
+  colours = plt.cm.tab10(np.arange(10))
+  for ax, digit in zip(axes.flat, classes):
+    ax.scatter(z[:, 0], z[:, 1], s=1, color='0.85', rasterized=True)
+    mine = labels == digit
+    ax.scatter(z[mine, 0], z[mine, 1], s=2, color=colours[digit % 10],
+               rasterized=True)
+    ax.set_title(f'digit {digit}')
+    ax.grid(alpha=0.3)
+  for ax in axes[-1]:
+    ax.set_xlabel('$z_1$')
+  for ax in axes[:, 0]:
+    ax.set_ylabel('$z_2$')
+  fig.suptitle(title)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
 def plot_interpolations(images: np.ndarray, path: Path,
                         caption: str = 'first digit  ->  second digit'
                         ) -> Path:
@@ -387,6 +412,11 @@ def plot_run(workdir: Path, model, params, hparams, dataset,
       for i in range(0, len(test), 1000)])
   paths.append(plot_latent_scatter(means[:, kept], dataset.test_labels,
                                    workdir / 'latent_scatter.png'))
+  if num_classes and len(kept) == 2:
+    paths.append(plot_latent_by_class(
+        means[:, kept], dataset.test_labels, workdir / 'latent_by_class.png',
+        'Test set in latent space per class (posterior means; the label '
+        'is given to the encoder)'))
   if not variational:
     # An autoencoder's codes follow no prior: no window to decode over.
     return paths + _tracked_reconstructions(workdir)

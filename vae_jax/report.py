@@ -22,7 +22,7 @@ REPORT_FILE = workdir_lib.REPORT_FILE
 FIGURE_ORDER = (
     'dataset', 'loss_curves', 'metrics_vs_beta', 'metrics_vs_latent_size',
     'reconstructions', 'reconstructions_by_epoch', 'samples', 'latent_grid',
-    'latent_traversal', 'latent_scatter', 'interpolations', 'confusion_matrix',
+    'latent_traversal', 'latent_scatter', 'latent_by_class', 'interpolations', 'confusion_matrix',
     'class_histogram',
 )
 

@@ -590,5 +590,9 @@ def write_results_table(workdir: Path, results: list[dict],
   markdown += ['| ' + ' | '.join(column_format.get(c, fmt)(v)
                                 for c, v in zip(columns, row)) + ' |'
                for row in rows]
+  if 'img_per_s' in cost_keys:
+    markdown += ['', 'img_per_s: the training rate of the member\'s compiled '
+                 'group divided by its members, not the speed of that model '
+                 'run alone (time it with launch.train).']
   workdir_lib.atomic_write_text(workdir / workdir_lib.RESULTS_MD,
                                 '\n'.join(markdown) + '\n')

@@ -52,7 +52,7 @@ FIGURES = (
     'latent_scatter.png', 'latent_grid.png', 'latent_traversal.png',
     'interpolations.png', 'reconstructions_by_epoch.png',
     'confusion_matrix.png', 'class_histogram.png',
-    'reconstruction_confusion.png', 'dataset.png',
+    'reconstruction_confusion.png', 'dataset.png', 'latent_by_class.png',
 )
 OWNED_NAMES = frozenset({
     MARKER_FILE, LOCK_FILE, CONFIG_FILE, METRICS_FILE, RESULTS_FILE,
