@@ -53,7 +53,7 @@ class Experiment:
 # FID is reported as unavailable rather than stopping the study.
 STUDIES: dict[str, tuple[Experiment, ...]] = {
     'A': (Experiment('study_a', study_a.get_config,
-                     ('classifier_fid', 'inception_score', 'fid'),
+                     ('classifier_fid', 'inception_score', 'iwae', 'fid'),
                      needs_classifier_in_training=True),),
     'B': (Experiment('study_b', study_b.get_config, ('iwae',)),),
     'C': (Experiment('mnist', study_c.get_config,

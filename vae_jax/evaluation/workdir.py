@@ -475,7 +475,10 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
                        default=str)
       if key not in test_sets:
         test_sets[key] = dataset or train.load_data(member.config)
-      if 'iwae' in metrics_set:
+      if 'iwae' in metrics_set and member.config.loss != 'bce':
+        log.info('No IWAE bound for %s: its loss %r is not a likelihood.',
+                 name, member.config.loss)
+      elif 'iwae' in metrics_set:
         numbers.update(iwae_numbers(member, test_sets[key], settings))
       if 'recon_at_mean' in metrics_set:
         numbers.update(recon_at_mean_numbers(member, test_sets[key], settings))
