@@ -4,11 +4,16 @@ r"""Trains every member of a sweep config as one vmapped program per group.
   python -m launch.sweep --config=configs/study_d.py --workdir=/tmp/d \
       --config.num_epochs=2 --config.data.dir=../shared/data
 
-Multi-host (e.g. TPU pods, several GPU hosts): start the same command in every
-process with --distributed; JAX's own runtime (jax.distributed.initialize,
-configured from the cluster environment or JAX_COORDINATOR_ADDRESS,
-JAX_NUM_PROCESSES, JAX_PROCESS_ID) joins them, and the sweep axis is sharded
-over all their devices.
+Several processes (hosts, or processes on one machine): start the same
+command in every process. With --coordinator_address, --num_processes and
+--process_id they join through JAX's own runtime (jax.distributed.initialize);
+with --distributed alone JAX finds them itself (Cloud TPU, SLURM, Open MPI).
+The sweep axis is sharded over every process's devices; each process loads
+the data; process 0 writes the workdir's files and holds its lock; every
+process takes part in the orbax checkpoints.
+
+  python -m launch.sweep --config=configs/study_d.py --workdir=/shared/d \
+      --coordinator_address=10.0.0.1:8476 --num_processes=2 --process_id=0
 """
 
 from absl import app
@@ -22,8 +27,15 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory of the sweep.', required=True)
 flags.DEFINE_bool('overwrite', False, 'Delete a sweep of a different config '
                   'in --workdir instead of refusing to start.')
-flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() '
-                  'first (multi-host).')
+flags.DEFINE_bool('distributed', False, 'Join the other processes through '
+                  'jax.distributed.initialize(), the cluster found by JAX '
+                  '(implied by --coordinator_address).')
+flags.DEFINE_string('coordinator_address', None, 'HOST:PORT of process 0 '
+                    'for jax.distributed.initialize.')
+flags.DEFINE_integer('num_processes', None, 'Processes in the sweep.')
+flags.DEFINE_integer('process_id', None, 'This process\'s index, 0..N-1.')
+flags.DEFINE_integer('heartbeat_timeout', 30, 'Seconds after which the '
+                     'others stop when a process stops answering.')
 config_flags.DEFINE_config_file('config', None, 'Sweep config file.',
                                 lock_config=True)
 flags.mark_flags_as_required(['config'])
@@ -33,13 +45,19 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
-  if FLAGS.distributed:
+  if FLAGS.distributed or FLAGS.coordinator_address:
     import jax
-    jax.distributed.initialize()
+    # CPU devices of several processes exchange arrays through gloo.
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(
+        coordinator_address=FLAGS.coordinator_address,
+        num_processes=FLAGS.num_processes, process_id=FLAGS.process_id,
+        heartbeat_timeout_seconds=FLAGS.heartbeat_timeout)
   with common.user_errors():
     results = sweep.run_sweep(FLAGS.config, FLAGS.workdir,
                               overwrite=FLAGS.overwrite)
-  print((sweep.Path(FLAGS.workdir) / 'results.md').read_text())
+  if sweep.is_primary():
+    print((sweep.Path(FLAGS.workdir) / 'results.md').read_text())
   diverged = [r for r in results if r['status'] != 'finished']
   if diverged:
     raise SystemExit(

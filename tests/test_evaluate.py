@@ -20,6 +20,7 @@ from vae_jax import classifier
 from vae_jax import data
 from vae_jax import sweep
 from vae_jax import train
+from vae_jax import workdir as workdir_lib
 from vae_jax.models.classifier import MNISTClassifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,7 +183,8 @@ def test_clear_errors(tmp_path):
     evaluate.evaluate_workdir(run, ['nll'], dataset=dataset)
   with pytest.raises(ValueError, match="IWAE bound needs a decoder likelihood"):
     evaluate.evaluate_workdir(run, ['iwae'], dataset=dataset)
-  with pytest.raises(FileNotFoundError, match='no vae_jax run'):
+  with pytest.raises(workdir_lib.WorkdirError,
+                     match='not a vae_jax run or sweep'):
     evaluate.evaluate_workdir(tmp_path, ['iwae'], dataset=dataset)
   with pytest.raises(FileNotFoundError,
                      match='launch.train_classifier.*--classifier_dir'):

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+from configs import study_a
 from configs import study_d
 from test_train import tiny_config, tiny_dataset
 from vae_jax import models
@@ -353,3 +354,21 @@ def test_every_study_d_row_option_is_one_program_with_the_report_beside_it(
         (beta, seed) for beta in study_d.BETAS for seed in study_d.BETA_SEEDS)
   with pytest.raises(ValueError, match='Unknown rows'):
     study_d.get_config('beta_seed')
+
+
+def test_study_a_member_subsets_split_the_study_and_find_the_report():
+  subsets = {m: study_a.get_config(m).sweep for m in ('pixel', 'perceptual')}
+  everything = study_a.get_config('all')
+  assert sorted(map(str, subsets['pixel'] + subsets['perceptual'])) == sorted(
+      map(str, everything.sweep))
+  assert {m['loss'] for m in subsets['perceptual']} == set(study_a.PERCEPTUAL)
+  for overrides in everything.sweep:
+    reported = sweep._reported_for(overrides, everything.reported)  # pylint: disable=protected-access
+    assert reported is not None and reported['fid'] > 0, overrides
+  # The report's reading: N(1, 2) and Kaiming from its Kaiming section on.
+  later = [m for m in everything.sweep
+           if m['model.init_scheme'] == 'kaiming_normal']
+  assert len(later) == 7 and all(
+      (m['prior_mean'], m['prior_std']) == (1.0, 2.0) for m in later)
+  with pytest.raises(ValueError, match='Unknown members'):
+    study_a.get_config('bce')

@@ -16,8 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from vae_jax import workdir as workdir_lib
 from vae_jax.models import MODEL_FIELDS
@@ -95,6 +97,17 @@ def config_as_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json())
 
 
+def _primary() -> bool:
+  """Whether this process writes shared files (process 0)."""
+  return jax.process_index() == 0
+
+
+def _barrier(name: str) -> None:
+  """Waits for every process of a multi-process run (no-op for one)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
 class CorruptCheckpointError(RuntimeError):
   """A checkpoint's files differ from what was written when it was saved."""
 
@@ -128,14 +141,16 @@ class RunCheckpoints:
     # Checkpoints saved before vae_jax recorded checksums are adopted as
     # they are; in a run that records them, one without is unfinished.
     adopt = not self.checksums.exists()
-    self.checksums.mkdir(parents=True, exist_ok=True)
-    for kind in ('latest', 'best'):
-      if adopt:
-        for epoch in self._steps(kind):
-          workdir_lib.atomic_write_json(
-              self._checksum_path(kind, epoch),
-              _tree_digests(self._step_dir(kind, epoch)))
-      self._discard_unverified(kind)
+    if _primary():
+      self.checksums.mkdir(parents=True, exist_ok=True)
+      for kind in ('latest', 'best'):
+        if adopt:
+          for epoch in self._steps(kind):
+            workdir_lib.atomic_write_json(
+                self._checksum_path(kind, epoch),
+                _tree_digests(self._step_dir(kind, epoch)))
+        self._discard_unverified(kind)
+    _barrier('vae_jax checkpoints opened')
     self.latest = ocp.CheckpointManager(
         self.root / 'latest',
         options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest,
@@ -173,6 +188,9 @@ class RunCheckpoints:
   def _record(self, kind: str, epoch: int) -> None:
     manager = self.best if kind == 'best' else self.latest
     manager.wait_until_finished()
+    _barrier(f'vae_jax checkpoint {kind} {epoch} written')
+    if not _primary():
+      return
     workdir_lib.atomic_write_json(
         self._checksum_path(kind, epoch),
         _tree_digests(self._step_dir(kind, epoch)))
@@ -216,6 +234,7 @@ class RunCheckpoints:
       self._record('best', epoch)
     self.latest.save(epoch, args=ocp.args.StandardSave(state))
     self._record('latest', epoch)
+    _barrier(f'vae_jax checksums {epoch} written')
 
   def restore(self, epoch: int, like: Any, best: bool = False) -> Any:
     """Restores epoch's state into the structure, dtypes and shardings of

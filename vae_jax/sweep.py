@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vae_jax import checkpoint as checkpoint_lib
@@ -50,6 +51,15 @@ MASKABLE_MODELS = frozenset({'mlp_vae', 'conv_vae', 'conv_fc_vae'})
 
 
 # ------------------------------------------------------------------ grid helpers
+def host_values(tree):
+  """A tree of (possibly sharded over several processes) arrays as NumPy."""
+  def one(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return multihost_utils.process_allgather(x, tiled=True)
+    return jax.device_get(x)
+  return jax.tree.map(one, tree)
+
+
 def product(**axes: Sequence[Any]) -> list[dict]:
   """Every combination of the axes; keys are dotted config keys ('model__latent_size'
   may be written for 'model.latent_size')."""
@@ -256,21 +266,32 @@ class SweepGroup:
     padded = [pad_latent_dimensions(p, like, size)
               for p, size in zip(params, self._latent_sizes)]
     padded += [padded[-1]] * (self.size - self.count)
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
+    # Through the host: each process drew the same numbers on its own
+    # devices, and the state is laid out over every process's devices.
+    stacked = jax.device_put(
+        jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]),
+                     *padded), NamedSharding(self.mesh, PartitionSpec()))
     return jax.jit(jax.vmap(lambda p: train.state_from_params(
         p, self.optimizer)), out_shardings=self.sharded)(stacked)
 
   def abstract_state(self) -> train.TrainState:
     """create_state()'s shapes, dtypes and shardings, with nothing drawn:
     the template a checkpoint is restored into."""
+    like = jax.eval_shape(lambda: train.init_params(
+        self.model, jnp.uint32(0), self._image_shape))
+    stacked = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct((self.size, *leaf.shape),
+                                          leaf.dtype), like)
+    state = jax.eval_shape(jax.vmap(
+        lambda p: train.state_from_params(p, self.optimizer)), stacked)
     return jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
-                                          sharding=self.sharded),
-        jax.eval_shape(self.create_state))
+                                          sharding=self.sharded), state)
 
   def unstack(self, tree) -> list[dict]:
-    """Per-member host values of a stacked tree, padding dropped."""
-    host = jax.device_get(tree)
+    """Per-member host values of a stacked tree, padding dropped (gathered
+    from every process in a multi-process sweep)."""
+    host = host_values(tree)
     return [jax.tree.map(lambda x: x[i], host) for i in range(self.count)]
 
 
@@ -310,14 +331,41 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
   if len(data_settings) > 1:
     raise ValueError('Members of one sweep must share config.data (they train '
                      'on the same arrays); run a separate sweep per dataset.')
-  lock, resuming = workdir_lib.claim(
-      workdir, 'sweep', checkpoint_lib.config_as_dict(config), overwrite,
-      checkpoint_lib.config_differences)
+  lock, resuming = _claim_on_primary(workdir, config, overwrite)
   try:
     return _run_sweep(config, workdir, resuming, grid, configs, dataset,
                       devices, initial_params)
   finally:
-    lock.release()
+    if lock is not None:
+      lock.release()
+
+
+def is_primary() -> bool:
+  """Whether this process writes the sweep's shared files: process 0 of a
+  multi-process sweep (jax.distributed), or the one process."""
+  return jax.process_index() == 0
+
+
+def _claim_on_primary(workdir: Path, config, overwrite: bool):
+  """Process 0 claims the workdir (and holds its lock); every process learns
+  whether the sweep resumes. Returns (lock or None, resuming)."""
+  lock, status, error = None, 0, None
+  if is_primary():
+    try:
+      lock, resuming = workdir_lib.claim(
+          workdir, 'sweep', checkpoint_lib.config_as_dict(config), overwrite,
+          checkpoint_lib.config_differences)
+      status = 1 if resuming else 2
+    except Exception as caught:  # told to the others first, then raised
+      error = caught
+  if jax.process_count() > 1:
+    status = int(multihost_utils.broadcast_one_to_all(np.int32(status)))
+  if error is not None:
+    raise error
+  if status == 0:
+    raise workdir_lib.WorkdirError(
+        f'Process 0 refused the workdir {workdir}; its output says why.')
+  return lock, status == 1
 
 
 def _freeze(state, frozen, mask):
@@ -438,11 +486,12 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                 if member_indices[k] not in diverged]
       mean_test = float(np.mean(finite)) if finite else float('inf')
       checkpoints.save(epoch, state, mean_test, is_best=False)
-      train.write_metrics(metrics_path, others + lines)
       tracked = group.unstack(reconstruct(state.params, group.hparams,
                                           tracked_inputs, tracked_labels))
+      if is_primary():
+        train.write_metrics(metrics_path, others + lines)
       for k, member in enumerate(member_indices):
-        if member in diverged:
+        if member in diverged or not is_primary():
           continue
         member_dir = workdir / f'member_{member:03d}'
         member_dir.mkdir(exist_ok=True)
@@ -479,16 +528,18 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
           'num_params': train.count_params(
               member_config(config, grid[member]).model, dataset.image_shape),
       }
-      if config.plots and member not in diverged:
+      if config.plots and member not in diverged and is_primary():
         from vae_jax import plots
         member_dir = workdir / f'member_{member:03d}'
         member_dir.mkdir(exist_ok=True)
         member_hparams = jax.tree.map(lambda x, k=k: x[k],
-                                      jax.device_get(group.hparams))
+                                      host_values(group.hparams))
         plots.plot_run(member_dir, group.model, final_params[k],
                        member_hparams, dataset, history,
                        loss=group_configs[k].loss,
                        variational=group_configs[k].model.variational)
+  if not is_primary():
+    return results
   write_results_table(workdir, results, config.get('reported', ()),
                       checkpoint_lib.config_as_dict(config))
   if config.plots:

@@ -456,6 +456,8 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
                                     settings.batch_size)
 
   test_sets: dict[str, data_lib.Dataset] = {}
+  if 'iwae' in metrics_set and all(m.config.loss != 'bce' for m in members):
+    likelihood.check_likelihood_loss(members[0].config.loss)  # the error
   diverged = {r['member'] for r in (results if isinstance(results, list)
                                      else []) if r.get('status', 'finished')
               != 'finished'}
