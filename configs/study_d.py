@@ -16,7 +16,7 @@ beta 0.1 with seeds 4-7 (BETA_01_SEEDS).
 """
 
 from configs import default
-from vae_jax import sweep
+from vae_jax import grid
 
 # The report's test-set table (per image): latent, beta -> BCE, KL, total.
 REPORTED = {
@@ -63,21 +63,21 @@ def get_config(rows: str = 'all'):
   # 2-core CPU (1.00-1.03x as the 7-member sweep), interleaved A/B in one
   # process; the steps are the same (configs/default.py: scan_unroll).
   config.scan_unroll = 2
-  config.sweep = sweep.concat(
-      sweep.product(model__latent_size=[1, 2, 64], beta=[1.0]),
-      sweep.product(model__latent_size=[64], beta=list(BETAS)),
+  config.sweep = grid.concat(
+      grid.product(model__latent_size=[1, 2, 64], beta=[1.0]),
+      grid.product(model__latent_size=[64], beta=list(BETAS)),
   )
   if rows == 'small_latents':
-    config.sweep = sweep.product(model__latent_size=[1, 2], beta=[1.0])
+    config.sweep = grid.product(model__latent_size=[1, 2], beta=[1.0])
   if rows == 'beta_seeds':
-    config.sweep = sweep.product(model__latent_size=[64], beta=list(BETAS),
+    config.sweep = grid.product(model__latent_size=[64], beta=list(BETAS),
                                  seed=list(BETA_SEEDS))
   if rows == 'beta01_seeds':
-    config.sweep = sweep.product(model__latent_size=[64], beta=[0.1],
+    config.sweep = grid.product(model__latent_size=[64], beta=[0.1],
                                  seed=list(BETA_01_SEEDS))
   if rows in SEED_ROWS:
     latent_size, seeds = SEED_ROWS[rows]
-    config.sweep = sweep.product(model__latent_size=[latent_size], beta=[1.0],
+    config.sweep = grid.product(model__latent_size=[latent_size], beta=[1.0],
                                  seed=list(seeds))
   config.reported = [
       {'model.latent_size': latent, 'beta': beta, 'test_recon': r[0],

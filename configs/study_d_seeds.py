@@ -10,13 +10,13 @@ Same budget as configs/study_d.py: 300 epochs, batch 256, Adam 1e-4.
 """
 
 from configs import study_d
-from vae_jax import sweep
+from vae_jax import grid
 
 
 def get_config():
   config = study_d.get_config()
-  config.sweep = sweep.concat(
-      sweep.product(model__latent_size=[1, 2], beta=[1.0], seed=[1, 2]),
-      sweep.product(model__latent_size=[64], beta=[1.0], seed=[1]),
+  config.sweep = grid.concat(
+      grid.product(model__latent_size=[1, 2], beta=[1.0], seed=[1, 2]),
+      grid.product(model__latent_size=[64], beta=[1.0], seed=[1]),
   )
   return config

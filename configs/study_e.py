@@ -11,7 +11,7 @@ KL, latent 2, SGD lr 5e-5), a group of its own in the same sweep.
 """
 
 from configs import default
-from vae_jax import sweep
+from vae_jax import grid
 
 
 def get_config():
@@ -22,9 +22,9 @@ def get_config():
   config.batch_size = 256
   config.learning_rate = 5e-4
   config.num_epochs = 10
-  config.sweep = sweep.concat(
-      sweep.product(model__latent_size=[2, 3, 4, 5, 10, 30]),
-      sweep.product(model__variational=[False], model__latent_size=[2],
+  config.sweep = grid.concat(
+      grid.product(model__latent_size=[2, 3, 4, 5, 10, 30]),
+      grid.product(model__variational=[False], model__latent_size=[2],
                     optimizer=['sgd'], learning_rate=[5e-5]),
   )
   return config

@@ -272,7 +272,7 @@ def _train_in_child(workdir: Path, as_sweep: bool, epochs: int,
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
   resumed = (workdir / 'metrics.jsonl').exists()
-  deadline = time.monotonic() + 120
+  deadline = time.monotonic() + 600  # a first epoch on a loaded machine
   while not resumed and not (workdir / 'metrics.jsonl').exists():
     assert child.poll() is None, child.stderr.read()
     assert time.monotonic() < deadline

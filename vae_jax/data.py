@@ -695,7 +695,9 @@ def download(name: str, cache_dir: PathLike,
 # --------------------------------------------------------------------------
 
 
-def _cache_root(cache_dir: PathLike | None) -> pathlib.Path:
+def cache_root(cache_dir: PathLike | None) -> pathlib.Path:
+  """The download cache: cache_dir, else $VAE_JAX_CACHE_DIR, else
+  ~/.cache/vae_jax (datasets, Inception weights, FID statistics)."""
   if cache_dir is None:
     cache_dir = os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
   return pathlib.Path(cache_dir).expanduser()
@@ -713,7 +715,7 @@ def _search(name: str, cache_dir: PathLike | None
       ('data_dir argument', None),
       (f'${DATA_DIR_ENV}', os.environ.get(DATA_DIR_ENV) or None),
       (f'cache (cache_dir argument, ${CACHE_DIR_ENV}, or {DEFAULT_CACHE_DIR})',
-       _cache_root(cache_dir)),
+       cache_root(cache_dir)),
   ]
   for origin, directory in candidates:
     if directory is None:
@@ -797,7 +799,7 @@ def load_dataset(name: str = 'mnist', data_dir: PathLike | None = None,
     raise DataNotFoundError(
         message + ' Downloading is disabled (--config.data.download=False).')
   try:
-    directory = download(name, _cache_root(cache_dir), mirrors=mirrors)
+    directory = download(name, cache_root(cache_dir), mirrors=mirrors)
   except DataError as err:
     raise DataNotFoundError(
         f'{message}\nA download was attempted and failed (offline?):\n{err}'

@@ -18,7 +18,6 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from vae_jax import objectives
-from vae_jax import train
 from vae_jax import tsne
 from vae_jax import workdir as workdir_lib
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import itertools
 import json
 import logging
 import time
@@ -35,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
+from vae_jax import grid
 from vae_jax import models
 from vae_jax import report
 from vae_jax import train
@@ -50,7 +50,10 @@ ARRAY_KEYS = frozenset({'beta', 'prior_mean', 'prior_std', 'learning_rate',
 MASKABLE_MODELS = frozenset({'mlp_vae', 'conv_vae', 'conv_fc_vae'})
 
 
-# ------------------------------------------------------------------ grid helpers
+# The grid helpers live in vae_jax.grid (configs import them without JAX).
+product, zipped, concat = grid.product, grid.zipped, grid.concat
+
+
 def host_values(tree):
   """A tree of (possibly sharded over several processes) arrays as NumPy."""
   def one(x):
@@ -58,27 +61,6 @@ def host_values(tree):
       return multihost_utils.process_allgather(x, tiled=True)
     return jax.device_get(x)
   return jax.tree.map(one, tree)
-
-
-def product(**axes: Sequence[Any]) -> list[dict]:
-  """Every combination of the axes; keys are dotted config keys ('model__latent_size'
-  may be written for 'model.latent_size')."""
-  keys = [k.replace('__', '.') for k in axes]
-  return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
-
-
-def zipped(**axes: Sequence[Any]) -> list[dict]:
-  """Members taking the i-th value of every axis (axes of equal length)."""
-  lengths = {len(v) for v in axes.values()}
-  if len(lengths) != 1:
-    raise ValueError(f'zipped axes need equal lengths, got '
-                     f'{ {k: len(v) for k, v in axes.items()} }.')
-  keys = [k.replace('__', '.') for k in axes]
-  return [dict(zip(keys, values)) for values in zip(*axes.values())]
-
-
-def concat(*grids: list[dict]) -> list[dict]:
-  return [member for grid in grids for member in grid]
 
 
 def member_config(base: ml_collections.ConfigDict,

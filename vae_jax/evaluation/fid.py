@@ -388,7 +388,7 @@ def cached_statistics(name: str, weights_sha256: str,
     num_images: recorded in the file.
   """
   from vae_jax import data  # numpy-only, but keep this module's imports light
-  path = statistics_path(data._cache_root(cache_dir), name, weights_sha256)
+  path = statistics_path(data.cache_root(cache_dir), name, weights_sha256)
   if path.is_file():
     try:
       return load_statistics(path, weights_sha256)

@@ -644,7 +644,7 @@ def read_npz_weights(path: PathLike) -> InceptionWeights:
 
 
 def _cache_dir(cache_dir: PathLike | None) -> pathlib.Path:
-  return data._cache_root(cache_dir) / CACHE_SUBDIR
+  return data.cache_root(cache_dir) / CACHE_SUBDIR
 
 
 def _download_pth(directory: pathlib.Path, urls: Sequence[str],

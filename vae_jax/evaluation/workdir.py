@@ -117,8 +117,7 @@ class InceptionReference(NamedTuple):
 # ------------------------------------------------------------------ loading
 def default_classifier_dir() -> Path:
   """$VAE_JAX_CACHE_DIR/classifier, else ~/.cache/vae_jax/classifier."""
-  # pylint: disable-next=protected-access
-  return data_lib._cache_root(None) / 'classifier'
+  return data_lib.cache_root(None) / 'classifier'
 
 
 def load_run_config(workdir: Path) -> ml_collections.ConfigDict:

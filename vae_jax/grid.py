@@ -1,0 +1,35 @@
+"""Grids of sweep members: lists of {dotted config key: value} dicts.
+
+Pure Python (no JAX), so config files can build their sweeps with it:
+
+  config.sweep = grid.concat(
+      grid.product(model__latent_size=[1, 2, 64], beta=[1.0]),
+      grid.product(model__latent_size=[64], beta=[0.1, 0.5, 2.0, 10.0]))
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Sequence
+
+
+def product(**axes: Sequence[Any]) -> list[dict]:
+  """Every combination of the axes; keys are dotted config keys ('model__latent_size'
+  may be written for 'model.latent_size')."""
+  keys = [k.replace('__', '.') for k in axes]
+  return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
+
+
+def zipped(**axes: Sequence[Any]) -> list[dict]:
+  """Members taking the i-th value of every axis (axes of equal length)."""
+  lengths = {len(v) for v in axes.values()}
+  if len(lengths) != 1:
+    raise ValueError(f'zipped axes need equal lengths, got '
+                     f'{ {k: len(v) for k, v in axes.items()} }.')
+  keys = [k.replace('__', '.') for k in axes]
+  return [dict(zip(keys, values)) for values in zip(*axes.values())]
+
+
+def concat(*grids: list[dict]) -> list[dict]:
+  """The grids' members one after another."""
+  return [member for grid in grids for member in grid]
