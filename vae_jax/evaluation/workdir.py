@@ -358,8 +358,8 @@ def plot_confusion(confusion: dict, directory: Path) -> Path:
     return plots.plot_confusion_matrix(
         np.asarray(confusion['matrix']),
         directory / 'reconstruction_confusion.png',
-        f'Classifier on {confusion["num_images"]:,} test reconstructions: '
-        f'{confusion["accuracy"]:.1%} read as the true digit',
+        f'{confusion["num_images"]:,} test reconstructions: '
+        f'{confusion["accuracy"]:.1%} read as their digit',
         row_label='true digit of the test image', count_label='test images')
   count = confusion['num_samples']
   if confusion['kind'] == 'requested_vs_predicted':
