@@ -176,7 +176,16 @@ def test_bad_values_are_refused_before_anything_is_written(tmp_path, key,
   message = str(error.value)
   assert f'config.{key} = {value!r}' in message and '\n' not in message
   assert not workdir.exists()
-  # The corrected rerun is not blocked by anything the refusal left.
+
+
+def test_a_refused_config_leaves_nothing_in_the_way_of_the_corrected_one(
+    tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()  # an empty directory the user made for the run
+  with pytest.raises(validation.ConfigError):
+    train.train_and_evaluate(tiny_config(prior_std=-1.0), str(workdir),
+                             dataset=tiny_dataset())
+  assert list(workdir.iterdir()) == []
   train.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
                            dataset=tiny_dataset())
 
@@ -301,18 +310,19 @@ def _final_state(workdir: Path, as_sweep: bool):
   return lines, jax.tree.leaves(restored)
 
 
-def _kill_and_resume(tmp_path: Path, as_sweep: bool, trials: int) -> dict:
+def _kill_and_resume(tmp_path: Path, as_sweep: bool,
+                     fractions: list[float]) -> dict:
+  """Kills one run per fraction, that fraction of the uninterrupted run's
+  training time after its first epoch, then resumes it."""
   epochs = 8
   straight = tmp_path / 'straight'
   duration = _train_in_child(straight, as_sweep, epochs)
   expected_lines, expected_arrays = _final_state(straight, as_sweep)
-  rng = random.Random(0)
-  counts = {'trials': trials, 'killed': 0, 'identical': 0}
-  for trial in range(trials):
+  counts = {'trials': len(fractions), 'killed': 0, 'identical': 0}
+  for trial, fraction in enumerate(fractions):
     workdir = tmp_path / f'trial_{trial}'
-    # Anywhere in the epochs after the first (checkpoint writes included).
     counts['killed'] += _train_in_child(workdir, as_sweep, epochs,
-                                        rng.uniform(0.0, duration))
+                                        fraction * duration)
     (workdir / 'mine.txt').write_text('user file')  # a user's, beside the run
     _train_in_child(workdir, as_sweep, epochs)
     lines, arrays = _final_state(workdir, as_sweep)
@@ -334,14 +344,16 @@ def _kill_and_resume(tmp_path: Path, as_sweep: bool, trials: int) -> dict:
 
 @pytest.mark.parametrize('as_sweep', [False, True], ids=['run', 'sweep'])
 def test_killed_runs_resume_to_the_same_numbers(tmp_path, as_sweep):
-  counts = _kill_and_resume(tmp_path, as_sweep, trials=2)
-  assert counts['identical'] == counts['trials'], counts
-  assert counts['killed'] >= 1, counts  # not all after the run had ended
+  counts = _kill_and_resume(tmp_path, as_sweep, [0.5])
+  assert counts == {'trials': 1, 'killed': 1, 'identical': 1}, counts
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('as_sweep', [False, True], ids=['run', 'sweep'])
 def test_killed_runs_resume_to_the_same_numbers_many_times(tmp_path, as_sweep):
-  counts = _kill_and_resume(tmp_path, as_sweep, trials=FAULT_TRIALS)
+  # Anywhere in the epochs after the first (checkpoint writes included).
+  rng = random.Random(0)
+  counts = _kill_and_resume(tmp_path, as_sweep,
+                            [rng.uniform(0.0, 1.0) for _ in range(FAULT_TRIALS)])
   print(f'\n{"sweep" if as_sweep else "run"}: {counts}')
   assert counts['identical'] == counts['trials'], counts
