@@ -522,6 +522,26 @@ def lines_along(results: Sequence[dict], key: str
           for k, v in lines.items() if len(v) > 1}
 
 
+def _sweep_panels(results: Sequence[dict], key: str, loss: str,
+                  metrics: Sequence[str], titles: Sequence[str],
+                  figsize: tuple[float, float]):
+  """The members' lines along `key` and one axis per metric ('test_loss',
+  'train_kl', ...) with its unit; None when no line has two members.
+
+  Returns (lines, the setting's short name, figure, [(axis, metric, title,
+  unit)]).
+  """
+  lines = lines_along(results, key)
+  if not lines:
+    return None
+  recon_unit, total_unit = loss_units(loss)
+  units = {'loss': total_unit, 'recon': recon_unit, 'kl': 'nats per image'}
+  fig, axes = plt.subplots(1, len(metrics), figsize=figsize)
+  panels = [(ax, metric, title, units[metric.split('_', 1)[1]])
+            for ax, metric, title in zip(axes, metrics, titles)]
+  return lines, key.split('.')[-1], fig, panels
+
+
 def plot_metric_against(results: Sequence[dict], key: str, path: Path,
                         log_x: bool = False,
                         loss: str = 'bce') -> Path | None:
@@ -530,16 +550,13 @@ def plot_metric_against(results: Sequence[dict], key: str, path: Path,
   Members are joined into a line when all their other settings agree; lines
   of a single point are left out. Returns None when no line has two points.
   """
-  lines = lines_along(results, key)
-  if not lines:
+  found = _sweep_panels(results, key, loss,
+                        ('test_recon', 'test_kl', 'test_loss'),
+                        ('Reconstruction', 'KL to prior', 'Total'), (13, 3.6))
+  if found is None:
     return None
-  name = key.split('.')[-1]
-  recon_unit, total_unit = loss_units(loss)
-  fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-  for ax, metric, title, unit in zip(
-      axes, ('test_recon', 'test_kl', 'test_loss'),
-      ('Reconstruction', 'KL to prior', 'Total'),
-      (recon_unit, 'nats per image', total_unit)):
+  lines, name, fig, panels = found
+  for ax, metric, title, unit in panels:
     for label, points in lines.items():
       ax.plot([float(p[0]) for p in points], [p[1][metric] for p in points],
               'o-', label=label or 'all')
@@ -566,17 +583,16 @@ def plot_curves_along(results: Sequence[dict], history: Sequence[dict],
 
   history: the sweep's metrics.jsonl lines ({'member', 'epoch', ...}).
   """
-  lines = lines_along(results, key)
-  if not lines:
+  found = _sweep_panels(results, key, loss,
+                        ('test_loss', 'test_recon', 'train_kl'),
+                        ('Test total', 'Test reconstruction',
+                         'Train KL to prior'), (14, 4.2))
+  if found is None:
     return None
-  name = key.split('.')[-1]
-  recon_unit, total_unit = loss_units(loss)
-  fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+  lines, name, fig, panels = found
+  axes = [panel[0] for panel in panels]
   styles = ('-', '--', ':', '-.')
-  for ax, metric, title, unit in zip(
-      axes, ('test_loss', 'test_recon', 'train_kl'),
-      ('Test total', 'Test reconstruction', 'Train KL to prior'),
-      (total_unit, recon_unit, 'nats per image')):
+  for ax, metric, title, unit in panels:
     for style, (others, points) in zip(styles * len(lines), lines.items()):
       colours = plt.cm.viridis(np.linspace(0, 0.9, len(points)))
       for colour, (value, result) in zip(colours, points):
