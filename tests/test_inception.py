@@ -2,8 +2,9 @@
 
 The parity tests build pytorch-fid's own InceptionV3 (FID variant) with all
 weights random, BatchNorm statistics included, save its state dict with
-torch.save in both file formats, convert that with vae_jax's converter and
-compare the pool features and the FID. They need torch, torchvision and
+torch.save in both file formats, load that with vae_jax's loader (the test
+trusts the files' own digests in place of the release's) and compare the
+pool features and the FID. They need torch, torchvision and
 pytorch-fid (pip install -e .[torch]); the rest runs without them. Nothing
 here downloads anything.
 """
@@ -72,10 +73,10 @@ def pth_files(torch_state, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def converted(pth_files, tmp_path_factory):
-  npz = tmp_path_factory.mktemp('npz') / 'weights.npz'
-  sha256 = iw.convert_pytorch_fid_checkpoint(pth_files['zip'], npz)
-  return npz, sha256
+def loaded(pth_files):
+  """The random weights through the loader, trusting the zip file's digest."""
+  return iw.read_pth_weights(pth_files['zip'],
+                             iw.file_sha256(pth_files['zip']))
 
 
 @pytest.fixture(scope='module')
@@ -86,9 +87,9 @@ def torch_model(torch_state):
 
 
 @pytest.fixture(scope='module')
-def feature_fn(converted):
+def feature_fn(loaded):
   # Chunks of 4: one compilation of the network serves every test below.
-  return inception.fid_feature_fn(iw.read_npz_weights(converted[0]).params,
+  return inception.fid_feature_fn(loaded.params,
                                   chunk_size=4)
 
 
@@ -154,50 +155,31 @@ def test_check_state_dict_names_what_is_wrong(random_state):
   assert 'fc.bias: (1000,) instead of (1008,)' in message
 
 
-def test_digest_depends_on_values_not_container(random_state):
-  digest = iw.state_dict_sha256(random_state)
-  assert digest == iw.state_dict_sha256(dict(reversed(random_state.items())))
-  changed = dict(random_state)
-  changed['fc.bias'] = changed['fc.bias'].copy()
-  changed['fc.bias'][0] += 1e-3
-  assert iw.state_dict_sha256(changed) != digest
+def test_only_the_released_digest_is_trusted(tmp_path):
+  assert iw.PTH_SHA256.startswith(iw.PTH_NAME.split('-')[-1][:-len('.pth')])
+  impostor = tmp_path / iw.PTH_NAME
+  impostor.write_bytes(b'something else')
+  with pytest.raises(ChecksumError) as err:
+    iw.read_pth_weights(impostor)
+  message = str(err.value)
+  assert iw.PTH_SHA256 in message and iw.INCEPTION_URLS[0] in message
+  assert '95,628,359 bytes' in message and 'has 14' in message
+  # The name's prefix is not what is checked: the whole digest is.
+  assert iw.verify_pth(impostor, iw.file_sha256(impostor)) == iw.file_sha256(
+      impostor)
 
 
-def _write_npz(path, state, **meta):
-  meta.setdefault('format', iw.FORMAT)
-  meta.setdefault('weights_sha256', iw.state_dict_sha256(state))
-  np.savez(path, **state,
-           **{'__meta__.' + k: np.asarray(v) for k, v in meta.items()})
-
-
-def test_npz_weights_are_verified_on_load(random_state, tmp_path):
-  good = tmp_path / 'good.npz'
-  _write_npz(good, random_state)
-  weights = iw.read_npz_weights(good)
-  assert weights.sha256 == iw.state_dict_sha256(random_state)
-  tampered = dict(random_state)
-  tampered['Conv2d_1a_3x3.bn.running_var'] = tampered[
-      'Conv2d_1a_3x3.bn.running_var'] * 2
-  bad = tmp_path / 'bad.npz'
-  _write_npz(bad, tampered, weights_sha256=weights.sha256)
-  with pytest.raises(ChecksumError, match='corrupted'):
-    iw.read_npz_weights(bad)
-  (tmp_path / 'junk.npz').write_bytes(b'not a zip')
-  with pytest.raises(DataError, match='junk.npz'):
-    iw.read_npz_weights(tmp_path / 'junk.npz')
-
-
-def test_pth_is_checked_against_the_hash_prefix_in_its_name(tmp_path):
-  path = tmp_path / 'pt_inception-2015-12-05-6726825d.pth'
-  path.write_bytes(b'something else')
-  with pytest.raises(ChecksumError, match='6726825d'):
-    iw.verify_pth(path)
-  with pytest.raises(ChecksumError):
-    iw.convert_pytorch_fid_checkpoint(path, tmp_path / 'out.npz')
-  assert not (tmp_path / 'out.npz').exists()
-  unnamed = tmp_path / 'weights.pth'
-  unnamed.write_bytes(b'something else')
-  assert iw.verify_pth(unnamed) == iw.file_sha256(unnamed)
+@pytest.mark.parametrize('reader', ['numpy', 'torch'])
+def test_a_random_file_trusted_by_digest_is_one_clear_error(tmp_path, reader):
+  if reader == 'torch':
+    _pytorch_fid_or_skip()
+  junk = tmp_path / 'junk.pth'
+  junk.write_bytes(np.random.default_rng(0).bytes(4096))
+  with pytest.raises(DataError) as err:
+    iw.read_pth_weights(junk, iw.file_sha256(junk), reader=reader)
+  message = str(err.value)
+  assert message.startswith(f'{junk}: ') and '\n' not in message
+  assert 'weights_only' not in message
 
 
 def test_offline_without_weights_says_where_it_looked_and_what_to_do(
@@ -228,8 +210,8 @@ def test_failed_download_lists_every_url_and_leaves_no_file(tmp_path,
 
 
 def test_explicit_path_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
-  missing = tmp_path / 'nowhere.npz'
-  with pytest.raises(DataNotFoundError, match='nowhere.npz'):
+  missing = tmp_path / 'nowhere.pth'
+  with pytest.raises(DataNotFoundError, match='nowhere.pth'):
     iw.load_inception_weights(missing, cache_dir=tmp_path)
   monkeypatch.setenv(iw.WEIGHTS_ENV, str(missing))
   with pytest.raises(DataNotFoundError, match=iw.WEIGHTS_ENV):
@@ -237,25 +219,30 @@ def test_explicit_path_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
 
 
 def test_weights_are_found_through_the_environment_and_the_cache(
-    random_state, tmp_path, monkeypatch):
-  npz = tmp_path / 'elsewhere.npz'
-  _write_npz(npz, random_state)
-  monkeypatch.setenv(iw.WEIGHTS_ENV, str(npz))
-  assert iw.load_inception_weights(cache_dir=tmp_path / 'c').path == npz
+    pth_files, loaded, tmp_path, monkeypatch):
+  trusted = loaded.sha256
+  monkeypatch.setenv(iw.WEIGHTS_ENV, str(pth_files['legacy']))
+  with pytest.raises(ChecksumError):  # the legacy file has another digest
+    iw.load_inception_weights(cache_dir=tmp_path / 'c', pth_sha256=trusted)
+  monkeypatch.setenv(iw.WEIGHTS_ENV, str(pth_files['zip']))
+  assert iw.load_inception_weights(
+      cache_dir=tmp_path / 'c', pth_sha256=trusted).path == pth_files['zip']
   monkeypatch.delenv(iw.WEIGHTS_ENV)
-  cached = tmp_path / 'c' / 'inception' / iw.NPZ_NAME
+  cached = tmp_path / 'c' / 'inception' / iw.PTH_NAME
   cached.parent.mkdir(parents=True)
-  _write_npz(cached, random_state)
+  cached.write_bytes(pth_files['zip'].read_bytes())
   weights = iw.load_inception_weights(cache_dir=tmp_path / 'c',
-                                      download=False)
-  assert weights.path == cached
-  assert weights.sha256 == iw.state_dict_sha256(random_state)
-  pinned = iw.load_inception_weights(cache_dir=tmp_path / 'c',
-                                     expected_sha256=weights.sha256)
-  assert pinned.path == cached
-  with pytest.raises(ChecksumError, match='other weights'):
-    iw.load_inception_weights(cache_dir=tmp_path / 'c',
-                              expected_sha256='0' * 64)
+                                      download=False, pth_sha256=trusted)
+  assert weights.path == cached and weights.sha256 == trusted
+  jax.tree_util.tree_map(np.testing.assert_array_equal, weights.params,
+                         loaded.params)
+  # A changed byte in the cached copy is refused, not used.
+  corrupted = bytearray(cached.read_bytes())
+  corrupted[-100] ^= 1
+  cached.write_bytes(bytes(corrupted))
+  with pytest.raises(ChecksumError, match=str(cached)):
+    iw.load_inception_weights(cache_dir=tmp_path / 'c', download=False,
+                              pth_sha256=trusted)
 
 
 # --------------------------------------------------------------------------
@@ -314,42 +301,17 @@ def test_torch_free_reader_refuses_code(tmp_path):
     iw.read_torch_checkpoint(path)
 
 
-def test_converted_npz_is_the_same_for_both_formats_and_readers(
-    pth_files, converted, random_state, tmp_path):
-  npz, sha256 = converted
-  assert sha256 == iw.state_dict_sha256(random_state)
-  # `converted` read the zip file with torch; the readers agree on both
-  # formats (test above), so the torch-free reader is enough here.
-  for file_format in ('zip', 'legacy'):
-    out = tmp_path / f'{file_format}.npz'
-    assert iw.convert_pytorch_fid_checkpoint(
-        pth_files[file_format], out, reader='numpy') == sha256
-    assert iw.read_npz_weights(out).sha256 == sha256
-  weights = iw.read_npz_weights(npz)
+def test_both_formats_load_to_the_same_params(pth_files, loaded,
+                                              random_state):
   expected = iw.state_dict_to_params(random_state)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, weights.params,
+  jax.tree_util.tree_map(np.testing.assert_array_equal, loaded.params,
                          expected)
-
-
-def test_pth_in_the_cache_is_converted_there(pth_files, converted, tmp_path,
-                                              monkeypatch):
-  monkeypatch.delenv(iw.WEIGHTS_ENV, raising=False)
-  cache = tmp_path / 'inception'
-  cache.mkdir()
-  # Named as the release, whose name carries its SHA-256 prefix; a random
-  # state dict cannot match that, so the check is pointed at this file's.
-  pth = cache / iw.PTH_NAME
-  pth.write_bytes(pth_files['zip'].read_bytes())
-  prefix = iw.file_sha256(pth)[:8]
-  monkeypatch.setattr(iw, '_expected_hash_prefix',
-                      lambda path: prefix if path.name == iw.PTH_NAME else None)
-  weights = iw.load_inception_weights(cache_dir=tmp_path, download=False)
-  assert weights.sha256 == converted[1]
-  assert (cache / iw.NPZ_NAME).is_file()
-  assert iw.load_inception_weights(cache_dir=tmp_path, download=False
-                                   ).path == cache / iw.NPZ_NAME
-  # An explicit .pth is converted in memory and gives the same weights.
-  assert iw.load_inception_weights(pth_files['legacy']).sha256 == converted[1]
+  # The torch-free reader on the other format gives the same tree.
+  legacy = iw.read_pth_weights(pth_files['legacy'],
+                               iw.file_sha256(pth_files['legacy']),
+                               reader='numpy')
+  jax.tree_util.tree_map(np.testing.assert_array_equal, legacy.params,
+                         expected)
 
 
 @pytest.mark.parametrize('shape', [(3, 28, 28), (2, 16, 16, 1),

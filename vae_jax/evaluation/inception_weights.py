@@ -1,10 +1,8 @@
-"""The FID Inception weights: finding, downloading, converting and loading them.
+"""The FID Inception weights: finding, downloading, verifying and loading them.
 
 The weights are pytorch-fid's release, `pt_inception-2015-12-05-6726825d.pth`,
 a torch state dict of the TensorFlow Inception graph of 2015-12-05. This
-module converts it to a framework-neutral .npz (the state dict's float32
-arrays under their torch names and in torch's layouts, plus metadata) and
-loads that into the parameter tree of `vae_jax.models.inception`.
+module reads it into the parameter tree of `vae_jax.models.inception`.
 
 Reading the .pth needs no torch: `read_torch_checkpoint` parses both torch
 file formats, the zip archive of torch>=1.6 and the legacy sequence of
@@ -13,27 +11,21 @@ older torch wrote, with a restricted unpickler that only rebuilds tensors
 (no code from the file runs). Where torch is installed it is used instead,
 with torch.load(weights_only=True).
 
-Verification:
-
-* a .pth whose name carries torch.hub's hash prefix (`-6726825d.pth`) must
-  have a SHA-256 that starts with it. The release publishes no full digest;
-  torch.hub's check_hash checks exactly this prefix. A download is verified
-  before it is renamed into the cache.
-* the converted .npz records the SHA-256 of the .pth it came from and
-  `weights_sha256`, a digest of the arrays themselves (names, dtypes, shapes,
-  bytes; independent of the zip container, whose timestamps vary). Loading
-  recomputes that digest and refuses a file that no longer matches it. The
-  digest also keys cached reference statistics (vae_jax.evaluation.fid),
-  and `load_inception_weights(expected_sha256=...)` pins it. (It was not
-  recorded here for the released file: this code was written offline.)
+Verification: a file is used only if its SHA-256 equals `PTH_SHA256`, the
+digest of the released file pinned here (the file name's `6726825d` is its
+first 8 hex digits, torch.hub's convention; the full digest is the one
+public FID code pins, e.g. genforce's metrics/inception.py,
+github.com/genforce/genforce). Nothing the file says about itself is
+trusted. A download is verified before it is renamed into the cache. Tests
+and users with other weights of the same network pass the digest they trust
+(`pth_sha256=`).
 
 Where the weights are looked for, in order (`load_inception_weights`):
 
-1. an explicit path (.npz or .pth),
+1. an explicit path,
 2. $VAE_JAX_INCEPTION_WEIGHTS,
-3. the cache, $VAE_JAX_CACHE_DIR/inception/ (default ~/.cache/vae_jax):
-   the converted .npz, else the .pth (converted there on first use),
-4. a download of the .pth into that cache, when allowed.
+3. the cache, $VAE_JAX_CACHE_DIR/inception/ (default ~/.cache/vae_jax),
+4. a download into that cache, when allowed.
 """
 
 from __future__ import annotations
@@ -46,7 +38,6 @@ import logging
 import os
 import pathlib
 import pickle
-import re
 import zipfile
 from typing import Any, Mapping, Sequence
 
@@ -61,25 +52,18 @@ PathLike = str | os.PathLike
 
 WEIGHTS_ENV = 'VAE_JAX_INCEPTION_WEIGHTS'
 PTH_NAME = 'pt_inception-2015-12-05-6726825d.pth'
-NPZ_NAME = 'pt_inception-2015-12-05-6726825d.npz'
-PTH_SHA256_PREFIX = '6726825d'
+PTH_SHA256 = '6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2'
+PTH_BYTES = 95_628_359
 INCEPTION_URLS = (
     'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
     + PTH_NAME,
 )
 CACHE_SUBDIR = 'inception'
-FORMAT = 'vae_jax.fid_inception_v3.state_dict.v1'
-_META_PREFIX = '__meta__.'
-
-# torch.hub names files <stem>-<first hex digits of their SHA-256>.<ext>.
-_HASH_PREFIX_RE = re.compile(r'-([0-9a-f]{8,64})\.[A-Za-z0-9]+$')
 
 _HOW_TO_PROVIDE_TEMPLATE = (
     'To provide the weights on an offline machine, download\n  {url}\n'
-    'elsewhere and either copy it to {cache} (converted on first use), or'
-    ' pass its path (the .pth, or an .npz made by'
-    ' vae_jax.evaluation.inception_weights.convert_pytorch_fid_checkpoint)'
-    ' as the weights path argument or in ${env}.'
+    'elsewhere and either copy it to {cache}, or pass its path as the'
+    ' weights path argument or in ${env}.'
 )
 
 
@@ -102,46 +86,26 @@ def file_sha256(path: PathLike) -> str:
   return digest.hexdigest()
 
 
-def state_dict_sha256(state: Mapping[str, np.ndarray]) -> str:
-  """SHA-256 of arrays by name: sorted names, dtypes, shapes and bytes.
-
-  The same arrays give the same digest whatever container holds them (.pth,
-  .npz) and whenever it was written.
-  """
-  digest = hashlib.sha256()
-  for name in sorted(state):
-    array = np.ascontiguousarray(state[name])
-    array = array.astype(array.dtype.newbyteorder('<'), copy=False)
-    digest.update(f'{name}\0{array.dtype.str}\0{array.shape}\0'.encode())
-    digest.update(array.tobytes())
-  return digest.hexdigest()
-
-
-def _expected_hash_prefix(path: pathlib.Path) -> str | None:
-  match = _HASH_PREFIX_RE.search(path.name)
-  return match.group(1) if match else None
-
-
-def verify_pth(path: PathLike, shown_name: str | None = None) -> str:
-  """Checks a .pth against the hash prefix in its name; returns its SHA-256.
+def verify_pth(path: PathLike, expected_sha256: str = PTH_SHA256) -> str:
+  """Checks a file's SHA-256 against the trusted digest; returns it.
 
   Args:
     path: the file.
-    shown_name: the name whose prefix applies (for a temporary download),
-      default the file's own name.
+    expected_sha256: the digest to trust (default: the released file's).
 
   Raises:
-    ChecksumError: the name carries a prefix that the digest does not start
-      with.
+    ChecksumError: the digests differ.
   """
   path = pathlib.Path(path)
   sha256 = file_sha256(path)
-  prefix = _expected_hash_prefix(pathlib.Path(shown_name or path.name))
-  if prefix is not None and not sha256.startswith(prefix):
+  if sha256 != expected_sha256:
+    released = expected_sha256 == PTH_SHA256
     raise ChecksumError(
-        f'{path}: SHA-256 is {sha256}, but the name {shown_name or path.name}'
-        f' says it starts with {prefix}. The file is corrupted or not the'
-        ' released checkpoint. Delete it and download it again.')
+        f'{path}: SHA-256 is {sha256}, expected {expected_sha256}'
+        + (f' (pytorch-fid\'s {PTH_NAME}, {PTH_BYTES:,} bytes; this file has'
+           f' {path.stat().st_size:,}). It is not the released FID Inception'
+           f' checkpoint, or it is corrupted: download it again from'
+           f' {INCEPTION_URLS[0]}.' if released else '.'))
   return sha256
 
 
@@ -390,9 +354,19 @@ def read_torch_checkpoint(path: PathLike) -> dict[str, np.ndarray]:
 
 def _read_with_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
   import torch
-  state = torch.load(path, map_location='cpu', weights_only=True)
+  try:
+    state = torch.load(path, map_location='cpu', weights_only=True)
+  except Exception:  # pylint: disable=broad-except
+    # torch's errors for a file it cannot read advise weights_only=False
+    # (running the file's code); the torch-free reader says what is wrong.
+    return read_torch_checkpoint(path)
+  if not isinstance(state, Mapping):
+    raise DataError(f'{path}: holds a {type(state).__name__}, not a state'
+                    ' dict.')
   if 'state_dict' in state and isinstance(state['state_dict'], Mapping):
     state = state['state_dict']
+  if not all(isinstance(tensor, torch.Tensor) for tensor in state.values()):
+    raise DataError(f'{path}: not a state dict of tensors.')
   return {str(name): tensor.detach().cpu().numpy().copy()
           for name, tensor in state.items()}
 
@@ -552,60 +526,15 @@ def state_dict_to_params(state: Mapping[str, np.ndarray]) -> dict:
 # --------------------------------------------------------------------------
 
 
-def convert_pytorch_fid_checkpoint(pth_path: PathLike, npz_path: PathLike,
-                                   reader: str = 'auto') -> str:
-  """Converts pytorch-fid's .pth into this project's .npz.
-
-  Args:
-    pth_path: pt_inception-2015-12-05-6726825d.pth (or a state dict of the
-      same network, e.g. for tests), in either torch file format.
-    npz_path: where to write the .npz (parents created; written to a
-      temporary name first, then renamed).
-    reader: how to read the .pth: 'auto', 'torch' or 'numpy' (see
-      load_torch_state_dict).
-
-  Returns:
-    weights_sha256, the digest of the converted arrays.
-
-  Raises:
-    ChecksumError: the .pth's SHA-256 does not start with the prefix in its
-      name.
-    DataError: unreadable, or not this network's state dict.
-  """
-  pth_path = pathlib.Path(pth_path).expanduser()
-  npz_path = pathlib.Path(npz_path).expanduser()
-  source_sha256 = verify_pth(pth_path)
-  state = check_state_dict(load_torch_state_dict(pth_path, reader),
-                           str(pth_path))
-  weights_sha256 = state_dict_sha256(state)
-  meta = {
-      'format': FORMAT,
-      'source_name': pth_path.name,
-      'source_sha256': source_sha256,
-      'weights_sha256': weights_sha256,
-  }
-  npz_path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = npz_path.with_name(f'.{npz_path.name}.{os.getpid()}.part')
-  try:
-    with open(tmp, 'wb') as f:
-      np.savez(f, **state, **{_META_PREFIX + k: np.asarray(v)
-                              for k, v in meta.items()})
-    os.replace(tmp, npz_path)
-  finally:
-    tmp.unlink(missing_ok=True)
-  _log.info('Converted %s (SHA-256 %s) to %s (weights SHA-256 %s)', pth_path,
-            source_sha256, npz_path, weights_sha256)
-  return weights_sha256
-
-
 @dataclasses.dataclass(frozen=True)
 class InceptionWeights:
   """Loaded FID Inception weights.
 
   Attributes:
     params: the Flax params tree of FIDInceptionV3 (numpy float32 leaves).
-    sha256: weights_sha256, the digest of the arrays (see state_dict_sha256).
-    path: the file they were read from.
+    sha256: the SHA-256 of the file they were read from (it keys cached
+      reference statistics, vae_jax.evaluation.fid).
+    path: that file.
   """
 
   params: dict
@@ -613,33 +542,22 @@ class InceptionWeights:
   path: pathlib.Path
 
 
-def read_npz_weights(path: PathLike) -> InceptionWeights:
-  """Loads and verifies an .npz written by convert_pytorch_fid_checkpoint.
+def read_pth_weights(path: PathLike, pth_sha256: str = PTH_SHA256,
+                     reader: str = 'auto') -> InceptionWeights:
+  """Verifies a .pth against the trusted digest, then loads it.
+
+  Args:
+    path: pt_inception-2015-12-05-6726825d.pth, in either torch file format.
+    pth_sha256: the SHA-256 to trust (default: the released file's).
+    reader: 'auto', 'torch' or 'numpy' (see load_torch_state_dict).
 
   Raises:
-    ChecksumError: its arrays no longer match the digest recorded in it.
-    DataError: not such a file, or not this network's arrays.
+    ChecksumError: the file's SHA-256 is not pth_sha256.
+    DataError: unreadable, or not this network's state dict.
   """
   path = pathlib.Path(path).expanduser()
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      arrays = {k: f[k] for k in f.files}
-  except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-    raise DataError(f'{path}: not a readable .npz ({type(err).__name__}:'
-                    f' {err}). Delete it and convert the .pth again.') from err
-  meta = {k[len(_META_PREFIX):]: str(v) for k, v in arrays.items()
-          if k.startswith(_META_PREFIX)}
-  state = {k: v for k, v in arrays.items() if not k.startswith(_META_PREFIX)}
-  if meta.get('format') != FORMAT:
-    raise DataError(f'{path}: not an .npz of FID Inception weights (format'
-                    f' {meta.get("format")!r}, expected {FORMAT!r}).')
-  state = check_state_dict(state, str(path))
-  sha256 = state_dict_sha256(state)
-  if sha256 != meta.get('weights_sha256'):
-    raise ChecksumError(
-        f'{path}: the arrays\' SHA-256 is {sha256}, but the file records'
-        f' {meta.get("weights_sha256")}. It is corrupted; delete it and'
-        ' convert the .pth again.')
+  sha256 = verify_pth(path, pth_sha256)
+  state = check_state_dict(load_torch_state_dict(path, reader), str(path))
   return InceptionWeights(state_dict_to_params(state), sha256, path)
 
 
@@ -648,12 +566,13 @@ def _cache_dir(cache_dir: PathLike | None) -> pathlib.Path:
 
 
 def _download_pth(directory: pathlib.Path, urls: Sequence[str],
-                  timeout: float, looked: Sequence[str] = ()) -> pathlib.Path:
+                  timeout: float, pth_sha256: str,
+                  looked: Sequence[str] = ()) -> pathlib.Path:
   """Fetches the .pth from the first URL whose copy verifies."""
   directory.mkdir(parents=True, exist_ok=True)
   path, failures = data.fetch_first_verified(
       urls, directory / PTH_NAME,
-      lambda tmp_path: verify_pth(tmp_path, shown_name=PTH_NAME), timeout)
+      lambda tmp_path: verify_pth(tmp_path, pth_sha256), timeout)
   if path is not None:
     return path
   raise DataNotFoundError(
@@ -663,40 +582,25 @@ def _download_pth(directory: pathlib.Path, urls: Sequence[str],
       + _how_to_provide(directory))
 
 
-def _load_file(path: pathlib.Path, cache: pathlib.Path) -> InceptionWeights:
-  """An .npz directly; a .pth converted in memory (explicit) or into the
-  cache (when it lies there)."""
-  if path.suffix == '.npz':
-    return read_npz_weights(path)
-  if path.parent == cache:
-    npz = cache / (path.stem + '.npz')
-    convert_pytorch_fid_checkpoint(path, npz)
-    return read_npz_weights(npz)
-  verify_pth(path)
-  state = check_state_dict(load_torch_state_dict(path), str(path))
-  return InceptionWeights(state_dict_to_params(state),
-                          state_dict_sha256(state), path)
-
-
 def load_inception_weights(path: PathLike | None = None,
                            cache_dir: PathLike | None = None,
                            download: bool = True,
                            urls: Sequence[str] = INCEPTION_URLS,
                            timeout: float = 60.0,
-                           expected_sha256: str | None = None
+                           pth_sha256: str = PTH_SHA256
                            ) -> InceptionWeights:
-  """Finds, downloads if needed, converts, verifies and loads the weights.
+  """Finds, downloads if needed, verifies and loads the weights.
 
   Args:
-    path: an .npz (from convert_pytorch_fid_checkpoint) or the .pth; if
-      None, $VAE_JAX_INCEPTION_WEIGHTS, then the cache, then a download.
+    path: the .pth; if None, $VAE_JAX_INCEPTION_WEIGHTS, then the cache,
+      then a download.
     cache_dir: the cache root (default $VAE_JAX_CACHE_DIR, else
       ~/.cache/vae_jax); the weights live in its inception/ folder.
     download: whether a missing file may be downloaded.
     urls: where to download the .pth from, tried in order.
     timeout: seconds per network operation.
-    expected_sha256: if given, the weights' digest (InceptionWeights.sha256)
-      must equal it.
+    pth_sha256: the SHA-256 a file must have to be used (default: the
+      released file's).
 
   Raises:
     DataNotFoundError: not found anywhere (the message says where it
@@ -704,18 +608,7 @@ def load_inception_weights(path: PathLike | None = None,
       $VAE_JAX_INCEPTION_WEIGHTS that does not exist.
     ChecksumError, DataError: the file fails verification.
   """
-  weights = _find_and_load(path, _cache_dir(cache_dir), download, urls,
-                           timeout)
-  if expected_sha256 is not None and weights.sha256 != expected_sha256:
-    raise ChecksumError(
-        f'{weights.path}: the weights\' SHA-256 is {weights.sha256}, expected'
-        f' {expected_sha256}. These are other weights than the ones asked'
-        ' for.')
-  return weights
-
-
-def _find_and_load(path: PathLike | None, cache: pathlib.Path, download: bool,
-                   urls: Sequence[str], timeout: float) -> InceptionWeights:
+  cache = _cache_dir(cache_dir)
   looked = []
   for origin, candidate in (('path argument', path),
                             (f'${WEIGHTS_ENV}', os.environ.get(WEIGHTS_ENV))):
@@ -726,26 +619,26 @@ def _find_and_load(path: PathLike | None, cache: pathlib.Path, download: bool,
         raise DataNotFoundError(
             f'FID Inception weights: {candidate} (from the {origin}) does not'
             ' exist. ' + _how_to_provide(cache))
-      return _load_file(candidate, cache)
+      return read_pth_weights(candidate, pth_sha256)
     looked.append(f'  {origin}: not set')
-  for name in (NPZ_NAME, PTH_NAME):
-    candidate = cache / name
-    looked.append(f'  cache (cache_dir argument, ${data.CACHE_DIR_ENV}, or'
-                  f' {data.DEFAULT_CACHE_DIR}): {candidate}')
-    if candidate.is_file():
-      try:
-        return _load_file(candidate, cache)
-      except DataError as err:
-        if name == PTH_NAME and not download:
-          raise
-        _log.warning('Ignoring invalid cached file %s: %s', candidate, err)
+  candidate = cache / PTH_NAME
+  looked.append(f'  cache (cache_dir argument, ${data.CACHE_DIR_ENV}, or'
+                f' {data.DEFAULT_CACHE_DIR}): {candidate}')
+  if candidate.is_file():
+    try:
+      return read_pth_weights(candidate, pth_sha256)
+    except DataError as err:
+      if not download:
+        raise
+      # A download verifies before it replaces the cached copy.
+      _log.warning('Ignoring invalid cached file %s: %s', candidate, err)
   if not download:
     raise DataNotFoundError(
         f'FID Inception weights ({PTH_NAME}) not found, and downloading is'
         ' disabled. Looked in:\n' + '\n'.join(looked) + '\n'
         + _how_to_provide(cache))
-  pth = _download_pth(cache, tuple(urls), timeout, looked)
-  return _load_file(pth, cache)
+  pth = _download_pth(cache, tuple(urls), timeout, pth_sha256, looked)
+  return read_pth_weights(pth, pth_sha256)
 
 
 def load_inception_params(path: PathLike | None = None, **kwargs) -> dict:
