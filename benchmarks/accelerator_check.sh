@@ -3,7 +3,7 @@
 # only this working tree. Writes under $OUT:
 #   devices.txt                 devices and versions
 #   frameworks_default/, frameworks_study_d/
-#                               launch.benchmark: JAX against the PyTorch
+#                               benchmarks.run: JAX against the PyTorch
 #                               variants (TF32 on both sides on a GPU)
 #   conv_study_e/               Study E's conv VAE, XLA's convolutions
 #   sweep_scaling/              Study D's MLP as K-member sweeps: images/s
@@ -81,13 +81,13 @@ print("devices", jax.devices())'
 } > "$OUT/devices.txt" 2>&1
 cat "$OUT/devices.txt"
 
-step frameworks_default "$PYTHON" -m launch.benchmark --config=configs/default.py \
+step frameworks_default "$PYTHON" -m benchmarks.run --config=configs/default.py \
     "${DATA_FLAGS[@]}" --epochs="$EPOCHS" "${TORCH_FLAGS[@]}" \
     --output="$OUT/frameworks_default"
-step frameworks_study_d "$PYTHON" -m launch.benchmark --config=configs/study_d.py \
+step frameworks_study_d "$PYTHON" -m benchmarks.run --config=configs/study_d.py \
     "${DATA_FLAGS[@]}" --epochs="$EPOCHS" "${TORCH_FLAGS[@]}" \
     --output="$OUT/frameworks_study_d"
-step conv_study_e "$PYTHON" -m launch.benchmark --config=configs/study_e.py \
+step conv_study_e "$PYTHON" -m benchmarks.run --config=configs/study_e.py \
     --config.model.latent_size=2 --config.model.conv_impl=xla \
     "${DATA_FLAGS[@]}" --epochs=3 "${TORCH_FLAGS[@]}" \
     --output="$OUT/conv_study_e"

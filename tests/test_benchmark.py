@@ -1,4 +1,4 @@
-"""launch.benchmark and torch_reference's PyTorch variants, on tiny data."""
+"""benchmarks.run and torch_reference's PyTorch variants, on tiny data."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ torch = pytest.importorskip(
     'torch', reason='the PyTorch comparison needs torch (pip install '
     'torch==2.13.0, the CPU or CUDA build you want)')
 
+from benchmarks import common as bench_common
+from benchmarks import frameworks
+from benchmarks import peak_memory
+from benchmarks import quality
+from benchmarks import torch_reference
 from configs import default
-from launch import benchmark
 from vae_jax import data
-from vae_jax import peak_memory
-from vae_jax import torch_reference
 
 REPO = Path(__file__).resolve().parents[1]
 EAGER_VARIANTS = ('dataloader', 'preloaded', 'fused_adam')
@@ -147,8 +149,8 @@ def test_training_products_are_every_dense_flop_of_a_step():
   config = tiny_config()
   config.model.encoder_widths = (16, 12)
   dataset = tiny_dataset()
-  model, hparams, state, _, _ = benchmark.jax_training(config, dataset)
-  products = benchmark.training_products(model, state.params, hparams, config,
+  model, hparams, state, _, _ = frameworks.jax_training(config, dataset)
+  products = frameworks.training_products(model, state.params, hparams, config,
                                          dataset.image_shape)
   # Forward, weight gradient and input gradient of each layer, none of the
   # last for the first layer (its input is data), and the encoder's two
@@ -156,19 +158,19 @@ def test_training_products_are_every_dense_flop_of_a_step():
   # dec_logits 3.
   assert len(products) == 17
   assert sum(p.flops for p in products) == pytest.approx(
-      config.batch_size * benchmark.dense_train_flops_per_image(state.params))
-  heads = benchmark.Product(m=config.batch_size, k=12, n=2 * 2,
+      config.batch_size * frameworks.dense_train_flops_per_image(state.params))
+  heads = frameworks.Product(m=config.batch_size, k=12, n=2 * 2,
                             lhs_transposed=False, rhs_transposed=False)
   assert heads in products
   # Weight gradients contract over the batch: the activations transposed.
-  assert benchmark.Product(m=64, k=config.batch_size, n=16,
+  assert frameworks.Product(m=64, k=config.batch_size, n=16,
                            lhs_transposed=True,
                            rhs_transposed=False) in products
 
 
 def test_benchmark_names_every_variant():
   # benchmark names them without importing torch (for --help).
-  assert benchmark.TORCH_VARIANTS == tuple(torch_reference.VARIANTS)
+  assert bench_common.TORCH_VARIANTS == tuple(torch_reference.VARIANTS)
 
 
 def test_adam_labels_what_was_used():
@@ -201,7 +203,7 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
     return compiled
 
   monkeypatch.setattr(torch, 'compile', failing_compile)
-  result = benchmark.benchmark_frameworks(
+  result = frameworks.benchmark_frameworks(
       tiny_config(), epochs=2, variants=[*EAGER_VARIANTS, 'compiled'],
       matmul_size=64, dataset=tiny_dataset(), torch_threads=1)
 
@@ -229,7 +231,7 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
   assert result['jax']['fraction_of_peak'] == pytest.approx(
       result['jax']['gflops'] / result['peak_gflops'])
   json.dumps(result)  # what --output writes
-  markdown = benchmark.to_markdown(result)
+  markdown = frameworks.to_markdown(result)
   rows = table_rows(markdown)
   assert set(rows) == {'JAX (vae_jax)', 'PyTorch compiled',
                        *(f'PyTorch {v}' for v in EAGER_VARIANTS)}
@@ -249,7 +251,7 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
   short = copy.deepcopy(result)
   short['targets']['speedup'].update(value=1.4996, met=False)
   short['targets']['fraction_of_peak'].update(value=0.54996, met=False)
-  goals_line = benchmark.to_markdown(short).split('Goals: ')[1]
+  goals_line = frameworks.to_markdown(short).split('Goals: ')[1]
   assert 'fastest PyTorch: 1.499x, not met' in goals_line
   assert 'matmul rate: 54.9%, not met' in goals_line
   assert (f"the peak is the median of each round's higher rate, "
@@ -267,7 +269,7 @@ def test_quality_mode_compares_seed_means(one_torch_thread, caplog):
   config = tiny_config()
   dataset = tiny_dataset()
   with caplog.at_level('WARNING'):
-    result = benchmark.compare_quality(config, seeds=3, epochs=2,
+    result = quality.compare_quality(config, seeds=3, epochs=2,
                                        dataset=dataset)
   # PyTorch's runs show progress at the level the launcher prints.
   progress = [r.getMessage() for r in caplog.records
@@ -294,7 +296,7 @@ def test_quality_mode_compares_seed_means(one_torch_thread, caplog):
   with tempfile.TemporaryDirectory() as tmp:
     separate = train.train_and_evaluate(single, tmp + '/run', dataset=dataset)
   assert jax_losses[1] == pytest.approx(separate['test_loss'], rel=2e-5)
-  markdown = benchmark.quality_markdown(result)
+  markdown = quality.quality_markdown(result)
   assert f"{result['difference']:+.2f} nats" in markdown
   assert f"| 2 | {jax_losses[2]:.2f} | {torch_losses[2]:.2f} |" in markdown
 
@@ -312,7 +314,7 @@ def test_quality_mode_can_start_both_sides_from_pytorchs_weights(
     return run_sweep(*args, **kwargs)
 
   monkeypatch.setattr(sweep, 'run_sweep', recording_run_sweep)
-  paired = benchmark.compare_quality(config, seeds=4, epochs=2,
+  paired = quality.compare_quality(config, seeds=4, epochs=2,
                                      dataset=dataset, init='torch')
   # JAX's seed s starts from the weights torch.manual_seed(s) gives the twin.
   for seed, params in enumerate(given['initial_params']):
@@ -321,7 +323,7 @@ def test_quality_mode_can_start_both_sides_from_pytorchs_weights(
         **torch_reference.twin_kwargs(config, dataset.image_shape))
     expected = torch_reference.mlp_params_for_jax(twin)
     assert jax.tree.all(jax.tree.map(np.array_equal, params, expected))
-  own = benchmark.compare_quality(config, seeds=4, epochs=2, dataset=dataset)
+  own = quality.compare_quality(config, seeds=4, epochs=2, dataset=dataset)
   # PyTorch's side is the same runs either way.
   assert own['init'] == 'own' and own['torch']['test_loss'] == pytest.approx(
       paired['torch']['test_loss'])
@@ -335,12 +337,12 @@ def test_quality_mode_can_start_both_sides_from_pytorchs_weights(
   assert paired_gaps.mean() < own_gaps.mean()
   assert paired['standard_error'] == pytest.approx(
       np.std(jax_paired - torch_losses, ddof=1) / 2)
-  assert "same (PyTorch's) initial weights" in benchmark.quality_markdown(paired)
+  assert "same (PyTorch's) initial weights" in quality.quality_markdown(paired)
 
   conv = tiny_config()
   conv.model.name = 'conv_vae'
   with pytest.raises(app.UsageError, match='mlp_vae only'):
-    benchmark.compare_quality(conv, seeds=2, epochs=1, dataset=dataset,
+    quality.compare_quality(conv, seeds=2, epochs=1, dataset=dataset,
                               init='torch')
 
 
@@ -368,7 +370,7 @@ def test_torch_twin_trains_the_same_whether_or_not_it_is_evaluated_on_the_way(
 def test_quality_mode_can_start_at_a_later_seed(one_torch_thread):
   config = tiny_config()
   dataset = tiny_dataset()
-  result = benchmark.compare_quality(config, seeds=2, epochs=1,
+  result = quality.compare_quality(config, seeds=2, epochs=1,
                                      dataset=dataset, first_seed=2)
   assert result['first_seed'] == 2
   # PyTorch's seeds are 2 and 3, each as a run of its own.
@@ -384,11 +386,11 @@ def test_quality_mode_can_start_at_a_later_seed(one_torch_thread):
     separate = train.train_and_evaluate(single, tmp + '/run', dataset=dataset)
   assert result['jax']['test_loss'][1] == pytest.approx(
       separate['test_loss'], rel=2e-5)
-  markdown = benchmark.quality_markdown(result)
+  markdown = quality.quality_markdown(result)
   assert 'seeds 2..3 on each side' in markdown
   assert markdown.count('| 2 | ') == 1 and markdown.count('| 3 | ') == 1
   with pytest.raises(app.UsageError, match='quality_first_seed=-1'):
-    benchmark.compare_quality(config, seeds=2, epochs=1, dataset=dataset,
+    quality.compare_quality(config, seeds=2, epochs=1, dataset=dataset,
                               first_seed=-1)
 
 
@@ -397,37 +399,37 @@ def test_targets_and_best_variant():
       'epochs': 10, 'jax': {'img_per_s': 300.0, 'fraction_of_peak': 0.6},
       'torch': {'a': {'img_per_s': 100.0, 'test_loss_difference': 0.2},
                 'b': {'img_per_s': 250.0, 'test_loss_difference': -0.7}}}
-  assert benchmark.best_torch_variant(result) == 'b'
+  assert frameworks.best_torch_variant(result) == 'b'
   result['speedup'] = 300.0 / 250.0
-  goals = benchmark.targets(result)
+  goals = frameworks.targets(result)
   assert goals['speedup']['met'] is False
   assert goals['fraction_of_peak']['met'] is True
   assert goals['test_loss_difference']['value'] == pytest.approx(0.7)
   assert goals['test_loss_difference']['met'] is False
-  assert benchmark.best_torch_variant(dict(result, torch={})) is None
+  assert frameworks.best_torch_variant(dict(result, torch={})) is None
 
 
 def test_paired_speedup_takes_ratios_round_by_round():
   # Load that slows both sides in the same rounds leaves every ratio 2.
-  paired = benchmark.paired_speedup([1.0, 1.0, 2.0, 2.0, 2.0],
+  paired = frameworks.paired_speedup([1.0, 1.0, 2.0, 2.0, 2.0],
                                     [2.0, 2.0, 4.0, 4.0, 4.0])
   assert paired == {'median': 2.0, 'low': 2.0, 'high': 2.0}
   # Quartiles of the ratios [1, 2, 3, 4, 0.5].
-  skewed = benchmark.paired_speedup([1.0, 1.0, 1.0, 1.0, 4.0],
+  skewed = frameworks.paired_speedup([1.0, 1.0, 1.0, 1.0, 4.0],
                                     [1.0, 2.0, 3.0, 4.0, 2.0])
   assert skewed['median'] == 2.0
   assert (skewed['low'], skewed['high']) == (1.0, 3.0)
   # A variant dropped after two rounds is paired with JAX's first two.
-  assert benchmark.paired_speedup([1.0, 2.0, 9.0], [3.0, 4.0]) == {
+  assert frameworks.paired_speedup([1.0, 2.0, 9.0], [3.0, 4.0]) == {
       'median': 2.5, 'low': 2.25, 'high': 2.75}
-  assert benchmark.paired_speedup([1.0], []) is None
+  assert frameworks.paired_speedup([1.0], []) is None
 
 
 def test_matmul_clock_repeats_a_cheap_product_more():
   # Each timed run lasts about seconds_per_run, so a fast device is timed
   # over many products rather than one launch.
-  small = benchmark.MatmulClock(32, seconds_per_run=0.02)
-  large = benchmark.MatmulClock(256, seconds_per_run=0.02)
+  small = bench_common.MatmulClock(16, seconds_per_run=0.05)
+  large = bench_common.MatmulClock(512, seconds_per_run=0.05)
   for framework in ('jax', 'torch'):
     assert small.repeats[framework] > large.repeats[framework] >= 2
   rates = large.rates(tries=1)
@@ -440,7 +442,7 @@ def test_round_matmul_summary_pairs_each_round_with_its_epochs():
   # against round peaks of 100, 60 and 120 (the higher framework each time).
   rates = [{'jax': 100.0, 'torch': 80.0}, {'jax': 50.0, 'torch': 60.0},
            {'jax': 90.0, 'torch': 120.0}]
-  summary = benchmark.round_matmul_summary(rates, [1.0, 2.0, 0.5], 1000, 1e8)
+  summary = bench_common.round_matmul_summary(rates, [1.0, 2.0, 0.5], 1000, 1e8)
   assert summary['jax'] == 90.0 and summary['torch'] == 80.0
   assert summary['peak'] == 100.0
   # Fractions 1, 5/6 and 5/3: median and quartiles.
@@ -449,8 +451,8 @@ def test_round_matmul_summary_pairs_each_round_with_its_epochs():
   assert fraction['low'] == pytest.approx((5 / 6 + 1) / 2)
   assert fraction['high'] == pytest.approx((1 + 5 / 3) / 2)
   # Only rounds with a JAX epoch count.
-  assert benchmark.round_matmul_summary(rates, [1.0], 1000, 1e8)['peak'] == 100.0
-  assert benchmark.round_matmul_summary([], [1.0], 1000, 1e8) is None
+  assert bench_common.round_matmul_summary(rates, [1.0], 1000, 1e8)['peak'] == 100.0
+  assert bench_common.round_matmul_summary([], [1.0], 1000, 1e8) is None
 
 
 def _touch_fresh_pages(num_bytes: int) -> None:
@@ -474,7 +476,7 @@ def test_memory_workers_measure_each_side():
   flags_ = [f'--config={REPO / "configs" / "default.py"}',
             '--config.model.encoder_widths=(16,)',
             '--config.model.latent_size=2', '--config.batch_size=16']
-  memory = benchmark.measure_memory(config, dataset, ['preloaded'], flags_,
+  memory = frameworks.measure_memory(config, dataset, ['preloaded'], flags_,
                                     torch_threads=1)
   assert set(memory) == {'jax', 'preloaded'}
   for side, m in memory.items():

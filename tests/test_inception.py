@@ -27,7 +27,7 @@ FID_ATOL = 1e-3
 
 def _pytorch_fid_or_skip():
   try:
-    from vae_jax.evaluation import torch_fid_compat
+    from benchmarks import torch_fid_compat
     return torch_fid_compat.import_pytorch_fid()
   except ImportError as err:
     pytest.skip(f'torch, torchvision and pytorch-fid are the reference here'
@@ -43,7 +43,7 @@ def random_state():
 @pytest.fixture(scope='module')
 def torch_state(random_state):
   torch, _, _ = _pytorch_fid_or_skip()
-  from vae_jax.evaluation import torch_fid_compat
+  from benchmarks import torch_fid_compat
   # Shapes and names come from pytorch-fid's own network, so a mismatch with
   # the port's tree fails here rather than passing silently.
   skeleton = torch_fid_compat.fid_inception_skeleton().state_dict()
@@ -82,7 +82,7 @@ def loaded(pth_files):
 @pytest.fixture(scope='module')
 def torch_model(torch_state):
   _pytorch_fid_or_skip()
-  from vae_jax.evaluation import torch_fid_compat
+  from benchmarks import torch_fid_compat
   return torch_fid_compat.build_pytorch_fid_inception(torch_state)
 
 

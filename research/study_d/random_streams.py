@@ -16,7 +16,7 @@ the result (results/study_d.md: the initial weights of those four seeds):
          the very numbers the twin of that seed draws, so that every random
          input equals the twin's and only the arithmetic differs.
 
-  python -m launch.random_streams --data_dir=../shared/data --latent_size=2 \
+  python -m research.study_d.random_streams --data_dir=../shared/data --latent_size=2 \
       --epochs=300 --seeds=4 --streams=torch,torch,torch
 
 prints each seed's test loss (one fixed noise draw for every evaluation) at
@@ -30,7 +30,7 @@ With --numerics=torch it trains the PyTorch twin itself instead, seed after
 seed, as the benchmark's quality mode does (its own random numbers), so the
 twin's side of that comparison can be extended to more seeds alone:
 
-  python -m launch.random_streams --data_dir=../shared/data --latent_size=2 \
+  python -m research.study_d.random_streams --data_dir=../shared/data --latent_size=2 \
       --epochs=300 --seeds=4 --first_seed=4 --numerics=torch
 """
 
@@ -65,7 +65,7 @@ flags.DEFINE_list('streams', ['torch', 'torch', 'torch'],
 flags.DEFINE_enum('numerics', 'vae_jax', ['vae_jax', 'torch'],
                   "Whose steps: vae_jax's, fed the --streams, or the PyTorch "
                   'twin itself, trained one seed after another as '
-                  'launch.benchmark --mode=quality trains it (with its own '
+                  'benchmarks.run --mode=quality trains it (with its own '
                   'random numbers: the twin of seed s draws from '
                   'torch.manual_seed(s); needs --streams=torch,torch,torch).')
 
@@ -92,7 +92,7 @@ def main(argv):
         f'--streams={",".join(FLAGS.streams)} cannot change them (give '
         '--streams=torch,torch,torch).')
   import torch
-  from vae_jax import torch_reference
+  from benchmarks import torch_reference
   common.setup_logging()
   init_source, order_source, noise_source = FLAGS.streams
   latent, seeds = FLAGS.latent_size, FLAGS.seeds
@@ -189,7 +189,7 @@ def main(argv):
 
 def train_twins(config, dataset: data_lib.Dataset) -> None:
   """--numerics=torch: the twin's seeds, one after another."""
-  from vae_jax import torch_reference
+  from benchmarks import torch_reference
   device = torch_reference.default_device()
   for seed in range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds):
     start = time.perf_counter()

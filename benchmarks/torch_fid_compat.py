@@ -55,7 +55,7 @@ def _raise_placeholder(*args, **kwargs):
   del args, kwargs
   raise NotImplementedError(
       'torchvision::nms/qnms placeholder: torchvision\'s compiled extension'
-      ' does not load with this torch build (tests/torch_fid_compat.py).')
+      ' does not load with this torch build (benchmarks/torch_fid_compat.py).')
 
 
 def define_missing_torchvision_ops() -> bool:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vae_jax import peak_memory
+from benchmarks import peak_memory
 
 
 def _init_layer(layer: nn.Module, scheme: str) -> None:
@@ -367,7 +367,7 @@ def train_twin(config, dataset, seed: int, epochs: int, device,
                evaluate_every: int = 0,
                on_epoch: Callable[[int, float, float], None] | None = None
                ) -> dict:
-  """Trains the twin of a vae_jax config as launch.benchmark's quality mode.
+  """Trains the twin of a vae_jax config as benchmarks.run's quality mode.
 
   The twin starts from `build_twin(config, ..., seed)` and trains `epochs`
   epochs on pre-loaded tensors: shuffles from a generator seeded by `seed`,
@@ -446,6 +446,6 @@ def measure_memory(spec: dict) -> dict:
 
 
 if __name__ == '__main__':
-  # python -m vae_jax.torch_reference SPEC_JSON: the benchmark's per-variant
+  # python -m benchmarks.torch_reference SPEC_JSON: the benchmark's per-variant
   # memory measurement; prints one JSON line.
   print(json.dumps(measure_memory(json.loads(sys.argv[1]))))

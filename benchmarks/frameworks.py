@@ -1,10 +1,10 @@
 r"""Training speed of vae_jax beside equivalent PyTorch loops, in one run.
 
-  python -m launch.benchmark --config=configs/default.py \
+  python -m benchmarks.run --config=configs/default.py \
       --config.data.dir=../shared/data --epochs=4 --output=/tmp/bench
-  python -m launch.benchmark --config=configs/study_d.py \
+  python -m benchmarks.run --config=configs/study_d.py \
       --config.data.dir=../shared/data --epochs=10   # the 10-epoch loss check
-  python -m launch.benchmark --mode=quality --config=configs/study_d.py \
+  python -m benchmarks.run --mode=quality --config=configs/study_d.py \
       --config.data.dir=../shared/data --epochs=10 --quality_seeds=5
 
 Both sides train the same model (widths, initialisation scheme, batch size,
@@ -25,6 +25,7 @@ table says how close each epoch comes to what its products alone allow. On a
 GPU PyTorch uses CUDA and JAX its default backend.
 """
 
+
 from __future__ import annotations
 
 import collections
@@ -38,167 +39,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from absl import app
-from absl import flags
 from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ml_collections import config_flags
 
+from benchmarks import peak_memory
+from benchmarks.common import (REPO, TORCH_VARIANTS, MatmulClock,
+                               round_matmul_summary, torch_synchronizer)
 from launch import common
 from vae_jax import data as data_lib
 from vae_jax import models
-from vae_jax import peak_memory
 from vae_jax import train
-
-REPO = Path(__file__).resolve().parents[1]
-# torch_reference.VARIANTS, named here so that --help works without torch.
-TORCH_VARIANTS = ('dataloader', 'preloaded', 'fused_adam', 'compiled')
-
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/default.py',
-                                'Experiment config to benchmark.')
-flags.DEFINE_integer(
-    'epochs', 4, 'Epochs each side trains. frameworks: the first is a '
-    'warm-up, the others are timed (with --epochs=1 the one epoch is), and '
-    'the test loss is taken after the last: --epochs=10 for the 10-epoch '
-    'loss comparison. sweep: epochs of each run.')
-flags.DEFINE_integer('matmul_size', 2048, 'Side of the matmul for the peak rate.')
-flags.DEFINE_string('output', None, 'Directory for benchmark.json and .md.')
-flags.DEFINE_string(
-    'mode', 'frameworks', 'What to benchmark, a key of MODES: frameworks '
-    '(vae_jax beside PyTorch), sweep (a K-member vmapped sweep beside the '
-    'same K runs one after another), quality (test loss after --epochs over '
-    '--quality_seeds seeds per framework) or fid (Inception feature '
-    'extraction beside pytorch-fid).')
-flags.DEFINE_integer('fid_images', 64, 'Images per repeat for --mode=fid.')
-flags.DEFINE_integer('fid_batch_size', 32, 'Batch size for --mode=fid.')
-flags.DEFINE_integer('sweep_members', 8, 'K for --mode=sweep (seeds 0..K-1).')
-flags.DEFINE_integer('quality_seeds', 5,
-                     'Seeds per framework for --mode=quality (first..first+N-1).')
-flags.DEFINE_integer('quality_first_seed', 0,
-                     '--mode=quality: the first seed, so that more seeds can '
-                     'be added to an earlier comparison.')
-# --quality_init: whose initial weights each seed starts from.
-QUALITY_INITS = ('own', 'torch')
-
-flags.DEFINE_enum(
-    'quality_init', 'own', QUALITY_INITS,
-    "--mode=quality: 'own' (each side draws seed s's initial weights its own "
-    "way) or 'torch' (both start seed s from the PyTorch twin's draw, so the "
-    'comparison is paired; MLP models).')
-flags.DEFINE_list('torch_variants', list(TORCH_VARIANTS),
-                  f'PyTorch loops to time beside JAX, from {TORCH_VARIANTS}.')
-flags.DEFINE_bool(
-    'memory', True, 'frameworks: measure each side\'s peak memory, training '
-    'one epoch in a fresh process per side.')
-flags.DEFINE_string('memory_worker', None,
-                    'Internal: train one JAX epoch on this .npz and print its '
-                    'peak memory as JSON (see measure_memory).')
 
 # What the config may vary while the PyTorch twin still trains the same thing.
 _TORCH_MODELS = ('mlp_vae', 'conv_vae')
 _TORCH_LOSSES = ('bce', 'mse', 'mae')
-
-
-def torch_synchronizer(device) -> Callable[[], None]:
-  """Waits for `device`'s queued PyTorch work (CUDA runs asynchronously);
-  a no-op on the CPU, where every call has finished when it returns."""
-  import torch
-  return torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-
-
-class MatmulClock:
-  """Times a float32 size^3 matmul in JAX and in PyTorch, as often as asked.
-
-  The benchmark times it before the first epoch and again after every
-  round, so that each side's share of the machine's matmul rate compares
-  epochs with products timed under the same load. Each timed run repeats
-  the matmul for about `seconds_per_run` (at least twice), so that a fast
-  device is timed over many products rather than one launch.
-  """
-
-  def __init__(self, size: int, torch_device=None,
-               seconds_per_run: float = 0.2):
-    import torch
-    self.size = size
-    device = torch_device or torch.device('cpu')
-    self._sync = torch_synchronizer(device)
-    rng = np.random.default_rng(0)
-    a_np, b_np = (rng.random((size, size), np.float32) for _ in range(2))
-    jax_operands = jnp.asarray(a_np), jnp.asarray(b_np)
-    jax_matmul = jax.jit(jnp.matmul)
-    torch_operands = tuple(torch.from_numpy(x).to(device)
-                           for x in (a_np, b_np))
-    self._products = {
-        'jax': lambda: jax_matmul(*jax_operands).block_until_ready(),
-        'torch': lambda: torch.matmul(*torch_operands),
-    }
-    self.repeats = {}
-    for framework, product in self._products.items():
-      product()  # compiles, warms caches
-      self._sync()
-      once = math.inf
-      for _ in range(3):
-        start = time.perf_counter()
-        product()
-        self._sync()
-        once = min(once, time.perf_counter() - start)
-      self.repeats[framework] = int(np.clip(
-          math.ceil(seconds_per_run / max(once, 1e-6)), 2, 100_000))
-
-  def rates(self, tries: int = 3) -> dict[str, float]:
-    """{'jax', 'torch'}: GFLOP/s, the best of `tries` timed runs each.
-
-    The benchmark calls it the same way before the first epoch and after
-    every round (a best of fewer runs would read lower on a noisy host); at
-    2048^3 on 2 CPU cores it takes about 1.5-2 s.
-    """
-    best = {}
-    for _ in range(tries):
-      for framework, product in self._products.items():
-        repeats = self.repeats[framework]
-        start = time.perf_counter()
-        for _ in range(repeats):
-          product()
-        self._sync()
-        rate = 2.0 * self.size ** 3 * repeats / (time.perf_counter() - start)
-        best[framework] = max(best.get(framework, 0.0), rate / 1e9)
-    return best
-
-
-def round_matmul_summary(round_rates: list[dict[str, float]],
-                         jax_seconds, images_per_epoch: int,
-                         flops_per_image: float) -> dict | None:
-  """The matmul rates timed after each round, and JAX's share of them.
-
-  round_rates: per timed round, {'jax', 'torch'} GFLOP/s of the matmul timed
-    right after that round's epochs; jax_seconds: JAX's epoch seconds of the
-    same rounds.
-
-  Returns:
-    'jax', 'torch': each framework's median rate; 'peak': the median of each
-    round's higher rate (the fractions of peak use it); 'jax_fraction':
-    {'median', 'low', 'high'} of JAX's epoch GFLOP/s over the same round's
-    peak; None without a round.
-  """
-  rounds = min(len(round_rates), len(jax_seconds))
-  if rounds == 0:
-    return None
-  peaks = np.array([max(r.values()) for r in round_rates[:rounds]])
-  jax_gflops = (images_per_epoch * flops_per_image / 1e9
-                / np.asarray(jax_seconds[:rounds], float))
-  low, median, high = np.percentile(jax_gflops / peaks, [25, 50, 75])
-  return {
-      'jax': float(np.median([r['jax'] for r in round_rates[:rounds]])),
-      'torch': float(np.median([r['torch'] for r in round_rates[:rounds]])),
-      'peak': float(np.median(peaks)),
-      'jax_fraction': {'median': float(median), 'low': float(low),
-                       'high': float(high)},
-  }
 
 
 def dense_train_flops_per_image(params) -> float:
@@ -217,209 +76,6 @@ def dense_train_flops_per_image(params) -> float:
     total += (4.0 if first_layer else 6.0) * fan_in * fan_out
   return total
 
-
-def benchmark_sweep(config, members: int, epochs: int) -> dict:
-  """Wall time (compile included) of K runs one after another vs one K-member sweep."""
-  from vae_jax import sweep
-  config.num_epochs = epochs
-  config.plots = False
-  dataset = train.load_data(config)
-  grid = sweep.product(seed=list(range(members)))
-  with tempfile.TemporaryDirectory() as tmp:
-    start = time.perf_counter()
-    sequential = [train.train_and_evaluate(sweep.member_config(config, m),
-                                           f'{tmp}/run{i}', dataset=dataset)
-                  for i, m in enumerate(grid)]
-    sequential_seconds = time.perf_counter() - start
-    sweep_config = config.copy_and_resolve_references()
-    with sweep_config.unlocked():
-      sweep_config.sweep = grid
-    start = time.perf_counter()
-    swept = sweep.run_sweep(sweep_config, f'{tmp}/sweep', dataset=dataset)
-    sweep_seconds = time.perf_counter() - start
-  single_img_per_s = float(np.median([r['img_per_s'] for r in sequential]))
-  sweep_img_per_s = float(np.median([r['img_per_s'] for r in swept])) * members
-  return {
-      'members': members, 'epochs': epochs,
-      'sequential_seconds': sequential_seconds, 'sweep_seconds': sweep_seconds,
-      'wall_time_ratio': sequential_seconds / sweep_seconds,
-      'single_run_img_per_s': single_img_per_s,
-      'sweep_aggregate_img_per_s': sweep_img_per_s,
-      # K runs one after another train at one run's rate.
-      'aggregate_vs_sequential': sweep_img_per_s / single_img_per_s,
-      'sequential_test_loss': [r['test_loss'] for r in sequential],
-      'sweep_test_loss': [r['test_loss'] for r in swept],
-  }
-
-
-def sweep_markdown(result: dict) -> str:
-  k = result['members']
-  return '\n'.join([
-      f"| {k} runs of {result['epochs']} epoch(s), compile included | "
-      f"one after another | one {k}-member sweep |",
-      '|---|---:|---:|',
-      f"| wall time, s | {result['sequential_seconds']:.1f} | "
-      f"{result['sweep_seconds']:.1f} |",
-      f"| training images/s, all members together | "
-      f"{result['single_run_img_per_s']:,.0f} | "
-      f"{result['sweep_aggregate_img_per_s']:,.0f} |",
-      '',
-      f"The sweep takes {1 / result['wall_time_ratio']:.2f}x the wall time of "
-      f"{k} runs one after another ({result['wall_time_ratio']:.2f}x faster); "
-      f"its aggregate training throughput is "
-      f"{result['aggregate_vs_sequential']:.2f}x theirs (training "
-      f"{k * result['epochs']} member-epochs at "
-      f"{result['sweep_aggregate_img_per_s'] / k:,.0f} images/s each).",
-  ]) + '\n'
-
-
-def compare_quality(config, seeds: int, epochs: int,
-                    dataset: data_lib.Dataset | None = None,
-                    init: str = 'own', first_seed: int = 0) -> dict:
-  """Test loss after `epochs` epochs for `seeds` seeds on each side.
-
-  The seeds are first_seed, first_seed + 1, ...; a later run with
-  first_seed = the earlier run's count adds seeds to a comparison.
-
-  One seed per side cannot tell a difference between the frameworks from
-  the spread of initial draws (at lr 1e-4 after 10 epochs a seed moves the
-  loss by about a nat); the mean over seeds can. JAX trains its seeds as one
-  vmapped sweep (members equal separate runs); PyTorch trains them one
-  after another with pre-loaded tensors (torch.manual_seed(seed) draws the
-  initial weights, as the frameworks benchmark does).
-
-  init: 'own' (each side draws its own initial weights) or 'torch' (JAX's
-  seed s starts from the weights PyTorch's seed s starts from; shuffles and
-  posterior noise stay each side's own). Where the outcome depends mostly
-  on the initial draw (Study D at latent 2 and 300 epochs), 'torch' pairs
-  the seeds and compares the implementations rather than two sets of draws.
-
-  Returns:
-    {'jax' / 'torch': {'test_loss': [per seed], 'mean', 'std'},
-     'difference': JAX mean - PyTorch mean, 'standard_error': of that
-     difference (from the per-seed differences with init='torch'),
-     'target': the 0.5-nat goal and whether it is met, ...}.
-  """
-  import torch
-  from vae_jax import sweep
-  from vae_jax import torch_reference
-  check_comparable(config)
-  if seeds < 2:
-    raise app.UsageError(f'--quality_seeds={seeds}: a spread needs at least 2.')
-  if init not in QUALITY_INITS:
-    raise app.UsageError(f'--quality_init={init!r}: choose one of '
-                         f'{QUALITY_INITS}.')
-  if init == 'torch' and config.model.name != 'mlp_vae':
-    raise app.UsageError(
-        f"--quality_init=torch converts the PyTorch twin's weights for "
-        f"mlp_vae only; config.model.name is {config.model.name!r} (use "
-        "--quality_init=own).")
-  config = config.copy_and_resolve_references()
-  config.num_epochs = epochs
-  config.plots = False
-  if dataset is None:
-    dataset = train.load_data(config)
-  torch_device = torch_reference.default_device()
-  if torch_device.type == 'cpu':
-    torch.set_num_threads(common.usable_cpus())
-  if first_seed < 0:
-    raise app.UsageError(f'--quality_first_seed={first_seed}: seeds are >= 0.')
-  seed_ids = list(range(first_seed, first_seed + seeds))
-  with config.unlocked():
-    config.sweep = sweep.product(seed=seed_ids)
-
-  initial_params = None
-  if init == 'torch':
-    initial_params = [
-        torch_reference.mlp_params_for_jax(
-            torch_reference.build_twin(config, dataset.image_shape, seed))
-        for seed in seed_ids]
-  start = time.perf_counter()
-  with tempfile.TemporaryDirectory() as tmp:
-    swept = sweep.run_sweep(config, f'{tmp}/sweep', dataset=dataset,
-                            initial_params=initial_params)
-  jax_seconds = time.perf_counter() - start
-  jax_losses = [r['test_loss'] for r in swept]
-
-  torch_losses = []
-  start = time.perf_counter()
-  images_per_epoch = (len(dataset.train_images) // config.batch_size
-                      * config.batch_size)
-  for index, seed in enumerate(seed_ids):
-
-    def progress(epoch, epoch_seconds, train_loss, index=index, seed=seed):
-      epochs_left = (seeds - index) * epochs - epoch
-      # WARNING, as the other progress lines here: setup_logging hides
-      # absl's INFO.
-      logging.warning('PyTorch seed %d epoch %d/%d: train loss %.2f  %.0f '
-                      'img/s  ETA %.0f s', seed, epoch, epochs, train_loss,
-                      images_per_epoch / epoch_seconds,
-                      epochs_left * epoch_seconds)
-
-    torch_losses.append(torch_reference.train_twin(
-        config, dataset, seed, epochs, torch_device,
-        on_epoch=progress)['test_loss'])
-  torch_seconds = time.perf_counter() - start
-
-  def summary(losses):
-    return {'test_loss': losses, 'mean': float(np.mean(losses)),
-            'std': float(np.std(losses, ddof=1))}
-
-  jax_side, torch_side = summary(jax_losses), summary(torch_losses)
-  difference = jax_side['mean'] - torch_side['mean']
-  if init == 'torch':
-    # Paired by initial weights: the spread of the per-seed differences.
-    standard_error = float(np.std(np.subtract(jax_losses, torch_losses),
-                                  ddof=1) / np.sqrt(seeds))
-  else:
-    standard_error = float(np.sqrt(jax_side['std']**2 / seeds
-                                   + torch_side['std']**2 / seeds))
-  goal = GOALS['test_loss_difference']
-  return {
-      'config': config.model.name, 'epochs': epochs, 'seeds': seeds,
-      'first_seed': first_seed, 'init': init,
-      'model': {'latent_size': config.model.latent_size,
-                'encoder_widths': list(config.model.encoder_widths),
-                'batch_size': config.batch_size,
-                'learning_rate': config.learning_rate},
-      'jax': dict(jax_side, seconds=jax_seconds,
-                  description='one vmapped sweep over the seeds'),
-      'torch': dict(torch_side, seconds=torch_seconds,
-                    description='pre-loaded tensors, one run per seed'),
-      'difference': difference, 'standard_error': standard_error,
-      'target': {'goal': goal, 'value': abs(difference),
-                 'met': bool(abs(difference) <= goal)},
-  }
-
-
-def quality_markdown(result: dict) -> str:
-  model = result['model']
-  seeds = result['seeds']
-  first_seed = result.get('first_seed', 0)
-  rows = [f"| seed | JAX | PyTorch |", '|---:|---:|---:|']
-  for index in range(seeds):
-    rows.append(f"| {first_seed + index} | "
-                f"{result['jax']['test_loss'][index]:.2f} | "
-                f"{result['torch']['test_loss'][index]:.2f} |")
-  for key in ('mean', 'std'):
-    rows.append(f"| {key} | {result['jax'][key]:.2f} | "
-                f"{result['torch'][key]:.2f} |")
-  target = result['target']
-  return '\n'.join([
-      f"Test loss (nats per image) after {result['epochs']} epochs, "
-      f"{result['config']} {model['encoder_widths']} latent "
-      f"{model['latent_size']}, batch {model['batch_size']}, Adam "
-      f"{model['learning_rate']:g}; seeds {first_seed}..{first_seed + seeds - 1}"
-      " on each side"
-      + ("; seed s starts from the same (PyTorch's) initial weights on both "
-         "sides, the shuffles and posterior noise are each side's own."
-         if result.get('init') == 'torch' else
-         ', each side drawing its own initial weights.'),
-      '', *rows, '',
-      f"JAX - PyTorch: {result['difference']:+.2f} nats (standard error "
-      f"{result['standard_error']:.2f}); goal |difference| <= "
-      f"{target['goal']}: {'met' if target['met'] else 'not met'}.",
-  ]) + '\n'
 
 
 def xla_train_flops_per_image(model, params, hparams, dataset, config) -> float:
@@ -629,7 +285,7 @@ def benchmark_frameworks(config, *, epochs: int,
   """
   check_comparable(config)
   import torch
-  from vae_jax import torch_reference
+  from benchmarks import torch_reference
   unknown = sorted(set(variants) - set(torch_reference.VARIANTS))
   if unknown or not variants:
     raise app.UsageError(f'Unknown or no PyTorch variants {unknown}; choose '
@@ -864,7 +520,7 @@ def measure_memory(config, dataset: data_lib.Dataset, variants,
     config: the benchmarked config.
     dataset: its data (written to a temporary .npz for the workers).
     variants: PyTorch variants to measure.
-    memory_flags: flags that rebuild `config` for `python -m launch.benchmark`
+    memory_flags: flags that rebuild `config` for `python -m benchmarks.run`
       (the JAX worker); main passes its own command line.
     torch_threads: PyTorch's CPU threads (None: one per CPU).
     timeout_s: per worker.
@@ -873,7 +529,7 @@ def measure_memory(config, dataset: data_lib.Dataset, variants,
     {'jax' | variant: peak_memory.track's dict (+ 'device_peak_mib'), or
     {'error': ...}}.
   """
-  from vae_jax import torch_reference
+  from benchmarks import torch_reference
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(
       [str(REPO), *filter(None, [env.get('PYTHONPATH')])])
@@ -894,7 +550,7 @@ def measure_memory(config, dataset: data_lib.Dataset, variants,
     path = Path(tmp) / 'train.npz'
     np.savez(path, train_images=dataset.train_images,
              train_labels=dataset.train_labels)
-    results['jax'] = run_worker([sys.executable, '-m', 'launch.benchmark',
+    results['jax'] = run_worker([sys.executable, '-m', 'benchmarks.run',
                                  *memory_flags, f'--memory_worker={path}'])
     base_spec = {'model': torch_reference.twin_kwargs(config,
                                                       dataset.image_shape),
@@ -905,7 +561,7 @@ def measure_memory(config, dataset: data_lib.Dataset, variants,
                  'data': str(path)}
     for variant in variants:
       results[variant] = run_worker(
-          [sys.executable, '-m', 'vae_jax.torch_reference',
+          [sys.executable, '-m', 'benchmarks.torch_reference',
            json.dumps(dict(base_spec, variant=variant))])
   for side, memory in results.items():
     logging.warning('peak memory %s: %s', side, memory)
@@ -1080,70 +736,3 @@ def to_markdown(result: dict) -> str:
       '', *rows, '', *notes]) + '\n'
 
 
-def frameworks_mode(config) -> tuple[dict, str, str]:
-  # The command line rebuilds the config in the JAX memory worker.
-  memory_flags = sys.argv[1:] if FLAGS.memory else None
-  result = benchmark_frameworks(
-      config, epochs=FLAGS.epochs, variants=FLAGS.torch_variants,
-      matmul_size=FLAGS.matmul_size, memory_flags=memory_flags)
-  return result, to_markdown(result), 'benchmark'
-
-
-def sweep_mode(config) -> tuple[dict, str, str]:
-  result = benchmark_sweep(config, FLAGS.sweep_members, FLAGS.epochs)
-  return result, sweep_markdown(result), 'benchmark_sweep'
-
-
-def quality_mode(config) -> tuple[dict, str, str]:
-  result = compare_quality(config, FLAGS.quality_seeds, FLAGS.epochs,
-                           init=FLAGS.quality_init,
-                           first_seed=FLAGS.quality_first_seed)
-  return result, quality_markdown(result), 'benchmark_quality'
-
-
-def fid_mode(config) -> tuple[dict, str, str]:
-  """Inception feature extraction: our port against pytorch-fid's network,
-  same (random) weights and images, interleaved."""
-  del config  # the Inception network does not depend on the VAE config
-  from launch import fid_benchmark
-  result = fid_benchmark.benchmark_feature_extraction(
-      FLAGS.fid_images, FLAGS.fid_batch_size, repeats=max(FLAGS.epochs - 1, 1))
-  return result, fid_benchmark.to_markdown(result), 'benchmark_fid'
-
-
-# --mode -> function(config) -> (result dict, Markdown, report name); the
-# report is written as NAME.json and NAME.md.
-MODES: dict[str, Callable[..., tuple[dict, str, str]]] = {
-    'frameworks': frameworks_mode,
-    'sweep': sweep_mode,
-    'quality': quality_mode,
-    'fid': fid_mode,
-}
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.setup_logging()
-  if FLAGS.memory_worker:
-    print(json.dumps(jax_memory_worker(FLAGS.config, FLAGS.memory_worker)))
-    return
-  if FLAGS.mode not in MODES:
-    raise app.UsageError(f'Unknown --mode={FLAGS.mode}; choose from '
-                         f'{sorted(MODES)}.')
-  result, markdown, name = MODES[FLAGS.mode](FLAGS.config)
-  report(result, markdown, name)
-
-
-def report(result: dict, markdown: str, name: str) -> None:
-  """Prints the table; with --output also writes NAME.json and NAME.md."""
-  print(markdown)
-  if FLAGS.output:
-    out = Path(FLAGS.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f'{name}.json').write_text(json.dumps(result, indent=2))
-    (out / f'{name}.md').write_text(markdown)
-
-
-if __name__ == '__main__':
-  app.run(main)

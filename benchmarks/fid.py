@@ -7,12 +7,12 @@ normalize_input=True) in eval mode under torch.no_grad. Repeats alternate
 JAX, PyTorch, JAX, PyTorch, ... so that both see the same machine load;
 each side is warmed up (JAX compiled) first and its best repeat counts.
 
-  from launch import fid_benchmark
+  from benchmarks import fid as fid_benchmark
   result = fid_benchmark.benchmark_feature_extraction(64, 32, 3)
   print(fid_benchmark.to_markdown(result))
 
 Needs torch, torchvision and pytorch-fid (the `torch` extra); see
-vae_jax.evaluation.torch_fid_compat for torchvision on a CPU-only torch.
+benchmarks.torch_fid_compat for torchvision on a CPU-only torch.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def benchmark_feature_extraction(num_images: int = 64, batch_size: int = 32,
      'repeats', 'image_size', 'conv_impl', 'backend', 'torch_threads',
      'cpu_count', 'machine'}.
   """
-  from vae_jax.evaluation import torch_fid_compat as compat
+  from benchmarks import torch_fid_compat as compat
   torch, _, _ = compat.import_pytorch_fid()
   state = inception_weights.random_state_dict(seed)
   torch_model = compat.build_pytorch_fid_inception(
