@@ -35,6 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
 from vae_jax import grid
+from vae_jax import metric_writers
 from vae_jax import models
 from vae_jax import report
 from vae_jax import train
@@ -393,6 +394,16 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
     lines = [l for l in all_lines if l['member'] in member_indices
              and l['epoch'] <= start_epoch]
     others = [l for l in all_lines if l['member'] not in member_indices]
+    # metrics.jsonl holds every group's lines; this group's members append
+    # theirs through their writers (each member is a TensorBoard run too).
+    jsonl = metric_writers.JsonlWriter(metrics_path, others + lines)
+    boards, writers = {}, {}
+    if is_primary():
+      for member in member_indices:
+        boards[member] = metric_writers.TensorBoardWriter(
+            workdir / f'member_{member:03d}', purge_step=start_epoch + 1)
+        writers[member] = metric_writers.MultiWriter(
+            [jsonl.with_fields(member=member), boards[member]])
     # Members whose training diverged keep their last finite state (frozen,
     # as the checkpoint holds it) while the others train on.
     diverged = {l['member']: l['epoch'] for l in lines if l.get('diverged')}
@@ -448,6 +459,9 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
               .replace('start a new workdir', 'sweep it again in a new '
                        'workdir; the other members carry on'))
         lines.append(line)
+        if member in writers:
+          writers[member].write_scalars(epoch, {
+              n: v for n, v in line.items() if n not in ('member', 'epoch')})
       if newly:
         # Their last finite state: the previous epoch's checkpoint, or the
         # initial state when it was the first epoch.
@@ -470,16 +484,20 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
       checkpoints.save(epoch, state, mean_test, is_best=False)
       tracked = group.unstack(reconstruct(state.params, group.hparams,
                                           tracked_inputs, tracked_labels))
-      if is_primary():
-        train.write_metrics(metrics_path, others + lines)
       for k, member in enumerate(member_indices):
-        if member in diverged or not is_primary():
+        if member in diverged or member not in writers:
           continue
-        member_dir = workdir / f'member_{member:03d}'
-        member_dir.mkdir(exist_ok=True)
+        writers[member].write_images(epoch, {
+            'reconstructions': metric_writers.reconstruction_strip(
+                tracked_inputs, tracked[k])})
         train.track_reconstructions(
-            member_dir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH, epoch,
+            workdir / f'member_{member:03d}'
+            / workdir_lib.RECONSTRUCTIONS_BY_EPOCH, epoch,
             tracked_inputs, tracked[k])
+      if is_primary():
+        jsonl.flush()
+      for board in boards.values():
+        board.flush()
       done = epoch - start_epoch
       eta = (time.perf_counter() - run_start) / done * (num_epochs - epoch)
       log.info('group %d epoch %d/%d  test loss %s  %.0f img/s (all members)  '
@@ -488,6 +506,15 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                time.perf_counter() - epoch_start, eta)
     checkpoints.close()
     all_lines = others + lines
+    for member, writer in writers.items():
+      final = [l for l in lines if l['member'] == member
+               and not l.get('diverged')]
+      writer.write_hparams(
+          metric_writers.flat_settings(checkpoint_lib.config_as_dict(
+              configs[member])),
+          {k: final[-1][k] for k in ('test_recon', 'test_kl', 'test_loss')}
+          if final else None)
+      writer.close()
     final_params = group.unstack(state.params)
     for k, member in enumerate(member_indices):
       history = [l for l in lines if l['member'] == member

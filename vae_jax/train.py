@@ -26,6 +26,7 @@ from flax import struct
 
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
+from vae_jax import metric_writers
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import validation
@@ -443,20 +444,6 @@ def read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
   return [line for line in lines if line['epoch'] <= up_to_epoch]
 
 
-def finite_or_none(line: dict) -> dict:
-  """line with NaN and infinite floats as None (strict JSON has neither)."""
-  return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-          for k, v in line.items()}
-
-
-def write_metrics(path: Path, history: list[dict]) -> None:
-  """Rewrites metrics.jsonl atomically (a crash leaves the old file whole);
-  a non-finite number is written as null."""
-  workdir_lib.atomic_write_text(path, ''.join(
-      json.dumps(finite_or_none(line), allow_nan=False) + '\n'
-      for line in history))
-
-
 class DivergedError(RuntimeError):
   """Training produced a NaN or infinite metric."""
 
@@ -543,6 +530,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
     start_epoch = latest
     history = read_metrics(metrics_path, up_to_epoch=latest)
     log.info('Resuming %s from epoch %d.', workdir, latest)
+  # `history` is the JSONL writer's list: each epoch's line lands in it.
+  writer = metric_writers.MultiWriter([
+      metric_writers.JsonlWriter(metrics_path, history),
+      metric_writers.TensorBoardWriter(workdir, purge_step=start_epoch + 1)])
   best_loss = min((line['test_loss'] for line in history), default=np.inf)
 
   compile_start = time.perf_counter()
@@ -567,14 +558,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
     train_seconds = time.perf_counter() - epoch_start
     test_metrics = jax.device_get(evaluate(state.params, hparams, test_data))
     seconds = time.perf_counter() - epoch_start
-    line = {'epoch': epoch}
-    line.update({f'train_{k}': float(v) for k, v in train_metrics.items()})
-    line.update({f'test_{k}': float(v) for k, v in test_metrics.items()})
-    line.update(img_per_s=images_per_epoch / train_seconds, seconds=seconds)
-    history.append(line)
+    scalars = {f'train_{k}': float(v) for k, v in train_metrics.items()}
+    scalars.update({f'test_{k}': float(v) for k, v in test_metrics.items()})
+    scalars.update(img_per_s=images_per_epoch / train_seconds, seconds=seconds)
+    writer.write_scalars(epoch, scalars)
+    line = history[-1]
     diverged = non_finite_metrics(line)
     if diverged:
-      write_metrics(metrics_path, history)
+      writer.close()
       checkpoints.close()
       kept = epoch - 1 if epoch > 1 else None
       message = divergence_message(epoch, diverged, line, config, kept)
@@ -589,10 +580,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
     is_best = line['test_loss'] < best_loss
     best_loss = min(best_loss, line['test_loss'])
     checkpoints.save(epoch, state, line['test_loss'], is_best)
-    write_metrics(metrics_path, history)
-    track_reconstructions(
-        workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH, epoch, tracked_inputs,
-        reconstruct(state.params, hparams, tracked_inputs, tracked_labels))
+    tracked = np.asarray(reconstruct(state.params, hparams, tracked_inputs,
+                                     tracked_labels))
+    writer.write_images(epoch, {'reconstructions': metric_writers
+                                .reconstruction_strip(tracked_inputs, tracked)})
+    writer.flush()
+    track_reconstructions(workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH,
+                          epoch, tracked_inputs, tracked)
     done = epoch - start_epoch
     eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch)
     log.info(
@@ -603,6 +597,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   checkpoints.close()
 
   if not history:
+    writer.close()
     raise ValueError(f'Nothing to train: config.num_epochs is '
                      f'{config.num_epochs}.')
   final = history[-1]
@@ -617,6 +612,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   }
   results['status'] = 'finished'
   workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, results)
+  writer.write_hparams(
+      metric_writers.flat_settings(checkpoint_lib.config_as_dict(config)),
+      {k: results[k] for k in ('test_recon', 'test_kl', 'test_loss')})
+  writer.close()
   if config.plots:
     from vae_jax import plots  # matplotlib only when figures are wanted
     plots.plot_run(workdir, model, state.params, hparams, dataset, history,
