@@ -250,3 +250,24 @@ def test_launcher_without_a_classifier_names_the_command(tmp_path):
   assert result.returncode != 0
   assert 'python -m launch.train_classifier --workdir=' in result.stderr
   assert 'iwae_nll' not in (run / 'results.json').read_text()
+
+
+def test_evaluate_finds_the_data_the_run_found_without_its_environment(
+    tmp_path, monkeypatch, mnist_dir):
+  # The run finds MNIST through $VAE_JAX_DATA_DIR only (no --config.data.dir).
+  monkeypatch.setenv(data.DATA_DIR_ENV, str(mnist_dir))
+  config = tiny_config(num_epochs=1)
+  config.data.train_subset = 64
+  config.data.test_subset = 32
+  config.data.download = False
+  run = tmp_path / 'run'
+  train.train_and_evaluate(config, str(run))
+  assert json.loads((run / workdir_lib.DATA_FILE).read_text()) == {
+      'name': 'mnist', 'source': str(mnist_dir)}
+  # Later, in a shell without it: the run's record points at the same files.
+  monkeypatch.delenv(data.DATA_DIR_ENV)
+  with pytest.raises(data.DataNotFoundError):
+    data.load_dataset('mnist', download_if_missing=False)
+  evaluate.evaluate_workdir(run, ['recon_at_mean'], settings=SETTINGS)
+  assert _finite(json.loads((run / 'results.json').read_text())[
+      'test_recon_at_mean'])

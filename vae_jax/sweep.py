@@ -362,6 +362,8 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                devices, initial_params) -> list[dict]:
   if dataset is None:
     dataset = train.load_data(configs[0])
+  if is_primary():
+    workdir_lib.record_data_source(workdir, dataset.name, dataset.source)
   mesh = sweep_mesh(devices)
   replicated = NamedSharding(mesh, PartitionSpec())
   train_data = train.device_data(dataset.train_images, dataset.train_labels,

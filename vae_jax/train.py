@@ -503,6 +503,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   log.info('Data: %s, %d train / %d test images of %s from %s',
                dataset.name, len(dataset.train_images),
                len(dataset.test_images), dataset.image_shape, dataset.source)
+  workdir_lib.record_data_source(workdir, dataset.name, dataset.source)
 
   model = models.build_model(config.model, dataset.image_shape)
   optimizer = make_optimizer(config.optimizer)

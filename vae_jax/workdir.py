@@ -43,6 +43,7 @@ RECONSTRUCTIONS_BY_EPOCH = 'reconstructions_by_epoch.npz'
 CONFUSION_FILE = 'confusion.json'
 RECONSTRUCTION_CONFUSION_FILE = 'reconstruction_confusion.json'
 CLASSIFIER_DIR = 'classifier'
+DATA_FILE = 'data.json'
 
 KINDS = ('run', 'sweep', 'study', 'classifier')
 
@@ -58,7 +59,7 @@ OWNED_NAMES = frozenset({
     MARKER_FILE, LOCK_FILE, CONFIG_FILE, METRICS_FILE, RESULTS_FILE,
     RESULTS_CSV, RESULTS_MD, NOTES_FILE, REPORT_FILE, CHECKPOINTS_DIR,
     RECONSTRUCTIONS_BY_EPOCH, CONFUSION_FILE, RECONSTRUCTION_CONFUSION_FILE,
-    CLASSIFIER_DIR, *FIGURES,
+    CLASSIFIER_DIR, DATA_FILE, *FIGURES,
 })
 OWNED_PATTERNS = ('group_[0-9]*', 'member_[0-9][0-9][0-9]',
                   'metrics_vs_*.png', 'curves_by_*.png', '*.vae_jax-tmp',
@@ -111,6 +112,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------ ownership
+def record_data_source(directory: str | Path, name: str, source: str) -> None:
+  """Writes data.json: the data set a run trained on and the directory it
+  was read from, so that launch.evaluate finds the same files later without
+  the flags or environment the run was started with."""
+  atomic_write_json(Path(directory) / DATA_FILE,
+                    {'name': name, 'source': source})
+
+
+def recorded_data_dir(directory: str | Path) -> str | None:
+  """The data directory data.json records, if it is still there."""
+  path = Path(directory) / DATA_FILE
+  if not path.exists():
+    return None
+  source = json.loads(path.read_text()).get('source', '')
+  return source if source and Path(source).is_dir() else None
+
+
 def is_owned_name(name: str) -> bool:
   """Whether vae_jax writes a file or directory of this name in a workdir."""
   return name in OWNED_NAMES or any(fnmatch.fnmatchcase(name, pattern)

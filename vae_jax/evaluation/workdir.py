@@ -392,7 +392,8 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
     classifier_dir: the trained classifier (default_classifier_dir() if
       None); needed by CLASSIFIER_METRICS only.
     settings: sample counts, batch sizes and the seed.
-    data_dir: replaces the saved config.data.dir (data moved since).
+    data_dir: replaces the saved config.data.dir (data moved since); by
+      default the directory the run recorded in data.json.
     dataset: replaces the configured data (tests pass small arrays).
 
   Returns:
@@ -424,6 +425,9 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
         f'{workdir} diverged at epoch {results["diverged_epoch"]}: its '
         'checkpoint is not a trained model, so it is not evaluated. '
         + results.get('message', ''))
+  if data_dir is None and config.data.dir is None:
+    # Where the run found its data (through $VAE_JAX_DATA_DIR or the cache).
+    data_dir = workdir_lib.recorded_data_dir(workdir)
   if data_dir is not None:
     config.data.dir = data_dir
   base = (sweep_lib.member_config(config, config.sweep[0])
