@@ -3,6 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from vae_jax import figure_data
 from vae_jax import plots
 
 
@@ -39,9 +40,9 @@ def test_short_or_gently_moving_runs_keep_every_point():
 
 
 def test_the_decoded_window_is_centred_on_the_prior():
-  assert plots.latent_window(0.0, 1.0) == (-5.0, 5.0)  # Studies B and D
-  assert plots.latent_window(1.0, 2.0) == (-4.0, 6.0)  # Study A's N(1, 2^2)
-  assert plots.latent_window(0.0, 4.0) == (-10.0, 10.0)  # +- 2.5 std
+  assert figure_data.latent_window(0.0, 1.0) == (-5.0, 5.0)  # Studies B and D
+  assert figure_data.latent_window(1.0, 2.0) == (-4.0, 6.0)  # Study A's N(1, 2^2)
+  assert figure_data.latent_window(0.0, 4.0) == (-10.0, 10.0)  # +- 2.5 std
 
 
 def _result(member, **settings):
@@ -94,3 +95,51 @@ def test_sweep_figures_overlay_curves_of_swept_settings_but_not_seeds(tmp_path):
     r.update(test_recon=80.0, test_kl=5.0, test_loss=85.0)
   names = sorted(p.name for p in plots.plot_sweep(tmp_path, same_seed, history))
   assert names == ['curves_by_latent_size.png', 'metrics_vs_latent_size.png']
+
+
+def _trained_tiny(latent_size, num_epochs=1, **overrides):
+  import jax
+  from test_train import tiny_config, tiny_dataset
+  from vae_jax import models
+  from vae_jax import train
+  config = tiny_config(num_epochs=num_epochs, **overrides)
+  config.model.latent_size = latent_size
+  dataset = tiny_dataset(num_train=32, num_test=48)
+  model = models.build_model(config.model, dataset.image_shape)
+  hparams = train.hyperparams_from_config(config)
+  state = train.create_train_state(model, train.make_optimizer(
+      config.optimizer), hparams, dataset.image_shape)
+  return model, state.params, hparams, dataset
+
+
+def test_figures_are_computed_apart_from_drawing(tmp_path):
+  model, params, hparams, dataset = _trained_tiny(latent_size=2)
+  figures = figure_data.compute_run_figures(model, params, hparams, dataset)
+  side = dataset.image_shape[0]
+  assert figures.reconstructions.shape == (figure_data.RECONSTRUCTED, side,
+                                           side)
+  assert figures.latent_means.shape == (48, 2)
+  assert figures.grid.shape == (400, side, side) and figures.traversal is None
+  assert figures.window == (-5.0, 5.0) and figures.latent_map is None
+  # Drawing needs only these arrays: here they are changed by hand.
+  figures.samples = np.zeros_like(figures.samples)
+  line = {f'{split}_{key}': 1.0 for split in ('train', 'test')
+          for key in ('loss', 'recon', 'kl')}
+  paths = plots.plot_run(tmp_path, figures, [{'epoch': 1, **line}])
+  names = {p.name for p in paths}
+  assert {'loss_curves.png', 'reconstructions.png', 'samples.png',
+          'latent_scatter.png', 'latent_grid.png',
+          'interpolations.png'} <= names
+  assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_a_wide_latent_gets_a_tsne_map_and_an_autoencoder_no_prior_figures(
+    tmp_path):
+  model, params, hparams, dataset = _trained_tiny(latent_size=5)
+  figures = figure_data.compute_run_figures(model, params, hparams, dataset,
+                                            variational=False)
+  assert figures.latent_map.coordinates.shape == (48, 2)
+  assert figures.samples is None and figures.grid is None
+  assert figures.interpolations is None
+  names = {p.name for p in plots.plot_run(tmp_path, figures, [])}
+  assert 'samples.png' not in names and 'latent_scatter.png' in names

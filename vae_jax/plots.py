@@ -1,29 +1,26 @@
 """Figures of a trained run: loss curves, reconstructions, samples, latent maps.
 
 Each `plot_*` function takes NumPy arrays and writes one PNG; `plot_run`
-computes what they need from a trained model and writes them all.
+draws every figure of a run from what vae_jax.figure_data computed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import jax
-import jax.numpy as jnp
 # No matplotlib.use(): without a display matplotlib picks Agg itself, and a
 # notebook keeps its inline backend. Figures are closed once saved.
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 
-from vae_jax import objectives
-from vae_jax import tsne
 from vae_jax import workdir as workdir_lib
 
+if TYPE_CHECKING:  # drawing needs arrays only, not JAX
+  from vae_jax.figure_data import LatentMap, RunFigures
+
 DPI = 110
-TSNE_POINTS = 2000  # latent codes drawn in a t-SNE map (exact t-SNE is O(N^2))
-TSNE_PERPLEXITY = 30.0
 
 
 def tile_images(images: np.ndarray, rows: int, cols: int,
@@ -214,12 +211,12 @@ def _digit_colorbar(fig, points, ax, pad: float = 0.05):
 
 
 def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
-                        title: str = 'Test set in latent space (posterior means)'
-                        ) -> Path:
+                        title: str = 'Test set in latent space (posterior means)',
+                        latent_map: LatentMap | None = None) -> Path:
   """Latent codes [N, d] coloured by digit label [N].
 
   d = 1: a strip per digit; d = 2: the plane; d = 3: a 3-d scatter; d > 3:
-  a t-SNE map of TSNE_POINTS of them (see vae_jax.tsne).
+  `latent_map`, a t-SNE map of some of them (figure_data.latent_map).
   """
   d = z.shape[1]
   colour = dict(c=labels, cmap='tab10', vmin=-0.5, vmax=9.5, rasterized=True)
@@ -245,14 +242,16 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
     ax.set_xlabel('$z_1$')
     ax.set_ylabel('$z_2$')
   else:
-    # Exact t-SNE is quadratic in the number of points: draw a fixed sample.
-    keep = np.sort(np.random.default_rng(0).permutation(len(z))[:TSNE_POINTS])
-    embedded = tsne.embed(z[keep], perplexity=TSNE_PERPLEXITY)
+    if latent_map is None:
+      raise ValueError(f'{d}-d codes are drawn as a t-SNE map: pass '
+                       'latent_map=figure_data.latent_map(z).')
+    embedded, keep = latent_map.coordinates, latent_map.indices
     points = ax.scatter(embedded[:, 0], embedded[:, 1], s=4, alpha=0.7,
                         **dict(colour, c=labels[keep]))
     ax.set_xlabel('t-SNE 1')
     ax.set_ylabel('t-SNE 2')
-    title += f',\nt-SNE of {d}-d (perplexity {TSNE_PERPLEXITY:g}, {len(keep)} digits)'
+    title += (f',\nt-SNE of {d}-d (perplexity {latent_map.perplexity:g},'
+              f' {len(keep)} digits)')
   _digit_colorbar(fig, points, ax)
   ax.set_title(title)
   ax.grid(alpha=0.3)
@@ -350,108 +349,41 @@ def plot_class_histogram(counts: np.ndarray, path: Path, title: str) -> Path:
   return _save(fig, path)
 
 
-def latent_window(prior_mean: float, prior_std: float) -> tuple[float, float]:
-  """The latent range the decoder is drawn over: the prior's mean +- 5, or
-  +- 2.5 prior standard deviations where that is wider ([-5, 5] for
-  N(0, 1), the range Studies B and D draw; [-4, 6] for N(1, 2^2))."""
-  half = max(5.0, 2.5 * prior_std)
-  return prior_mean - half, prior_mean + half
+def plot_run(workdir: Path, figures: RunFigures, history: Sequence[dict],
+             loss: str = 'bce') -> list[Path]:
+  """Writes every figure of a trained run into workdir.
 
-
-def plot_run(workdir: Path, model, params, hparams, dataset,
-             history: Sequence[dict], loss: str = 'bce',
-             variational: bool = True) -> list[Path]:
-  """Writes every figure that applies to a trained single run into workdir.
-
-  loss: the run's config.loss (the curves' units). variational=False (a
-  plain autoencoder, no prior) skips the figures that sample the prior.
+  figures: from figure_data.compute_run_figures; loss: the run's
+  config.loss (the curves' units).
   """
   workdir = Path(workdir)
-  variables = {'params': params}
-  decode = jax.jit(lambda z, labels: jax.nn.sigmoid(
-      model.apply(variables, z, labels, method=model.decode)))
-  encode = jax.jit(lambda x, labels: model.apply(variables, x, labels,
-                                                 method=model.encode))
-  latent_size = hparams.latent_mask.shape[-1]
-  paths = [plot_loss_curves(history, workdir / 'loss_curves.png', loss)]
-
-  test = dataset.test_images.astype(np.float32) / 255.0
-  inputs, labels = test[:12], dataset.test_labels[:12]
-  outputs = np.asarray(decode(encode(inputs, labels).mean, labels))
-  paths.append(plot_reconstructions(inputs, outputs,
-                                    workdir / 'reconstructions.png'))
-
-  # 8x8 samples; a conditional model's rows are its classes, 8 of each.
-  num_classes = getattr(model, 'num_classes', 0)
-  rows = num_classes or 8
-  eps = objectives.standard_normal_per_latent(jax.random.PRNGKey(0),
-                                               (rows * 8, latent_size))
-  z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
-  sample_labels = jnp.repeat(jnp.arange(rows), 8)
-  title = (f'Samples from the prior N({float(hparams.prior_mean):g}, '
-           f'{float(hparams.prior_std):g}$^2$)')
-  row_labels = None
-  if num_classes:
-    title += ' of each digit'
-    row_labels = [f'digit {d}' for d in range(num_classes)]
-  if variational:
-    paths.append(plot_samples(np.asarray(decode(z, sample_labels)),
-                              workdir / 'samples.png', title, row_labels))
-
-  # A sweep member's latent space is the unmasked dimensions of its model's.
-  kept = np.flatnonzero(np.asarray(hparams.latent_mask) > 0)
-
-  def embed(codes: np.ndarray) -> np.ndarray:
-    full = np.zeros((len(codes), latent_size), np.float32)
-    full[:, kept] = codes
-    return full
-
-  means = np.concatenate([
-      np.asarray(encode(test[i:i + 1000], dataset.test_labels[i:i + 1000]).mean)
-      for i in range(0, len(test), 1000)])
-  paths.append(plot_latent_scatter(means[:, kept], dataset.test_labels,
-                                   workdir / 'latent_scatter.png'))
-  if num_classes and len(kept) == 2:
+  paths = [plot_loss_curves(history, workdir / 'loss_curves.png', loss),
+           plot_reconstructions(figures.inputs, figures.reconstructions,
+                                workdir / 'reconstructions.png')]
+  if figures.samples is not None:
+    paths.append(plot_samples(figures.samples, workdir / 'samples.png',
+                              figures.sample_title,
+                              figures.sample_row_labels))
+  paths.append(plot_latent_scatter(
+      figures.latent_means, figures.test_labels,
+      workdir / 'latent_scatter.png', latent_map=figures.latent_map))
+  if figures.conditional and figures.latent_means.shape[1] == 2:
     paths.append(plot_latent_by_class(
-        means[:, kept], dataset.test_labels, workdir / 'latent_by_class.png',
+        figures.latent_means, figures.test_labels,
+        workdir / 'latent_by_class.png',
         'Test set in latent space per class (posterior means; the label '
         'is given to the encoder)'))
-  if not variational:
-    # An autoencoder's codes follow no prior: no window to decode over.
-    return paths + _tracked_reconstructions(workdir)
-
-  low, high = latent_window(float(hparams.prior_mean),
-                            float(hparams.prior_std))
-  if len(kept) == 1:
-    values = np.linspace(low, high, 15, dtype=np.float32)
-    paths.append(plot_latent_traversal(
-        np.asarray(decode(embed(values[:, None]),
-                          np.zeros(len(values), np.int32))),
-        values, workdir / 'latent_traversal.png'))
-  if len(kept) == 2:
-    values = np.linspace(low, high, 20, dtype=np.float32)
-    grid = np.stack(np.meshgrid(values, values[::-1]), -1).reshape(-1, 2)
-    grid_labels = np.zeros(len(grid), np.int32)  # digit 0 for a CVAE
-    paths.append(plot_latent_grid(np.asarray(decode(embed(grid), grid_labels)),
-                                  values, workdir / 'latent_grid.png'))
-  # Interpolations from a test digit d to one of d + 1, for d = 0, 2, ..., 8.
-  first = [int(np.argmax(dataset.test_labels == d)) for d in range(0, 10, 2)]
-  second = [int(np.argmax(dataset.test_labels == d)) for d in range(1, 10, 2)]
-  ends = np.asarray(encode(test[first + second],
-                           dataset.test_labels[first + second]).mean)
-  steps = np.linspace(0, 1, 10, dtype=np.float32)[None, :, None]
-  path_z = ((1 - steps) * ends[:len(first), None] +
-            steps * ends[len(first):, None]).reshape(-1, ends.shape[1])
-  # A CVAE keeps the first digit's label along the path.
-  path_labels = np.repeat(dataset.test_labels[first], 10)
-  interpolated = np.asarray(decode(path_z * np.asarray(hparams.latent_mask),
-                                   path_labels))
-  caption = ('first digit  ->  second digit (decoded with the first '
-             "digit's label throughout)" if num_classes
-             else 'first digit  ->  second digit')
-  paths.append(plot_interpolations(
-      interpolated.reshape(len(first), 10, *interpolated.shape[1:]),
-      workdir / 'interpolations.png', caption))
+  if figures.traversal is not None:
+    paths.append(plot_latent_traversal(figures.traversal,
+                                       figures.traversal_values,
+                                       workdir / 'latent_traversal.png'))
+  if figures.grid is not None:
+    paths.append(plot_latent_grid(figures.grid, figures.grid_values,
+                                  workdir / 'latent_grid.png'))
+  if figures.interpolations is not None:
+    paths.append(plot_interpolations(figures.interpolations,
+                                     workdir / 'interpolations.png',
+                                     figures.interpolation_caption))
   return paths + _tracked_reconstructions(workdir)
 
 

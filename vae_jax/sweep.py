@@ -34,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
+from vae_jax import figure_data
 from vae_jax import grid
 from vae_jax import metric_writers
 from vae_jax import models
@@ -545,10 +546,11 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
         member_dir.mkdir(exist_ok=True)
         member_hparams = jax.tree.map(lambda x, k=k: x[k],
                                       host_values(group.hparams))
-        plots.plot_run(member_dir, group.model, final_params[k],
-                       member_hparams, dataset, history,
-                       loss=group_configs[k].loss,
-                       variational=group_configs[k].model.variational)
+        figures = figure_data.compute_run_figures(
+            group.model, final_params[k], member_hparams, dataset,
+            group_configs[k].model.variational)
+        plots.plot_run(member_dir, figures, history,
+                       loss=group_configs[k].loss)
   if not is_primary():
     return results
   write_results_table(workdir, results, config.get('reported', ()),

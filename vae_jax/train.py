@@ -26,6 +26,7 @@ from flax import struct
 
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
+from vae_jax import figure_data
 from vae_jax import metric_writers
 from vae_jax import models
 from vae_jax import objectives
@@ -619,6 +620,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   writer.close()
   if config.plots:
     from vae_jax import plots  # matplotlib only when figures are wanted
-    plots.plot_run(workdir, model, state.params, hparams, dataset, history,
-                   loss=config.loss, variational=config.model.variational)
+    figures = figure_data.compute_run_figures(
+        model, state.params, hparams, dataset, config.model.variational)
+    plots.plot_run(workdir, figures, history, loss=config.loss)
   return results
