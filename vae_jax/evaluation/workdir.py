@@ -6,7 +6,8 @@ line); `launch.reproduce` calls it too.
   results = workdir.evaluate_workdir('workdirs/study_d', ['iwae'],
                                      settings=workdir.Settings(iwae_samples=1000))
 
-Metrics (METRICS):
+Metrics (METRICS, each an evaluator registered in EVALUATORS by name: a
+function of one trained model's `MemberEvaluation` that returns its numbers):
 
   iwae             IWAE estimate of the test NLL -log p(x) in nats
                    (Bernoulli decoders), Settings.iwae_samples samples.
@@ -37,6 +38,7 @@ unless recomputed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -60,15 +62,6 @@ from vae_jax.evaluation import likelihood
 
 log = logging.getLogger('vae_jax.evaluate')
 
-METRICS = ('iwae', 'recon_at_mean', 'inception_score', 'classifier_fid',
-           'confusion', 'reconstruction_confusion', 'fid')
-TEST_SET_METRICS = frozenset({'iwae', 'recon_at_mean',
-                              'reconstruction_confusion'})
-CLASSIFIER_METRICS = frozenset({'inception_score', 'classifier_fid',
-                                'confusion', 'reconstruction_confusion'})
-# Metrics of prior samples: a plain autoencoder (no prior) gets none.
-SAMPLE_METRICS = frozenset({'inception_score', 'classifier_fid', 'confusion',
-                            'fid'})
 CONFUSION_FILE = workdir_lib.CONFUSION_FILE
 RECONSTRUCTION_CONFUSION_FILE = workdir_lib.RECONSTRUCTION_CONFUSION_FILE
 RESULTS_FILE = workdir_lib.RESULTS_FILE
@@ -247,15 +240,92 @@ def inception_fid(images: np.ndarray, inception: InceptionReference,
 
 
 # --------------------------------------------------------------- evaluation
+# --------------------------------------------------------------- evaluators
+class MemberEvaluation:
+  """What the evaluators of one trained model share, each made once: its
+  test set, the classifier, Inception, the settings and its prior samples."""
+
+  def __init__(self, member: Member, test_set: Callable[[], data_lib.Dataset],
+               judge: Judge | None, inception: InceptionReference | None,
+               settings: Settings):
+    self.member = member
+    self._test_set = test_set
+    self.judge = judge
+    self.inception = inception
+    self.settings = settings
+
+  @functools.cached_property
+  def test(self) -> data_lib.Dataset:
+    """The test images as the member was trained on them."""
+    return self._test_set()
+
+  @functools.cached_property
+  def samples(self) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images [S, H, W], the requested classes [S] of a CVAE, else None):
+    Settings.num_samples prior samples (a CVAE's balanced over classes)."""
+    model, settings = self.member.model, self.settings
+    num_classes = getattr(model, 'num_classes', 0)
+    labels, num = None, settings.num_samples
+    if num_classes:
+      labels = classifier_metrics.balanced_labels(num_classes,
+                                                  num // num_classes)
+      num = len(labels)
+    images = classifier_metrics.prior_samples(
+        model, self.member.params, self.member.hparams, num,
+        jax.random.fold_in(jax.random.PRNGKey(settings.seed), 1), labels,
+        settings.batch_size)
+    return images, labels
+
+  @functools.cached_property
+  def sample_probabilities(self) -> np.ndarray:
+    """The classifier's class probabilities of the prior samples."""
+    return classifier_metrics.classifier_probabilities(
+        self.judge.model, self.judge.params, self.samples[0],
+        self.settings.batch_size)
+
+  def sample_facts(self, classifier: bool = True) -> dict:
+    facts = {'sample_count': len(self.samples[0])}
+    if classifier:
+      facts['classifier_sha256'] = self.judge.sha256
+    return facts
+
+
+class Evaluator(NamedTuple):
+  """A metric: `evaluate(MemberEvaluation) -> numbers`, and what it needs:
+  'test_set', 'classifier', 'inception', 'prior' (prior samples: not for a
+  plain autoencoder) or 'likelihood' (a Bernoulli decoder: BCE loss)."""
+
+  name: str
+  evaluate: Callable[[MemberEvaluation], dict]
+  needs: frozenset
+
+
+EVALUATORS: dict[str, Evaluator] = {}
+
+
+def register(name: str, needs: tuple[str, ...] = ()):
+  """Adds the decorated `evaluate(MemberEvaluation) -> dict` as metric `name`."""
+  def add(evaluate: Callable[[MemberEvaluation], dict]):
+    EVALUATORS[name] = Evaluator(name, evaluate, frozenset(needs))
+    return evaluate
+  return add
+
+
+def metrics_needing(need: str) -> frozenset:
+  return frozenset(n for n, e in EVALUATORS.items() if need in e.needs)
+
+
 def check_metrics(metrics: list[str]) -> None:
-  unknown = sorted(set(metrics) - set(METRICS))
+  unknown = sorted(set(metrics) - set(EVALUATORS))
   if unknown:
     raise ValueError(f'Unknown metrics {unknown}; choose from {METRICS}.')
 
 
-def iwae_numbers(member: Member, test: data_lib.Dataset,
-                 settings: Settings) -> dict:
+@register('iwae', needs=('test_set', 'likelihood'))
+def evaluate_iwae(evaluation: MemberEvaluation) -> dict:
   """{'iwae_nll', 'iwae_samples', 'iwae_num_images'} of the test images used."""
+  member, test, settings = (evaluation.member, evaluation.test,
+                            evaluation.settings)
   count = settings.num_images or len(test.test_images)
   nll = likelihood.iwae_nll(
       member.model, member.params, member.hparams, test.test_images[:count],
@@ -268,84 +338,98 @@ def iwae_numbers(member: Member, test: data_lib.Dataset,
           'iwae_num_images': count}
 
 
-def recon_at_mean_numbers(member: Member, test: data_lib.Dataset,
-                          settings: Settings) -> dict:
+@register('recon_at_mean', needs=('test_set',))
+def evaluate_recon_at_mean(evaluation: MemberEvaluation) -> dict:
   """{'test_recon_at_mean'}: per-image test reconstruction loss of the decoded
   posterior mean; next to test_recon (a decoded sample) it shows how much of
   that term the posterior's spread costs."""
+  member, test = evaluation.member, evaluation.test
   evaluate = jax.jit(train.make_evaluate(
-      member.model, settings.batch_size, member.config.data.preprocessing,
+      member.model, evaluation.settings.batch_size,
+      member.config.data.preprocessing,
       train.reconstruction_loss_for(member.config), decode_mean=True))
   metrics = evaluate(member.params, member.hparams,
                      train.device_data(test.test_images, test.test_labels))
   return {'test_recon_at_mean': float(metrics['recon'])}
 
 
-def reconstruction_confusion(member: Member, test: data_lib.Dataset,
-                             judge: Judge, settings: Settings
-                             ) -> tuple[dict, dict]:
-  """({'recon_class_accuracy'}, the confusion record): true digit of every
-  test image against the classifier's digit for its reconstruction."""
+@register('inception_score', needs=('prior', 'classifier'))
+def evaluate_inception_score(evaluation: MemberEvaluation) -> dict:
+  score, std = classifier_metrics.inception_score(
+      evaluation.sample_probabilities)
+  return {**evaluation.sample_facts(), 'inception_score': score,
+          'inception_score_std': std}
+
+
+@register('classifier_fid', needs=('prior', 'classifier'))
+def evaluate_classifier_fid(evaluation: MemberEvaluation) -> dict:
+  judge = evaluation.judge
+  return {**evaluation.sample_facts(),
+          'classifier_fid': classifier_metrics.classifier_fid(
+              judge.model, judge.params, evaluation.samples[0],
+              judge.reference, evaluation.settings.batch_size)}
+
+
+@register('confusion', needs=('prior', 'classifier'))
+def evaluate_confusion(evaluation: MemberEvaluation) -> dict:
+  """CVAE: requested against predicted class (sample_class_accuracy); VAE:
+  the histogram of predicted classes. Writes confusion.json and its figure."""
+  probabilities = evaluation.sample_probabilities
+  _, labels = evaluation.samples
+  predicted = np.argmax(probabilities, axis=-1)
+  classes = probabilities.shape[-1]
+  numbers = evaluation.sample_facts()
+  record = {'classifier_sha256': evaluation.judge.sha256,
+            'num_samples': len(predicted), 'seed': evaluation.settings.seed}
+  if labels is not None:
+    matrix = classifier_metrics.confusion_matrix(labels, predicted, classes)
+    accuracy = float(np.trace(matrix) / len(predicted))
+    record.update(kind='requested_vs_predicted', matrix=matrix.tolist(),
+                  accuracy=accuracy)
+    numbers['sample_class_accuracy'] = accuracy
+  else:
+    record.update(kind='predicted_histogram', histogram=
+                  classifier_metrics.class_histogram(predicted,
+                                                     classes).tolist())
+  _write_confusion(record, evaluation.member.directory, CONFUSION_FILE)
+  return numbers
+
+
+@register('reconstruction_confusion', needs=('test_set', 'classifier'))
+def evaluate_reconstruction_confusion(evaluation: MemberEvaluation) -> dict:
+  """{'recon_class_accuracy'}: true digit of every test image against the
+  classifier's digit for its reconstruction; writes
+  reconstruction_confusion.json and its figure."""
+  member, test, judge = evaluation.member, evaluation.test, evaluation.judge
+  batch_size = evaluation.settings.batch_size
   images = test.test_images.astype(np.float32) / 255
   conditional = getattr(member.model, 'num_classes', 0)
   reconstructed = classifier_metrics.reconstructions(
       member.model, member.params, member.hparams, images,
-      test.test_labels if conditional else None, settings.batch_size)
+      test.test_labels if conditional else None, batch_size)
   predicted = np.argmax(classifier_metrics.classifier_probabilities(
-      judge.model, judge.params, reconstructed, settings.batch_size), axis=-1)
+      judge.model, judge.params, reconstructed, batch_size), axis=-1)
   matrix = classifier_metrics.confusion_matrix(test.test_labels, predicted)
   accuracy = float(np.trace(matrix) / len(predicted))
-  record = {'kind': 'true_vs_reconstruction', 'matrix': matrix.tolist(),
-            'accuracy': accuracy, 'num_images': len(predicted),
-            'classifier_sha256': judge.sha256}
-  return {'recon_class_accuracy': accuracy}, record
+  _write_confusion({'kind': 'true_vs_reconstruction',
+                    'matrix': matrix.tolist(), 'accuracy': accuracy,
+                    'num_images': len(predicted),
+                    'classifier_sha256': judge.sha256},
+                   member.directory, RECONSTRUCTION_CONFUSION_FILE)
+  return {'recon_class_accuracy': accuracy, 'classifier_sha256': judge.sha256}
 
 
-def sample_numbers(member: Member, metrics: set[str], judge: Judge | None,
-                   inception: InceptionReference | None,
-                   settings: Settings) -> tuple[dict, dict | None]:
-  """Numbers of prior samples, and the confusion record (or None)."""
-  num_classes = getattr(member.model, 'num_classes', 0)
-  labels = None
-  num = settings.num_samples
-  if num_classes:
-    labels = classifier_metrics.balanced_labels(num_classes, num // num_classes)
-    num = len(labels)
-  images = classifier_metrics.prior_samples(
-      member.model, member.params, member.hparams, num,
-      jax.random.fold_in(jax.random.PRNGKey(settings.seed), 1), labels,
-      settings.batch_size)
-  numbers: dict[str, Any] = {'sample_count': num}
-  confusion = None
-  if metrics & CLASSIFIER_METRICS:
-    numbers['classifier_sha256'] = judge.sha256
-    probabilities = classifier_metrics.classifier_probabilities(
-        judge.model, judge.params, images, settings.batch_size)
-  if 'inception_score' in metrics:
-    score, std = classifier_metrics.inception_score(probabilities)
-    numbers.update(inception_score=score, inception_score_std=std)
-  if 'classifier_fid' in metrics:
-    numbers['classifier_fid'] = classifier_metrics.classifier_fid(
-        judge.model, judge.params, images, judge.reference,
-        settings.batch_size)
-  if 'confusion' in metrics:
-    predicted = np.argmax(probabilities, axis=-1)
-    classes = probabilities.shape[-1]
-    confusion = {'classifier_sha256': judge.sha256, 'num_samples': num,
-                 'seed': settings.seed}
-    if num_classes:
-      matrix = classifier_metrics.confusion_matrix(labels, predicted, classes)
-      accuracy = float(np.trace(matrix) / num)
-      confusion.update(kind='requested_vs_predicted', matrix=matrix.tolist(),
-                       accuracy=accuracy)
-      numbers['sample_class_accuracy'] = accuracy
-    else:
-      confusion.update(kind='predicted_histogram', histogram=
-                       classifier_metrics.class_histogram(predicted,
-                                                          classes).tolist())
-  if 'fid' in metrics:
-    numbers['fid'] = inception_fid(images, inception, settings.batch_size)
-  return numbers, confusion
+@register('fid', needs=('prior', 'inception'))
+def evaluate_fid(evaluation: MemberEvaluation) -> dict:
+  return {**evaluation.sample_facts(classifier=False),
+          'fid': inception_fid(evaluation.samples[0], evaluation.inception,
+                               evaluation.settings.batch_size)}
+
+
+METRICS = tuple(EVALUATORS)
+TEST_SET_METRICS = metrics_needing('test_set')
+CLASSIFIER_METRICS = metrics_needing('classifier')
+SAMPLE_METRICS = metrics_needing('prior')
 
 
 def plot_confusion(confusion: dict, directory: Path) -> Path:
@@ -472,37 +556,31 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
                   next(r['status'] for r in results
                        if r['member'] == member.index))
       continue
-    numbers: dict[str, Any] = {}
-    if metrics_set & TEST_SET_METRICS:
-      # The test images as the member was trained on them (static binarised
-      # copies depend on its seed).
-      key = json.dumps([member.config.data.to_dict(), member.config.seed],
-                       default=str)
+    # The test images as the member was trained on them (static binarised
+    # copies depend on its seed), loaded once per distinct data and seed.
+    key = json.dumps([member.config.data.to_dict(), member.config.seed],
+                     default=str)
+
+    def test_set(key=key, member=member):
       if key not in test_sets:
         test_sets[key] = dataset or train.load_data(member.config)
-      if 'iwae' in metrics_set and member.config.loss != 'bce':
-        log.info('No IWAE bound for %s: its loss %r is not a likelihood.',
-                 name, member.config.loss)
-      elif 'iwae' in metrics_set:
-        numbers.update(iwae_numbers(member, test_sets[key], settings))
-      if 'recon_at_mean' in metrics_set:
-        numbers.update(recon_at_mean_numbers(member, test_sets[key], settings))
-      if 'reconstruction_confusion' in metrics_set:
-        accuracy, record = reconstruction_confusion(member, test_sets[key],
-                                                    judge, settings)
-        numbers.update(accuracy)
-        _write_confusion(record, member.directory,
-                         RECONSTRUCTION_CONFUSION_FILE)
+      return test_sets[key]
+
+    evaluation = MemberEvaluation(member, test_set, judge, inception, settings)
+    numbers: dict[str, Any] = {}
     variational = member.config.model.variational
     if metrics_set & SAMPLE_METRICS and not variational:
       log.info('%s is a plain autoencoder (no prior): no metrics of prior '
                'samples.', name)
-    if metrics_set & SAMPLE_METRICS and variational:
-      sample, confusion = sample_numbers(member, metrics_set, judge,
-                                         inception, settings)
-      numbers.update(sample)
-      if confusion is not None:
-        _write_confusion(confusion, member.directory, CONFUSION_FILE)
+    for metric in METRICS:
+      needs = EVALUATORS[metric].needs
+      if metric not in metrics_set or ('prior' in needs and not variational):
+        continue
+      if 'likelihood' in needs and member.config.loss != 'bce':
+        log.info('No %s for %s: its loss %r is not a likelihood.', metric,
+                 name, member.config.loss)
+        continue
+      numbers.update(EVALUATORS[metric].evaluate(evaluation))
     log.info('Evaluated %s in %.1f s: %s', name, time.perf_counter() - start,
              ', '.join(f'{k} {v:.4g}' for k, v in numbers.items()
                        if isinstance(v, float)))
