@@ -36,6 +36,7 @@ from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
 from vae_jax import figure_data
 from vae_jax import grid
+from vae_jax import loop
 from vae_jax import metric_writers
 from vae_jax import models
 from vae_jax import report
@@ -359,6 +360,57 @@ def _freeze(state, frozen, mask):
   return jax.jit(lambda s, f: jax.tree.map(pick, s, f))(state, frozen)
 
 
+class _GroupProgram:
+  """A sweep group's compiled functions as the epoch loop's program.
+
+  Members whose training diverged stay at their last finite state (frozen,
+  as the checkpoint holds it) while the others train on.
+  """
+
+  def __init__(self, group: SweepGroup, epoch_fn, evaluate_fn, train_data,
+               test_data, tracked_inputs, tracked_labels,
+               diverged: list[int], initial_state):
+    self.group = group
+    self.count = group.count
+    self._epoch_fn, self._evaluate_fn = epoch_fn, evaluate_fn
+    self._train_data, self._test_data = train_data, test_data
+    self._tracked = (tracked_inputs, tracked_labels)
+    self._reconstruct = jax.jit(jax.vmap(train.make_reconstruct(group.model),
+                                         in_axes=(0, 0, None, None)))
+    self.diverged = list(diverged)
+    self.frozen = None
+    self.initial_state = initial_state
+
+  def _mask(self, indices) -> np.ndarray:
+    mask = np.zeros(self.group.size, bool)
+    mask[list(indices)] = True
+    return mask
+
+  def train_epoch(self, state, epoch: int):
+    state, metrics = self._epoch_fn(state, self.group.hparams,
+                                    self._train_data, jnp.int32(epoch))
+    if self.diverged:
+      state = _freeze(state, self.frozen, self._mask(self.diverged))
+    return state, self.group.unstack(metrics)
+
+  def evaluate(self, state) -> list[dict]:
+    return self.group.unstack(self._evaluate_fn(state.params,
+                                                self.group.hparams,
+                                                self._test_data))
+
+  def reconstruct(self, state) -> list[np.ndarray]:
+    return self.group.unstack(self._reconstruct(state.params,
+                                                self.group.hparams,
+                                                *self._tracked))
+
+  def freeze(self, state, source, indices: list[int]):
+    """Freezes the members at `indices` at their state in `source`."""
+    self.frozen = (source if self.frozen is None else
+                   _freeze(self.frozen, source, self._mask(indices)))
+    self.diverged += indices
+    return _freeze(state, self.frozen, self._mask(self.diverged))
+
+
 def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                devices, initial_params) -> list[dict]:
   if dataset is None:
@@ -400,18 +452,24 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
     # metrics.jsonl holds every group's lines; this group's members append
     # theirs through their writers (each member is a TensorBoard run too).
     jsonl = metric_writers.JsonlWriter(metrics_path, others + lines)
-    boards, writers = {}, {}
-    if is_primary():
-      for member in member_indices:
-        boards[member] = metric_writers.TensorBoardWriter(
-            workdir / f'member_{member:03d}', purge_step=start_epoch + 1)
-        writers[member] = metric_writers.MultiWriter(
-            [jsonl.with_fields(member=member), boards[member]])
-    # Members whose training diverged keep their last finite state (frozen,
-    # as the checkpoint holds it) while the others train on.
-    diverged = {l['member']: l['epoch'] for l in lines if l.get('diverged')}
-    # A copy: the epoch's program consumes (donates) `state`.
-    frozen = jax.tree.map(jnp.copy, state) if diverged else None
+    histories = {m: [{k: v for k, v in l.items() if k != 'member'}
+                     for l in lines if l['member'] == m]
+                 for m in member_indices}
+    group_models = []
+    for member in member_indices:
+      member_dir = workdir / f'member_{member:03d}'
+      resumed_divergence = [l['epoch'] for l in histories[member]
+                            if l.get('diverged')]
+      group_models.append(loop.Model(
+          histories[member],
+          metric_writers.MultiWriter([
+              jsonl.with_fields(member=member),
+              metric_writers.TensorBoardWriter(
+                  member_dir, purge_step=start_epoch + 1)])
+          if is_primary() else None,
+          member_dir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH
+          if is_primary() else None,
+          resumed_divergence[0] if resumed_divergence else None))
 
     compile_start = time.perf_counter()
     epoch_fn = group.train_epoch.lower(state, group.hparams, train_data,
@@ -421,103 +479,69 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
     compile_seconds = time.perf_counter() - compile_start
     log.info('Group %d: %d member(s) (padded to %d), compiled in %.1f s.',
              group_index, group.count, group.size, compile_seconds)
-    num_epochs = group_configs[0].num_epochs
     batch_size = group_configs[0].batch_size
-    images_per_epoch = len(dataset.train_images) // batch_size * batch_size
-    reconstruct = jax.jit(jax.vmap(train.make_reconstruct(group.model),
-                                   in_axes=(0, 0, None, None)))
     tracked_inputs = (dataset.test_images[:train.TRACKED_IMAGES]
                       .astype(np.float32) / 255)
-    tracked_labels = dataset.test_labels[:train.TRACKED_IMAGES]
-    run_start = time.perf_counter()
-    train_seconds_total = 0.0
-    for epoch in range(start_epoch + 1, num_epochs + 1):
-      epoch_start = time.perf_counter()
-      state, train_metrics = epoch_fn(state, group.hparams, train_data,
-                                      jnp.int32(epoch))
-      train_metrics = group.unstack(train_metrics)
-      train_seconds = time.perf_counter() - epoch_start
-      train_seconds_total += train_seconds
-      test_metrics = group.unstack(evaluate_fn(state.params, group.hparams,
-                                               test_data))
-      img_per_s = group.count * images_per_epoch / train_seconds
-      newly = []
-      for k, member in enumerate(member_indices):
-        if member in diverged:
-          continue
-        line = {'member': member, 'epoch': epoch}
-        line.update({f'train_{n}': float(v)
-                     for n, v in train_metrics[k].items()})
-        line.update({f'test_{n}': float(v) for n, v in test_metrics[k].items()})
-        line['img_per_s'] = img_per_s / group.count
-        non_finite = train.non_finite_metrics(line)
-        if non_finite:
-          line['diverged'] = True
-          newly.append(k)
-          diverged[member] = epoch
-          log.warning(train.divergence_message(
-              epoch, non_finite, line, configs[member],
-              epoch - 1 if epoch > 1 else None,
-              who=f'Sweep member {member} ({member_label(grid[member])})')
-              .replace('start a new workdir', 'sweep it again in a new '
-                       'workdir; the other members carry on'))
-        lines.append(line)
-        if member in writers:
-          writers[member].write_scalars(epoch, {
-              n: v for n, v in line.items() if n not in ('member', 'epoch')})
-      if newly:
-        # Their last finite state: the previous epoch's checkpoint, or the
-        # initial state when it was the first epoch.
-        if epoch - 1 > 0:
-          source = checkpoints.restore(epoch - 1, like=group.abstract_state())
-        else:
-          source = group.create_state(
-              None if initial_params is None else
-              [initial_params[i] for i in member_indices], member_indices)
-        mask = np.zeros(group.size, bool)
-        mask[newly] = True
-        frozen = source if frozen is None else _freeze(frozen, source, mask)
-      if diverged:
-        mask = np.zeros(group.size, bool)
-        mask[[member_indices.index(m) for m in diverged]] = True
-        state = _freeze(state, frozen, mask)
-      finite = [m['loss'] for k, m in enumerate(test_metrics)
-                if member_indices[k] not in diverged]
-      mean_test = float(np.mean(finite)) if finite else float('inf')
-      checkpoints.save(epoch, state, mean_test, is_best=False)
-      tracked = group.unstack(reconstruct(state.params, group.hparams,
-                                          tracked_inputs, tracked_labels))
-      for k, member in enumerate(member_indices):
-        if member in diverged or member not in writers:
-          continue
-        writers[member].write_images(epoch, {
-            'reconstructions': metric_writers.reconstruction_strip(
-                tracked_inputs, tracked[k])})
-        train.track_reconstructions(
-            workdir / f'member_{member:03d}'
-            / workdir_lib.RECONSTRUCTIONS_BY_EPOCH, epoch,
-            tracked_inputs, tracked[k])
-      if is_primary():
-        jsonl.flush()
-      for board in boards.values():
-        board.flush()
-      done = epoch - start_epoch
-      eta = (time.perf_counter() - run_start) / done * (num_epochs - epoch)
+    program = _GroupProgram(
+        group, epoch_fn, evaluate_fn, train_data, test_data, tracked_inputs,
+        dataset.test_labels[:train.TRACKED_IMAGES],
+        diverged=[k for k, m in enumerate(group_models)
+                  if m.diverged_at is not None],
+        initial_state=lambda: group.create_state(
+            None if initial_params is None else
+            [initial_params[i] for i in member_indices], member_indices))
+    program.frozen = (jax.tree.map(jnp.copy, state) if program.diverged
+                      else None)  # a copy: the epoch donates `state`
+
+    def on_diverged(state, epoch, indices):
+      for k in indices:
+        member = member_indices[k]
+        line = group_models[k].history[-1]
+        log.warning(train.divergence_message(
+            epoch, loop.non_finite_metrics(line), line, configs[member],
+            epoch - 1 if epoch > 1 else None,
+            who=f'Sweep member {member} ({member_label(grid[member])})')
+            .replace('start a new workdir', 'sweep it again in a new '
+                     'workdir; the other members carry on'))
+      # Their last finite state: the previous epoch's checkpoint, or the
+      # initial state when it was the first epoch.
+      source = (checkpoints.restore(epoch - 1, like=group.abstract_state())
+                if epoch > 1 else program.initial_state())
+      return program.freeze(state, source, indices)
+
+    def progress(epoch, img_per_s, seconds, eta):
       log.info('group %d epoch %d/%d  test loss %s  %.0f img/s (all members)  '
                '%.1f s  ETA %.0f s', group_index, epoch, num_epochs,
-               ' '.join(f'{m["loss"]:.2f}' for m in test_metrics), img_per_s,
-               time.perf_counter() - epoch_start, eta)
+               ' '.join(f'{m.history[-1]["test_loss"]:.2f}'
+                        for m in group_models), img_per_s, seconds, eta)
+
+    num_epochs = group_configs[0].num_epochs
+    state, stats = loop.train_epochs(
+        program, state, group_models, start_epoch=start_epoch,
+        num_epochs=num_epochs,
+        images_per_epoch=len(dataset.train_images) // batch_size * batch_size,
+        checkpoints=checkpoints, tracked_inputs=tracked_inputs,
+        on_diverged=on_diverged, keep_best=False,
+        flush=jsonl.flush if is_primary() else lambda: None,
+        progress=progress)
     checkpoints.close()
+    lines = [{'member': m, **l} for m in member_indices
+             for l in histories[m]]
+    diverged = {m: model.diverged_at
+                for m, model in zip(member_indices, group_models)
+                if model.diverged_at is not None}
+    train_seconds_total = stats.train_seconds
     all_lines = others + lines
-    for member, writer in writers.items():
-      final = [l for l in lines if l['member'] == member
-               and not l.get('diverged')]
-      writer.write_hparams(
+    for member, model in zip(member_indices, group_models):
+      if model.writer is None:
+        continue
+      final = [l for l in model.history if not l.get('diverged')]
+      model.writer.write_hparams(
           metric_writers.flat_settings(checkpoint_lib.config_as_dict(
               configs[member])),
           {k: final[-1][k] for k in ('test_recon', 'test_kl', 'test_loss')}
           if final else None)
-      writer.close()
+      model.writer.close()
     final_params = group.unstack(state.params)
     for k, member in enumerate(member_indices):
       history = [l for l in lines if l['member'] == member

@@ -11,6 +11,7 @@ configurations as one program.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from flax import struct
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
 from vae_jax import figure_data
+from vae_jax import loop
 from vae_jax import metric_writers
 from vae_jax import models
 from vae_jax import objectives
@@ -386,23 +388,6 @@ def make_reconstruct(model):
 TRACKED_IMAGES = 8  # test digits whose reconstructions are kept every epoch
 
 
-def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
-                          outputs: np.ndarray) -> None:
-  """Appends one epoch's outputs [N, H, W] to the file at `path` (npz with
-  inputs [N, H, W], epochs [E], outputs [E, N, H, W]); later epochs left by
-  an interrupted run are dropped first."""
-  epochs, stacked = [], []
-  if path.exists():
-    with np.load(path) as saved:
-      keep = saved['epochs'] < epoch
-      epochs, stacked = list(saved['epochs'][keep]), list(saved['outputs'][keep])
-  epochs.append(epoch)
-  stacked.append(np.asarray(outputs, np.float32))
-  with workdir_lib.atomic_path(path) as temporary, open(temporary, 'wb') as f:
-    np.savez_compressed(f, inputs=inputs, epochs=np.asarray(epochs),
-                        outputs=np.stack(stacked))
-
-
 # ---------------------------------------------------------------------------- data
 def device_data(images: np.ndarray, labels: np.ndarray, sharding=None) -> dict:
   """{'images': uint8 [N, H, W], 'labels': int32 [N]} placed on the device."""
@@ -449,10 +434,22 @@ class DivergedError(RuntimeError):
   """Training produced a NaN or infinite metric."""
 
 
-def non_finite_metrics(line: dict) -> list[str]:
-  """The metric names of an epoch's line whose values are NaN or infinite."""
-  return [k for k, v in line.items()
-          if isinstance(v, float) and not np.isfinite(v)]
+non_finite_metrics = loop.non_finite_metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunProgram:
+  """A single run's compiled functions as the loop's group of one."""
+
+  train_epoch: Callable[[TrainState, int], tuple[TrainState, list[dict]]]
+  evaluate: Callable[[TrainState], list[dict]]
+  reconstruct: Callable[[TrainState], list[np.ndarray]]
+  count: int = 1
+
+
+def _one(state_and_metrics):
+  state, metrics = state_and_metrics
+  return state, [jax.device_get(metrics)]
 
 
 def divergence_message(epoch: int, metrics: list[str], line: dict,
@@ -532,9 +529,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
     start_epoch = latest
     history = read_metrics(metrics_path, up_to_epoch=latest)
     log.info('Resuming %s from epoch %d.', workdir, latest)
-  # `history` is the JSONL writer's list: each epoch's line lands in it.
   writer = metric_writers.MultiWriter([
-      metric_writers.JsonlWriter(metrics_path, history),
+      metric_writers.JsonlWriter(metrics_path, list(history)),
       metric_writers.TensorBoardWriter(workdir, purge_step=start_epoch + 1)])
   best_loss = min((line['test_loss'] for line in history), default=np.inf)
 
@@ -546,57 +542,57 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   log.info('Model %s with %d parameters; compiled in %.1f s.',
                config.model.name, num_params, compile_seconds)
 
-  images_per_epoch = (len(dataset.train_images) // config.batch_size
-                      * config.batch_size)
   reconstruct = jax.jit(make_reconstruct(model))
   tracked_inputs = dataset.test_images[:TRACKED_IMAGES].astype(np.float32) / 255
   tracked_labels = dataset.test_labels[:TRACKED_IMAGES]
-  run_start = time.perf_counter()
-  for epoch in range(start_epoch + 1, config.num_epochs + 1):
-    epoch_start = time.perf_counter()
-    state, train_metrics = train_epoch(state, hparams, train_data,
-                                       jnp.int32(epoch))
-    train_metrics = jax.device_get(train_metrics)
-    train_seconds = time.perf_counter() - epoch_start
-    test_metrics = jax.device_get(evaluate(state.params, hparams, test_data))
-    seconds = time.perf_counter() - epoch_start
-    scalars = {f'train_{k}': float(v) for k, v in train_metrics.items()}
-    scalars.update({f'test_{k}': float(v) for k, v in test_metrics.items()})
-    scalars.update(img_per_s=images_per_epoch / train_seconds, seconds=seconds)
-    writer.write_scalars(epoch, scalars)
+  program = _RunProgram(
+      train_epoch=lambda state, epoch: _one(train_epoch(
+          state, hparams, train_data, jnp.int32(epoch))),
+      evaluate=lambda state: [jax.device_get(
+          evaluate(state.params, hparams, test_data))],
+      reconstruct=lambda state: [np.asarray(reconstruct(
+          state.params, hparams, tracked_inputs, tracked_labels))])
+  run = loop.Model(history, writer,
+                   workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH)
+
+  def stop(state, epoch, indices):
+    raise loop.Diverged
+
+  def progress(epoch, img_per_s, seconds, eta):
     line = history[-1]
-    diverged = non_finite_metrics(line)
-    if diverged:
-      writer.close()
-      checkpoints.close()
-      kept = epoch - 1 if epoch > 1 else None
-      message = divergence_message(epoch, diverged, line, config, kept)
-      finite = history[-2] if len(history) > 1 else {}
-      workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, {
-          'status': 'diverged', 'diverged_epoch': epoch,
-          'diverged_metrics': diverged, 'epochs': kept or 0,
-          **{k: finite[k] for k in ('test_recon', 'test_kl', 'test_loss')
-             if k in finite},
-          'message': message})
-      raise DivergedError(message)
-    is_best = line['test_loss'] < best_loss
-    best_loss = min(best_loss, line['test_loss'])
-    checkpoints.save(epoch, state, line['test_loss'], is_best)
-    tracked = np.asarray(reconstruct(state.params, hparams, tracked_inputs,
-                                     tracked_labels))
-    writer.write_images(epoch, {'reconstructions': metric_writers
-                                .reconstruction_strip(tracked_inputs, tracked)})
-    writer.flush()
-    track_reconstructions(workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH,
-                          epoch, tracked_inputs, tracked)
-    done = epoch - start_epoch
-    eta = (time.perf_counter() - run_start) / done * (config.num_epochs - epoch)
     log.info(
         'epoch %d/%d  train loss %.2f  test loss %.2f (recon %.2f, kl %.2f)  '
         '%.0f img/s  %.1f s  ETA %.0f s', epoch, config.num_epochs,
         line['train_loss'], line['test_loss'], line['test_recon'],
-        line['test_kl'], line['img_per_s'], seconds, eta)
+        line['test_kl'], img_per_s, seconds, eta)
+
+  try:
+    state, _ = loop.train_epochs(
+        program, state, [run], start_epoch=start_epoch,
+        num_epochs=config.num_epochs,
+        images_per_epoch=(len(dataset.train_images) // config.batch_size
+                          * config.batch_size),
+        checkpoints=checkpoints, tracked_inputs=tracked_inputs,
+        on_diverged=stop, keep_best=True, best_loss=best_loss,
+        progress=progress)
+  except loop.Diverged:
+    writer.close()
+    checkpoints.close()
+    epoch = run.diverged_at
+    line = history[-1]
+    diverged = non_finite_metrics(line)
+    kept = epoch - 1 if epoch > 1 else None
+    message = divergence_message(epoch, diverged, line, config, kept)
+    finite = history[-2] if len(history) > 1 else {}
+    workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, {
+        'status': 'diverged', 'diverged_epoch': epoch,
+        'diverged_metrics': diverged, 'epochs': kept or 0,
+        **{k: finite[k] for k in ('test_recon', 'test_kl', 'test_loss')
+           if k in finite},
+        'message': message})
+    raise DivergedError(message) from None
   checkpoints.close()
+  best_loss = min((line['test_loss'] for line in history), default=np.inf)
 
   if not history:
     writer.close()

@@ -1,0 +1,188 @@
+"""The epoch loop every training shares: a run is a group of one model.
+
+`train_epochs` drives a compiled `EpochProgram` (one model, or a sweep
+group's members stacked into one program) from a start epoch to the last:
+it trains, evaluates, turns each model's numbers into its metrics line,
+detects divergence, saves the checkpoint, writes each model's metrics
+(metrics.jsonl, TensorBoard) and tracked reconstructions, and logs
+progress with images/s and an ETA. What differs between a run and a sweep
+is in the program (vmapped or not) and in `on_diverged`: a run stops, a
+sweep freezes the diverged members and trains the others on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from vae_jax import metric_writers
+from vae_jax import workdir as workdir_lib
+
+log = logging.getLogger('vae_jax.loop')
+
+
+class EpochProgram(Protocol):
+  """The compiled programs of one model or of a group trained as one."""
+
+  count: int  # models trained at once
+
+  def train_epoch(self, state: Any, epoch: int) -> tuple[Any, list[dict]]:
+    """One epoch; the new state and each model's train metrics (host)."""
+
+  def evaluate(self, state: Any) -> list[dict]:
+    """Each model's test metrics (host)."""
+
+  def reconstruct(self, state: Any) -> list[np.ndarray]:
+    """Each model's reconstructions [N, H, W] of the tracked test digits."""
+
+
+@dataclasses.dataclass
+class Model:
+  """One model of the program: where its numbers go.
+
+  history: its metrics lines so far (a resumed run's kept lines), one dict
+    per epoch; the loop appends to it.
+  writer: where each epoch's numbers and reconstruction strip go (None on
+    a process that writes nothing).
+  tracked_path: its reconstructions_by_epoch.npz (None: not written).
+  diverged_at: the epoch its metrics became non-finite, if they did.
+  """
+
+  history: list[dict]
+  writer: metric_writers.MetricWriter | None = None
+  tracked_path: Path | None = None
+  diverged_at: int | None = None
+
+
+class Diverged(Exception):
+  """Raised by an `on_diverged` that stops the loop."""
+
+
+@dataclasses.dataclass
+class LoopStats:
+  train_seconds: float = 0.0
+  epochs_run: int = 0
+
+
+def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
+                          outputs: np.ndarray) -> None:
+  """Appends one epoch's outputs [N, H, W] to the file at `path` (npz with
+  inputs [N, H, W], epochs [E], outputs [E, N, H, W]); later epochs left by
+  an interrupted run are dropped first."""
+  epochs, stacked = [], []
+  if path.exists():
+    with np.load(path) as saved:
+      keep = saved['epochs'] < epoch
+      epochs, stacked = list(saved['epochs'][keep]), list(saved['outputs'][keep])
+  epochs.append(epoch)
+  stacked.append(np.asarray(outputs, np.float32))
+  with workdir_lib.atomic_path(path) as temporary, open(temporary, 'wb') as f:
+    np.savez_compressed(f, inputs=inputs, epochs=np.asarray(epochs),
+                        outputs=np.stack(stacked))
+
+
+def non_finite_metrics(line: dict) -> list[str]:
+  """The metric names of an epoch's line whose values are NaN or infinite."""
+  return [k for k, v in line.items()
+          if isinstance(v, float) and not np.isfinite(v)]
+
+
+def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
+                 *, start_epoch: int, num_epochs: int, images_per_epoch: int,
+                 checkpoints, tracked_inputs: np.ndarray,
+                 on_diverged: Callable[[Any, int, list[int]], Any],
+                 keep_best: bool, best_loss: float = np.inf,
+                 flush: Callable[[], None] = lambda: None,
+                 progress: Callable[[int, float, float, float],
+                                    None] | None = None
+                 ) -> tuple[Any, LoopStats]:
+  """Trains epochs start_epoch + 1 .. num_epochs; returns the state and stats.
+
+  Args:
+    program: the compiled epoch, evaluation and reconstruction.
+    state: the state after start_epoch (restored or initial).
+    models: one per model of the program, in its order.
+    start_epoch, num_epochs: the epochs to train are the ones after
+      start_epoch up to num_epochs.
+    images_per_epoch: training images each model sees per epoch.
+    checkpoints: a checkpoint.RunCheckpoints.
+    tracked_inputs: the tracked test digits [N, H, W] in [0, 1].
+    on_diverged: called as on_diverged(state, epoch, indices) when the
+      models at `indices` produced non-finite numbers this epoch (their
+      lines are written, marked 'diverged'); returns the state to go on
+      with, or raises Diverged to stop before this epoch is checkpointed.
+    keep_best: keep the epoch of the lowest test loss (a single model) as
+      the best checkpoint; else the checkpoint carries the mean test loss of
+      the finite models.
+    best_loss: the lowest test loss of the epochs before start_epoch.
+    flush: called once per epoch after the models' writers have their
+      numbers (e.g. rewrites a shared metrics.jsonl).
+    progress: called as progress(epoch, img_per_s of all models, seconds,
+      eta_seconds) to log the epoch (the models' histories hold its lines).
+  """
+  stats = LoopStats()
+  run_start = time.perf_counter()
+  for epoch in range(start_epoch + 1, num_epochs + 1):
+    epoch_start = time.perf_counter()
+    state, train_metrics = program.train_epoch(state, epoch)
+    train_seconds = time.perf_counter() - epoch_start
+    stats.train_seconds += train_seconds
+    test_metrics = program.evaluate(state)
+    seconds = time.perf_counter() - epoch_start
+    img_per_s = images_per_epoch / train_seconds
+    newly = []
+    for k, model in enumerate(models):
+      if model.diverged_at is not None:
+        continue
+      line = {f'train_{n}': float(v) for n, v in train_metrics[k].items()}
+      line.update({f'test_{n}': float(v) for n, v in test_metrics[k].items()})
+      line.update(img_per_s=img_per_s, seconds=seconds)
+      if non_finite_metrics(line):
+        line['diverged'] = True
+        model.diverged_at = epoch
+        newly.append(k)
+      model.history.append({'epoch': epoch, **line})
+      if model.writer is not None:
+        model.writer.write_scalars(epoch, line)
+    if newly:
+      for model in models:
+        if model.writer is not None:
+          model.writer.flush()
+      flush()
+      state = on_diverged(state, epoch, newly)
+    finite = [m.history[-1]['test_loss'] for m in models
+              if m.diverged_at is None]
+    if keep_best:
+      loss = finite[0]
+      is_best = loss < best_loss
+      best_loss = min(best_loss, loss)
+    else:
+      loss = float(np.mean(finite)) if finite else float('inf')
+      is_best = False
+    checkpoints.save(epoch, state, loss, is_best)
+    tracked = program.reconstruct(state)
+    for k, model in enumerate(models):
+      if model.diverged_at is not None:
+        continue
+      if model.writer is not None:
+        model.writer.write_images(epoch, {
+            'reconstructions': metric_writers.reconstruction_strip(
+                tracked_inputs, tracked[k])})
+        model.writer.flush()
+      if model.tracked_path is not None:
+        model.tracked_path.parent.mkdir(exist_ok=True)
+        track_reconstructions(model.tracked_path, epoch, tracked_inputs,
+                              tracked[k])
+    flush()
+    stats.epochs_run += 1
+    if progress is not None:
+      eta = ((time.perf_counter() - run_start) / stats.epochs_run
+             * (num_epochs - epoch))
+      progress(epoch, img_per_s * program.count,
+               time.perf_counter() - epoch_start, eta)
+  return state, stats
