@@ -57,7 +57,7 @@ def main(argv):
     results = sweep.run_sweep(FLAGS.config, FLAGS.workdir,
                               overwrite=FLAGS.overwrite)
   if sweep.is_primary():
-    print((sweep.Path(FLAGS.workdir) / 'results.md').read_text())
+    print((sweep.Path(FLAGS.workdir) / sweep.workdir_lib.RESULTS_MD).read_text())
   diverged = [r for r in results if r['status'] != 'finished']
   if diverged:
     raise SystemExit(

@@ -15,6 +15,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from vae_jax import data as data_lib
+from vae_jax import workdir as workdir_lib
 from vae_jax.models.classifier import MNISTClassifier
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,7 @@ def save_classifier(directory: str | Path, params, info: dict) -> str:
   sha = weights_sha256(params)
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(directory / 'weights', params)
-  (directory / INFO_FILE).write_text(json.dumps(dict(info, sha256=sha),
-                                                indent=2))
+  workdir_lib.atomic_write_json(directory / INFO_FILE, dict(info, sha256=sha))
   return sha
 
 

@@ -49,7 +49,7 @@ details { margin: 0.5em 0; } pre { background: #f6f6f6; padding: 0.8em;
 
 
 def _is_run_dir(directory: Path) -> bool:
-  return (directory / 'results.json').exists()
+  return (directory / workdir_lib.RESULTS_FILE).exists()
 
 
 def experiment_dirs(workdir: Path) -> list[Path]:
@@ -200,8 +200,8 @@ def _sweep_table(results: list[dict], config: dict) -> str:
 
 
 def _experiment_html(directory: Path, level: int) -> str:
-  results = json.loads((directory / 'results.json').read_text())
-  config_path = directory / 'config.json'
+  results = json.loads((directory / workdir_lib.RESULTS_FILE).read_text())
+  config_path = directory / workdir_lib.CONFIG_FILE
   config = config_path.read_text() if config_path.exists() else '{}'
   parts = [f'<h{level}>{html.escape(directory.name)}</h{level}>',
            f'<details><summary>config</summary><pre>{html.escape(config)}'
@@ -241,7 +241,7 @@ def write_report(workdir: str | Path, title: str | None = None) -> Path:
   experiments = experiment_dirs(workdir)
   title = title or f'vae_jax report: {workdir.name}'
   body = [f'<h1>{html.escape(title)}</h1>']
-  notes = workdir / 'NOTES.md'
+  notes = workdir / workdir_lib.NOTES_FILE
   if notes.exists():
     body.append(f'<pre>{html.escape(notes.read_text())}</pre>')
   level = 2 if experiments != [workdir] else 2

@@ -26,6 +26,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from vae_jax import workdir as workdir_lib
+
 _log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
@@ -330,15 +332,13 @@ def save_statistics(path: PathLike, mean: np.ndarray, cov: np.ndarray,
   """
   path = pathlib.Path(path).expanduser()
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f'.{path.name}.{os.getpid()}.part')
-  with open(tmp, 'wb') as f:
+  with workdir_lib.atomic_path(path) as tmp, open(tmp, 'wb') as f:
     np.savez(f, mu=np.asarray(mean, np.float64),
              sigma=np.asarray(cov, np.float64),
              weights_sha256=np.asarray(weights_sha256),
              num_images=np.asarray(num_images, np.int64),
              description=np.asarray(description),
              version=np.asarray(STATISTICS_VERSION, np.int64))
-  os.replace(tmp, path)
   return path
 
 
