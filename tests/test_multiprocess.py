@@ -66,7 +66,8 @@ def _finish(children, timeout=240) -> list[tuple[int, str, str]]:
 
 
 def _lines(workdir: Path) -> list[dict]:
-  return [{k: v for k, v in json.loads(l).items() if k != 'img_per_s'}
+  return [{k: v for k, v in json.loads(l).items()
+           if k not in ('img_per_s', 'seconds')}  # timings
           for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
 
 
