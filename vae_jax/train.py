@@ -434,9 +434,6 @@ class DivergedError(RuntimeError):
   """Training produced a NaN or infinite metric."""
 
 
-non_finite_metrics = loop.non_finite_metrics
-
-
 @dataclasses.dataclass(frozen=True)
 class _RunProgram:
   """A single run's compiled functions as the loop's group of one."""
@@ -580,7 +577,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
     checkpoints.close()
     epoch = run.diverged_at
     line = history[-1]
-    diverged = non_finite_metrics(line)
+    diverged = loop.non_finite_metrics(line)
     kept = epoch - 1 if epoch > 1 else None
     message = divergence_message(epoch, diverged, line, config, kept)
     finite = history[-2] if len(history) > 1 else {}
