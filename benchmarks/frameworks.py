@@ -54,6 +54,7 @@ from launch import common
 from vae_jax import data as data_lib
 from vae_jax import models
 from vae_jax import train
+from vae_jax.data import pipeline
 
 # What the config may vary while the PyTorch twin still trains the same thing.
 _TORCH_MODELS = ('mlp_vae', 'conv_vae')
@@ -129,7 +130,7 @@ def jax_training(config, dataset: data_lib.Dataset):
   hparams = train.hyperparams_from_config(config)
   state = train.create_train_state(model, optimizer, hparams,
                                    dataset.image_shape)
-  train_data = train.device_data(dataset.train_images, dataset.train_labels)
+  train_data = pipeline.device_data(dataset.train_images, dataset.train_labels)
   epoch = jax.jit(
       train.make_train_epoch(model, optimizer, config.batch_size,
                              config.data.preprocessing, config.loss,
@@ -305,7 +306,7 @@ def benchmark_frameworks(config, *, epochs: int,
                   matmul_size, rates['jax'], rates['torch'])
 
   if dataset is None:
-    dataset = train.load_data(config)
+    dataset = pipeline.load_data(config)
   batch_size = config.batch_size
   images_per_epoch = len(dataset.train_images) // batch_size * batch_size
 
@@ -329,7 +330,7 @@ def benchmark_frameworks(config, *, epochs: int,
   evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
                                          config.data.preprocessing,
                                          config.loss))
-  test_data = train.device_data(dataset.test_images, dataset.test_labels)
+  test_data = pipeline.device_data(dataset.test_images, dataset.test_labels)
 
   # PyTorch: every variant starts from one initialisation (seeded like the
   # JAX side by config.seed) and shuffles with its own generator from it.

@@ -12,7 +12,7 @@ import numpy as np
 from benchmarks.frameworks import GOALS, check_comparable
 from launch import common
 from vae_jax import data as data_lib
-from vae_jax import train
+from vae_jax.data import pipeline
 
 # --quality_init: whose initial weights each seed starts from.
 QUALITY_INITS = ('own', 'torch')
@@ -63,7 +63,7 @@ def compare_quality(config, seeds: int, epochs: int,
   config.num_epochs = epochs
   config.plots = False
   if dataset is None:
-    dataset = train.load_data(config)
+    dataset = pipeline.load_data(config)
   torch_device = torch_reference.default_device()
   if torch_device.type == 'cpu':
     torch.set_num_threads(common.usable_cpus())

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from vae_jax import train
+from vae_jax.data import pipeline
 
 
 def benchmark_sweep(config, members: int, epochs: int) -> dict:
@@ -15,7 +16,7 @@ def benchmark_sweep(config, members: int, epochs: int) -> dict:
   from vae_jax import sweep
   config.num_epochs = epochs
   config.plots = False
-  dataset = train.load_data(config)
+  dataset = pipeline.load_data(config)
   grid = sweep.product(seed=list(range(members)))
   with tempfile.TemporaryDirectory() as tmp:
     start = time.perf_counter()

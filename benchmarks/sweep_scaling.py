@@ -24,7 +24,7 @@ from ml_collections import config_flags
 
 from launch import common
 from vae_jax import sweep
-from vae_jax import train
+from vae_jax.data import pipeline
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/study_d.py', 'Config.')
@@ -67,7 +67,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
   config = FLAGS.config
-  dataset = train.load_data(config)
+  dataset = pipeline.load_data(config)
   rows = []
   for k in (int(m) for m in FLAGS.members):
     rows.append(measure(config, k, FLAGS.epochs, dataset))

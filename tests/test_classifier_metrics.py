@@ -12,6 +12,7 @@ from vae_jax import data
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import train
+from vae_jax.data import pipeline
 from vae_jax.evaluation import classifier_metrics as metrics
 from vae_jax.evaluation import fid
 from vae_jax.models.classifier import MNISTClassifier
@@ -198,7 +199,7 @@ def vae_samples(real_mnist):
   state = train.create_train_state(model, optimizer, hparams,
                                    dataset.image_shape)
   epoch = jax.jit(train.make_train_epoch(model, optimizer, 128, 'grey'))
-  state, _ = epoch(state, hparams, train.device_data(dataset.train_images,
+  state, _ = epoch(state, hparams, pipeline.device_data(dataset.train_images,
                                                      dataset.train_labels),
                    jnp.int32(1))
   return metrics.prior_samples(model, state.params, hparams, NUM,

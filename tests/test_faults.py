@@ -9,7 +9,6 @@ stops. The fast set runs a few kills; `-m slow` runs FAULT_TRIALS of each
 """
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -57,7 +56,7 @@ def test_overwrite_deletes_only_what_vae_jax_wrote(tmp_path):
   assert (workdir / 'thesis.tex').read_text() == 'draft'
   assert (workdir / 'src' / 'main.py').read_text() == 'print(1)'
   assert json.loads((workdir / 'config.json').read_text())['beta'] == 0.5
-  assert not (workdir / 'checkpoints' / 'latest' / '2').exists()
+  assert not (workdir / 'checkpoints' / '2').exists()
 
 
 def test_a_directory_with_another_tools_config_is_refused(tmp_path):
@@ -231,7 +230,7 @@ def test_one_process_per_workdir_and_kill_releases_the_lock(tmp_path):
 def test_a_flipped_bit_in_a_checkpoint_is_refused(tmp_path):
   workdir = tmp_path / 'run'
   train.train_and_evaluate(tiny_config(), str(workdir), dataset=tiny_dataset())
-  step = workdir / 'checkpoints' / 'latest' / '2'
+  step = workdir / 'checkpoints' / '2'
   biggest = max((p for p in step.rglob('*') if p.is_file()),
                 key=lambda p: p.stat().st_size)
   data = bytearray(biggest.read_bytes())
@@ -304,8 +303,8 @@ def _final_state(workdir: Path, as_sweep: bool):
             if k not in ('img_per_s', 'seconds')}
            for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   directory = workdir / 'group_0' if as_sweep else workdir
-  step = max((directory / 'checkpoints' / 'latest').iterdir(),
-             key=lambda p: int(p.name))
+  step = max((p for p in (directory / 'checkpoints').iterdir()
+              if p.name.isdigit()), key=lambda p: int(p.name))
   restored = ocp.StandardCheckpointer().restore(step / "default")
   return lines, jax.tree.leaves(restored)
 

@@ -12,6 +12,7 @@ from test_train import tiny_config, tiny_dataset
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import train
+from vae_jax.data import pipeline
 from vae_jax.evaluation import likelihood
 
 
@@ -32,7 +33,7 @@ def _trained(config, dataset, epochs):
                                    dataset.image_shape)
   epoch = jax.jit(train.make_train_epoch(model, optimizer, config.batch_size,
                                          config.data.preprocessing))
-  data = train.device_data(dataset.train_images, dataset.train_labels)
+  data = pipeline.device_data(dataset.train_images, dataset.train_labels)
   for e in range(1, epochs + 1):
     state, _ = epoch(state, hparams, data, jnp.int32(e))
   return model, state.params, hparams
@@ -58,7 +59,7 @@ def test_one_sample_is_the_elbo_of_the_same_z(num_classes):
 
   # The documented draws: make_evaluate's split, then sample 0's key.
   binarize_key, sample_key = jax.random.split(rng)
-  x = train.to_model_input(jnp.asarray(images), 'dynamic_binarized',
+  x = pipeline.to_model_input(jnp.asarray(images), 'dynamic_binarized',
                            binarize_key)
   z_key = jax.random.fold_in(sample_key, 0)
   _, terms = train.make_loss_fn(model)(params, {'images': x, 'labels': labels},

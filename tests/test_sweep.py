@@ -20,6 +20,7 @@ from vae_jax import models
 from vae_jax import objectives
 from vae_jax import sweep
 from vae_jax import train
+from vae_jax.data import pipeline
 from vae_jax.evaluation import workdir as workdir_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,8 +89,8 @@ def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
                                          config.data.preprocessing))
   evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
                                          config.data.preprocessing))
-  train_data = train.device_data(dataset.train_images, dataset.train_labels)
-  test_data = train.device_data(dataset.test_images, dataset.test_labels)
+  train_data = pipeline.device_data(dataset.train_images, dataset.train_labels)
+  test_data = pipeline.device_data(dataset.test_images, dataset.test_labels)
   for member, params in enumerate(swapped):
     hparams = train.hyperparams_from_config(
         sweep.member_config(config, grid[member]))

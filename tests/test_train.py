@@ -18,6 +18,7 @@ from vae_jax import workdir as workdir_lib
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import train
+from vae_jax.data import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,7 @@ def tiny_config(**overrides):
 
 def _data(images, labels=None):
   labels = np.zeros(len(images), np.int32) if labels is None else labels
-  return train.device_data(images, labels)
+  return pipeline.device_data(images, labels)
 
 
 def _parts(config, dataset):
@@ -292,10 +293,10 @@ def test_evaluate_at_the_posterior_mean_matches_numpy():
 
 def test_dynamic_binarization_samples_grey_levels():
   grey = jnp.full((200, 28, 28), 64, jnp.uint8)
-  x = train.to_model_input(grey, 'dynamic_binarized', jax.random.PRNGKey(0))
+  x = pipeline.to_model_input(grey, 'dynamic_binarized', jax.random.PRNGKey(0))
   assert set(np.unique(np.asarray(x))) == {0.0, 1.0}
   assert abs(float(x.mean()) - 64 / 255) < 0.005
-  y = train.to_model_input(grey, 'dynamic_binarized', jax.random.PRNGKey(1))
+  y = pipeline.to_model_input(grey, 'dynamic_binarized', jax.random.PRNGKey(1))
   assert not np.array_equal(x, y)
 
 
@@ -328,7 +329,7 @@ def test_train_and_evaluate_writes_metrics_results_figures(tmp_path):
     assert tracked['outputs'].shape == (2, train.TRACKED_IMAGES, 8, 8)
     # Training changes the reconstructions between epochs.
     assert not np.allclose(tracked['outputs'][0], tracked['outputs'][1])
-  assert (run / 'checkpoints' / 'latest' / '2').is_dir()
+  assert (run / 'checkpoints' / '2').is_dir()
   assert json.loads((run / 'config.json').read_text())['model']['latent_size'] == 2
 
 
@@ -381,7 +382,7 @@ def test_overwrite_replaces_a_run_with_a_different_config(tmp_path):
   lines = (workdir / 'metrics.jsonl').read_text().splitlines()
   assert len(lines) == 1
   assert json.loads((workdir / 'config.json').read_text())['beta'] == 0.5
-  assert not (workdir / 'checkpoints' / 'latest' / '2').exists()
+  assert not (workdir / 'checkpoints' / '2').exists()
 
 
 def test_foreign_nonempty_workdir_is_never_touched(tmp_path):

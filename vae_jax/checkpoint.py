@@ -2,9 +2,9 @@
 is compared with the one resuming it.
 
 Layout under a workdir:
-  checkpoints/latest/<epoch>  the newest `keep_latest` epochs
-  checkpoints/best/<epoch>    the epoch with the lowest test loss
-  checkpoints/checksums/      SHA-256 of each checkpoint's files
+  checkpoints/<epoch>/       orbax steps: the newest `keep_latest` epochs and
+                             the epoch of the lowest test loss
+  checkpoints/checksums/     SHA-256 of each step's files, <epoch>.json
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -125,130 +126,158 @@ def _tree_digests(directory: Path) -> dict[str, str]:
   return digests
 
 
-class RunCheckpoints:
-  """The latest `keep_latest` epochs and the best epoch by test loss, each
-  verified on restore against the SHA-256 of its files taken at save.
+# The layout of runs saved with one orbax manager for the newest epochs and
+# another for the best: checkpoints/{latest,best}/<epoch> and
+# checksums/{latest,best}_<epoch>.json. Adopted on open (see _adopt_legacy).
+_LEGACY_KINDS = ('best', 'latest')  # best first: its copy carries the metrics
 
-  Layout under WORKDIR/checkpoints: latest/<epoch>, best/<epoch> (orbax)
-  and checksums/<latest|best>_<epoch>.json. A checkpoint saved but not yet
-  checksummed when its process was killed is deleted on the next start,
-  so a run resumes from the newest verified epoch.
+
+class RunCheckpoints:
+  """A run's (or sweep group's) checkpoints, one orbax CheckpointManager:
+  each epoch is saved with its test loss; the newest `keep_latest` epochs
+  and, with `keep_best`, the epoch of the lowest test loss are preserved.
+  Every step is verified on restore against the SHA-256 of its files taken
+  at save.
+
+  Layout under WORKDIR/checkpoints: <epoch>/ (orbax) and
+  checksums/<epoch>.json. A checkpoint saved but not yet checksummed when
+  its process was killed is deleted on the next start, so a run resumes
+  from the newest verified epoch.
   """
 
-  def __init__(self, workdir: str | Path, keep_latest: int = 2):
+  def __init__(self, workdir: str | Path, keep_latest: int = 2,
+               keep_best: bool = True):
     self.root = Path(workdir).absolute() / workdir_lib.CHECKPOINTS_DIR
     self.checksums = self.root / 'checksums'
-    # Checkpoints saved before vae_jax recorded checksums are adopted as
-    # they are; in a run that records them, one without is unfinished.
-    adopt = not self.checksums.exists()
     if _primary():
+      self._adopt_legacy()
+      # Checkpoints saved before vae_jax recorded checksums are adopted as
+      # they are; in a run that records them, one without is unfinished.
+      adopt = not self.checksums.exists()
       self.checksums.mkdir(parents=True, exist_ok=True)
-      for kind in ('latest', 'best'):
-        if adopt:
-          for epoch in self._steps(kind):
-            workdir_lib.atomic_write_json(
-                self._checksum_path(kind, epoch),
-                _tree_digests(self._step_dir(kind, epoch)))
-        self._discard_unverified(kind)
+      if adopt:
+        for epoch in self._steps():
+          workdir_lib.atomic_write_json(self._checksum_path(epoch),
+                                        _tree_digests(self._step_dir(epoch)))
+      self._discard_unverified()
     _barrier('vae_jax checkpoints opened')
-    self.latest = ocp.CheckpointManager(
-        self.root / 'latest',
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest,
-                                             create=True))
-    self.best = ocp.CheckpointManager(
-        self.root / 'best',
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, best_fn=lambda metrics: metrics['test_loss'],
-            best_mode='min', create=True))
+    policies = [ocp.checkpoint_managers.LatestN(n=keep_latest)]
+    if keep_best:
+      policies.append(ocp.checkpoint_managers.BestN(
+          get_metric_fn=lambda metrics: metrics['test_loss'], reverse=True,
+          n=1, keep_checkpoints_without_metrics=False))
+    # best_fn makes orbax write each step's test loss beside it, so that
+    # BestN still knows the best epoch after a restart.
+    self.manager = ocp.CheckpointManager(
+        self.root, options=ocp.CheckpointManagerOptions(
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(
+                policies),
+            best_fn=lambda metrics: metrics['test_loss'], best_mode='min',
+            create=True))
 
-  def _step_dir(self, kind: str, epoch: int) -> Path:
-    return self.root / kind / str(epoch)
+  def _adopt_legacy(self) -> None:
+    """Moves checkpoints of the two-manager layout into this one.
 
-  def _checksum_path(self, kind: str, epoch: int) -> Path:
-    return self.checksums / f'{kind}_{epoch}.json'
+    Each step keeps its files (so its recorded SHA-256 still holds); an
+    epoch in both latest/ and best/ keeps best/'s copy, which carries the
+    test loss. Every move is a rename, checksum before directory, so a
+    process killed here resumes the adoption on its next start.
+    """
+    for kind in _LEGACY_KINDS:
+      directory = self.root / kind
+      if not directory.is_dir():
+        continue
+      for step in sorted(directory.iterdir()):
+        epoch = int(step.name) if step.name.isdigit() else None
+        old_checksum = self.checksums / f'{kind}_{step.name}.json'
+        if epoch is None or self._step_dir(epoch).exists():
+          # orbax's unfinished temporaries, or the same epoch adopted from
+          # best/: vae_jax's own files either way.
+          shutil.rmtree(step)
+          old_checksum.unlink(missing_ok=True)
+          continue
+        if old_checksum.exists():
+          os.replace(old_checksum, self._checksum_path(epoch))
+        os.replace(step, self._step_dir(epoch))
+      for stale in self.checksums.glob(f'{kind}_*.json'):
+        stale.unlink()
+      directory.rmdir()
+      log.info('Checkpoints of %s/ moved to %s.', kind, self.root)
 
-  def _steps(self, kind: str) -> list[int]:
-    directory = self.root / kind
-    if not directory.is_dir():
+  def _step_dir(self, epoch: int) -> Path:
+    return self.root / str(epoch)
+
+  def _checksum_path(self, epoch: int) -> Path:
+    return self.checksums / f'{epoch}.json'
+
+  def _steps(self) -> list[int]:
+    if not self.root.is_dir():
       return []
-    return sorted(int(p.name) for p in directory.iterdir()
+    return sorted(int(p.name) for p in self.root.iterdir()
                   if p.is_dir() and p.name.isdigit())
 
-  def _discard_unverified(self, kind: str) -> None:
-    for epoch in self._steps(kind):
-      if not self._checksum_path(kind, epoch).exists():
-        log.warning('Checkpoint %s/%d was not finished (no checksums): '
-                    'removed; resuming from the one before.', kind, epoch)
-        shutil.rmtree(self._step_dir(kind, epoch))
-    kept = {f'{kind}_{epoch}.json' for epoch in self._steps(kind)}
-    for path in self.checksums.glob(f'{kind}_*.json'):
+  def _drop_checksums_of_deleted_steps(self) -> None:
+    kept = {f'{epoch}.json' for epoch in self._steps()}
+    for path in self.checksums.glob('*.json'):
       if path.name not in kept:
         path.unlink()
 
-  def _record(self, kind: str, epoch: int) -> None:
-    manager = self.best if kind == 'best' else self.latest
-    manager.wait_until_finished()
-    _barrier(f'vae_jax checkpoint {kind} {epoch} written')
-    if not _primary():
-      return
-    workdir_lib.atomic_write_json(
-        self._checksum_path(kind, epoch),
-        _tree_digests(self._step_dir(kind, epoch)))
-    kept = {f'{kind}_{e}.json' for e in self._steps(kind)}
-    for path in self.checksums.glob(f'{kind}_*.json'):
-      if path.name not in kept:
-        path.unlink()
+  def _discard_unverified(self) -> None:
+    for epoch in self._steps():
+      if not self._checksum_path(epoch).exists():
+        log.warning('Checkpoint %d was not finished (no checksums): '
+                    'removed; resuming from the one before.', epoch)
+        shutil.rmtree(self._step_dir(epoch))
+    self._drop_checksums_of_deleted_steps()
 
-  def verify(self, epoch: int, best: bool = False) -> None:
+  def verify(self, epoch: int) -> None:
     """Raises CorruptCheckpointError unless every file of the checkpoint is
     as it was saved."""
-    kind = 'best' if best else 'latest'
-    directory = self._step_dir(kind, epoch)
-    expected = json.loads(self._checksum_path(kind, epoch).read_text())
+    directory = self._step_dir(epoch)
+    expected = json.loads(self._checksum_path(epoch).read_text())
     found = _tree_digests(directory)
     for name in sorted(set(expected) | set(found)):
       if expected.get(name) != found.get(name):
         what = ('is missing' if name not in found else
                 'was not written by this checkpoint' if name not in expected
                 else 'differs from its SHA-256 taken at save')
-        others = [e for e in self._steps(kind) if e != epoch]
-        offer = (f'The other {kind} checkpoint(s): epoch(s) '
+        others = [e for e in self._steps() if e != epoch]
+        offer = (f'The other checkpoint(s): epoch(s) '
                  f'{", ".join(map(str, others))}; to resume from the newest '
                  f'of them, move {directory} out of the workdir and run '
                  'again.' if others else
-                 f'No other {kind} checkpoint is kept; start a new workdir.')
+                 'No other checkpoint is kept; start a new workdir.')
         raise CorruptCheckpointError(
             f'Checkpoint {directory} is corrupted: {directory / name} {what}. '
             f'Refusing to restore it. {offer}')
 
   def latest_epoch(self) -> int | None:
-    return self.latest.latest_step()
-
-  def save(self, epoch: int, state: Any, test_loss: float,
-           is_best: bool) -> None:
-    # best/ first: a process killed once latest/ holds this epoch then
-    # leaves a best/ that agrees with the metrics up to it.
-    if is_best:
-      self.best.save(epoch, args=ocp.args.StandardSave(state),
-                     metrics={'test_loss': float(test_loss)})
-      self._record('best', epoch)
-    self.latest.save(epoch, args=ocp.args.StandardSave(state))
-    self._record('latest', epoch)
-    _barrier(f'vae_jax checksums {epoch} written')
-
-  def restore(self, epoch: int, like: Any, best: bool = False) -> Any:
-    """Restores epoch's state into the structure, dtypes and shardings of
-    `like`, after verifying its files (CorruptCheckpointError if changed)."""
-    manager = self.best if best else self.latest
-    manager.wait_until_finished()
-    self.verify(epoch, best)
-    return manager.restore(epoch, args=ocp.args.StandardRestore(like))
+    return self.manager.latest_step()
 
   def best_epoch(self) -> int | None:
-    return self.best.best_step()
+    """The kept epoch of the lowest test loss (None if none was saved)."""
+    return self.manager.best_step()
+
+  def save(self, epoch: int, state: Any, test_loss: float) -> None:
+    """Saves epoch's state, then its checksums; a step the preservation
+    policy no longer keeps is deleted with its checksums."""
+    self.manager.save(epoch, args=ocp.args.StandardSave(state),
+                      metrics={'test_loss': float(test_loss)})
+    self.manager.wait_until_finished()
+    _barrier(f'vae_jax checkpoint {epoch} written')
+    if _primary():
+      workdir_lib.atomic_write_json(self._checksum_path(epoch),
+                                    _tree_digests(self._step_dir(epoch)))
+      self._drop_checksums_of_deleted_steps()
+    _barrier(f'vae_jax checksums {epoch} written')
+
+  def restore(self, epoch: int, like: Any) -> Any:
+    """Restores epoch's state into the structure, dtypes and shardings of
+    `like`, after verifying its files (CorruptCheckpointError if changed)."""
+    self.manager.wait_until_finished()
+    self.verify(epoch)
+    return self.manager.restore(epoch, args=ocp.args.StandardRestore(like))
 
   def close(self) -> None:
-    self.latest.wait_until_finished()
-    self.best.wait_until_finished()
-    self.latest.close()
-    self.best.close()
+    self.manager.wait_until_finished()
+    self.manager.close()

@@ -96,7 +96,6 @@ def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
                  *, start_epoch: int, num_epochs: int, images_per_epoch: int,
                  checkpoints, tracked_inputs: np.ndarray,
                  on_diverged: Callable[[Any, int, list[int]], Any],
-                 keep_best: bool, best_loss: float = np.inf,
                  flush: Callable[[], None] = lambda: None,
                  progress: Callable[[int, float, float, float],
                                     None] | None = None
@@ -116,10 +115,6 @@ def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
       models at `indices` produced non-finite numbers this epoch (their
       lines are written, marked 'diverged'); returns the state to go on
       with, or raises Diverged to stop before this epoch is checkpointed.
-    keep_best: keep the epoch of the lowest test loss (a single model) as
-      the best checkpoint; else the checkpoint carries the mean test loss of
-      the finite models.
-    best_loss: the lowest test loss of the epochs before start_epoch.
     flush: called once per epoch after the models' writers have their
       numbers (e.g. rewrites a shared metrics.jsonl).
     progress: called as progress(epoch, img_per_s of all models, seconds,
@@ -155,16 +150,12 @@ def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
           model.writer.flush()
       flush()
       state = on_diverged(state, epoch, newly)
+    # A run's checkpoint carries its test loss; a group's, the mean over
+    # the members still training.
     finite = [m.history[-1]['test_loss'] for m in models
               if m.diverged_at is None]
-    if keep_best:
-      loss = finite[0]
-      is_best = loss < best_loss
-      best_loss = min(best_loss, loss)
-    else:
-      loss = float(np.mean(finite)) if finite else float('inf')
-      is_best = False
-    checkpoints.save(epoch, state, loss, is_best)
+    checkpoints.save(epoch, state,
+                     float(np.mean(finite)) if finite else float('inf'))
     tracked = program.reconstruct(state)
     for k, model in enumerate(models):
       if model.diverged_at is not None:

@@ -43,6 +43,7 @@ from vae_jax import report
 from vae_jax import train
 from vae_jax import validation
 from vae_jax import workdir as workdir_lib
+from vae_jax.data import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -414,14 +415,14 @@ class _GroupProgram:
 def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                devices, initial_params) -> list[dict]:
   if dataset is None:
-    dataset = train.load_data(configs[0])
+    dataset = pipeline.load_data(configs[0])
   if is_primary():
     workdir_lib.record_data_source(workdir, dataset.name, dataset.source)
   mesh = sweep_mesh(devices)
   replicated = NamedSharding(mesh, PartitionSpec())
-  train_data = train.device_data(dataset.train_images, dataset.train_labels,
+  train_data = pipeline.device_data(dataset.train_images, dataset.train_labels,
                                  replicated)
-  test_data = train.device_data(dataset.test_images, dataset.test_labels,
+  test_data = pipeline.device_data(dataset.test_images, dataset.test_labels,
                                 replicated)
 
   results: list[dict | None] = [None] * len(configs)
@@ -434,8 +435,10 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
   for group_index, member_indices in enumerate(groups):
     group_configs = [configs[i] for i in member_indices]
     group = SweepGroup(group_configs, dataset.image_shape, mesh)
+    # A group keeps only its newest epochs: its members' best epochs differ.
     checkpoints = checkpoint_lib.RunCheckpoints(
-        workdir / f'group_{group_index}', config.checkpoint.keep_latest)
+        workdir / f'group_{group_index}', config.checkpoint.keep_latest,
+        keep_best=False)
     start_epoch = 0
     latest = checkpoints.latest_epoch() if resuming else None
     if latest is not None:
@@ -521,7 +524,7 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
         num_epochs=num_epochs,
         images_per_epoch=len(dataset.train_images) // batch_size * batch_size,
         checkpoints=checkpoints, tracked_inputs=tracked_inputs,
-        on_diverged=on_diverged, keep_best=False,
+        on_diverged=on_diverged,
         flush=jsonl.flush if is_primary() else lambda: None,
         progress=progress)
     checkpoints.close()

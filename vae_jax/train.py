@@ -27,6 +27,7 @@ from flax import struct
 
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import data as data_lib
+from vae_jax.data import pipeline
 from vae_jax import figure_data
 from vae_jax import loop
 from vae_jax import metric_writers
@@ -161,17 +162,6 @@ def create_train_state(model, optimizer: optax.GradientTransformation,
                            optimizer)
 
 
-def to_model_input(images: jax.Array, preprocessing: str,
-                   rng: jax.Array) -> jax.Array:
-  """uint8 [B, ...] -> float32 of the same shape in [0, 1], as the model sees them.
-
-  'dynamic_binarized' draws each pixel ~ Bernoulli(grey / 255) with `rng`;
-  'grey' and 'static_binarized' (binarised once at load time) just rescale.
-  """
-  x = images.astype(jnp.float32) / 255.0
-  if preprocessing == 'dynamic_binarized':
-    x = jax.random.bernoulli(rng, x).astype(jnp.float32)
-  return x
 
 
 # ---------------------------------------------------------------------------- step
@@ -310,8 +300,8 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
 
     def body(state, inputs):
       batch_indices, (binarize_key, sample_key) = inputs
-      images = to_model_input(image_rows[batch_indices], preprocessing,
-                              binarize_key)
+      images = pipeline.to_model_input(image_rows[batch_indices],
+                                       preprocessing, binarize_key)
       batch = {'images': images.reshape(batch_size, *image_shape),
                'labels': data['labels'][batch_indices]}
       return train_step(state, batch, hparams, sample_key)
@@ -353,8 +343,9 @@ def make_evaluate(model, batch_size: int, preprocessing: str,
     def body(totals, inputs):
       batch, batch_weights, key = inputs
       binarize_key, sample_key = jax.random.split(key)
-      batch = dict(batch, images=to_model_input(batch['images'], preprocessing,
-                                                binarize_key))
+      images = pipeline.to_model_input(batch['images'], preprocessing,
+                                       binarize_key)
+      batch = dict(batch, images=images)
       _, terms = loss_fn(params, batch, hparams, sample_key)
       sums = {'recon': terms.reconstruction, 'kl': terms.kl,
               'loss': terms.loss}
@@ -386,39 +377,6 @@ def make_reconstruct(model):
 
 
 TRACKED_IMAGES = 8  # test digits whose reconstructions are kept every epoch
-
-
-# ---------------------------------------------------------------------------- data
-def device_data(images: np.ndarray, labels: np.ndarray, sharding=None) -> dict:
-  """{'images': uint8 [N, H, W], 'labels': int32 [N]} placed on the device."""
-  return jax.device_put({'images': np.asarray(images, np.uint8),
-                         'labels': np.asarray(labels, np.int32)}, sharding)
-
-
-def load_data(config: ml_collections.ConfigDict) -> data_lib.Dataset:
-  """Loads the configured dataset as uint8 host arrays, preprocessed for storage."""
-  dataset = data_lib.load_dataset(
-      config.data.name, data_dir=config.data.dir,
-      cache_dir=config.data.cache_dir,
-      download_if_missing=config.data.download, source=config.data.source)
-  if config.data.preprocessing not in PREPROCESSING_MODES:
-    raise ValueError(f'Unknown config.data.preprocessing '
-                     f'{config.data.preprocessing!r}; choose one of '
-                     f'{PREPROCESSING_MODES}.')
-  train_images, train_labels = dataset.train_images, dataset.train_labels
-  if config.data.train_subset is not None:
-    train_images = train_images[:config.data.train_subset]
-    train_labels = train_labels[:config.data.train_subset]
-  test_images, test_labels = dataset.test_images, dataset.test_labels
-  if config.data.test_subset is not None:
-    test_images = test_images[:config.data.test_subset]
-    test_labels = test_labels[:config.data.test_subset]
-  if config.data.preprocessing == 'static_binarized':
-    train_images = data_lib.binarize_static(train_images, seed=config.seed)
-    test_images = data_lib.binarize_static(test_images, seed=config.seed + 1)
-  return data_lib.Dataset(
-      name=dataset.name, train_images=train_images, train_labels=train_labels,
-      test_images=test_images, test_labels=test_labels, source=dataset.source)
 
 
 # ---------------------------------------------------------------------------- loop
@@ -494,7 +452,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
                         resuming: bool,
                         dataset: data_lib.Dataset | None) -> dict:
   if dataset is None:
-    dataset = load_data(config)
+    dataset = pipeline.load_data(config)
   log.info('Data: %s, %d train / %d test images of %s from %s',
                dataset.name, len(dataset.train_images),
                len(dataset.test_images), dataset.image_shape, dataset.source)
@@ -506,8 +464,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   state = create_train_state(model, optimizer, hparams, dataset.image_shape)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
 
-  train_data = device_data(dataset.train_images, dataset.train_labels)
-  test_data = device_data(dataset.test_images, dataset.test_labels)
+  train_data = pipeline.device_data(dataset.train_images, dataset.train_labels)
+  test_data = pipeline.device_data(dataset.test_images, dataset.test_labels)
   loss = reconstruction_loss_for(config)
   train_epoch = jax.jit(
       make_train_epoch(model, optimizer, config.batch_size,
@@ -529,7 +487,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   writer = metric_writers.MultiWriter([
       metric_writers.JsonlWriter(metrics_path, list(history)),
       metric_writers.TensorBoardWriter(workdir, purge_step=start_epoch + 1)])
-  best_loss = min((line['test_loss'] for line in history), default=np.inf)
 
   compile_start = time.perf_counter()
   epoch0 = jnp.int32(start_epoch + 1)
@@ -570,8 +527,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
         images_per_epoch=(len(dataset.train_images) // config.batch_size
                           * config.batch_size),
         checkpoints=checkpoints, tracked_inputs=tracked_inputs,
-        on_diverged=stop, keep_best=True, best_loss=best_loss,
-        progress=progress)
+        on_diverged=stop, progress=progress)
   except loop.Diverged:
     writer.close()
     checkpoints.close()

@@ -23,6 +23,7 @@ import numpy as np
 
 from vae_jax import objectives
 from vae_jax import train
+from vae_jax.data import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def sample_log_weights(model, params, hparams: train.Hyperparams,
 def _iwae_log_likelihood(model, params, hparams, images, labels, rng,
                          num_samples, chunk_size, preprocessing):
   binarize_key, sample_key = jax.random.split(rng)
-  x = train.to_model_input(images, preprocessing, binarize_key)
+  x = pipeline.to_model_input(images, preprocessing, binarize_key)
   posterior = model.apply({'params': params}, x, labels, method=model.encode)
   num_chunks = -(-num_samples // chunk_size)
 
@@ -117,7 +118,7 @@ def iwae_log_likelihood(model, params, hparams: train.Hyperparams,
   Args:
     model, params: a trained VAE (conditional ones use labels).
     hparams: prior_mean, prior_std and latent_mask of the run.
-    images: uint8 [B, H, W] as stored (see train.to_model_input).
+    images: uint8 [B, H, W] as stored (see pipeline.to_model_input).
     labels: int32 [B].
     rng: PRNG key.
     num_samples: k, importance samples per image.

@@ -56,6 +56,7 @@ from vae_jax import models
 from vae_jax import sweep as sweep_lib
 from vae_jax import train
 from vae_jax import workdir as workdir_lib
+from vae_jax.data import pipeline
 from vae_jax.evaluation import classifier_metrics
 from vae_jax.evaluation import fid
 from vae_jax.evaluation import likelihood
@@ -349,7 +350,7 @@ def evaluate_recon_at_mean(evaluation: MemberEvaluation) -> dict:
       member.config.data.preprocessing,
       train.reconstruction_loss_for(member.config), decode_mean=True))
   metrics = evaluate(member.params, member.hparams,
-                     train.device_data(test.test_images, test.test_labels))
+                     pipeline.device_data(test.test_images, test.test_labels))
   return {'test_recon_at_mean': float(metrics['recon'])}
 
 
@@ -563,7 +564,7 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
 
     def test_set(key=key, member=member):
       if key not in test_sets:
-        test_sets[key] = dataset or train.load_data(member.config)
+        test_sets[key] = dataset or pipeline.load_data(member.config)
       return test_sets[key]
 
     evaluation = MemberEvaluation(member, test_set, judge, inception, settings)

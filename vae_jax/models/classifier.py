@@ -4,7 +4,6 @@ classifier-FID, confusion matrices of generated digits)."""
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import linen as nn
 
 from vae_jax.models.conv import Conv

@@ -1,0 +1,53 @@
+"""Digit data sets for the VAE experiments: MNIST and USPS.
+
+Loading is plain numpy (importing this package never pulls in JAX or
+TensorFlow); :func:`load_dataset` returns a :class:`Dataset` of uint8 grey
+images and int32 labels:
+
+  >>> ds = load_dataset('mnist')                     # doctest: +SKIP
+  >>> ds.train_images.shape, ds.train_images.dtype   # doctest: +SKIP
+  ((60000, 28, 28), dtype('uint8'))
+
+Where the files come from, in order (see :func:`find_data_dir`):
+
+1. an explicit ``data_dir`` (``--config.data.dir``),
+2. ``$VAE_JAX_DATA_DIR``,
+3. the download cache (``$VAE_JAX_CACHE_DIR``, default ``~/.cache/vae_jax``),
+4. a download into that cache from the public mirrors, when allowed.
+
+Every file is verified against hard-coded checksums before it is used, and a
+download only ever lands in the cache after it has been verified.
+
+Modules: `dataset` (the Dataset, errors, static binarisation), `formats`
+(IDX and LIBSVM parsing), `cache` (the verified download cache), `digits`
+(MNIST and USPS: files, checksums, mirrors), `tfds` (tensorflow_datasets
+sources), and `pipeline` (config -> device arrays -> model input; it
+imports JAX, so it is not imported here).
+"""
+
+from vae_jax.data.cache import CACHE_DIR_ENV
+from vae_jax.data.cache import DEFAULT_CACHE_DIR
+from vae_jax.data.cache import cache_root
+from vae_jax.data.cache import fetch_first_verified
+from vae_jax.data.dataset import ChecksumError
+from vae_jax.data.dataset import DataError
+from vae_jax.data.dataset import DataNotFoundError
+from vae_jax.data.dataset import Dataset
+from vae_jax.data.dataset import PathLike
+from vae_jax.data.dataset import binarize_static
+from vae_jax.data.digits import DATA_DIR_ENV
+from vae_jax.data.digits import DATASET_NAMES
+from vae_jax.data.digits import MNIST_MD5
+from vae_jax.data.digits import MNIST_MIRRORS
+from vae_jax.data.digits import USPS_MIRRORS
+from vae_jax.data.digits import USPS_PUBLIC_MD5
+from vae_jax.data.digits import USPS_SHA256
+from vae_jax.data.digits import USPS_TEXT_SHA256
+from vae_jax.data.digits import download
+from vae_jax.data.digits import find_data_dir
+from vae_jax.data.digits import load_dataset
+from vae_jax.data.digits import load_mnist_dir
+from vae_jax.data.digits import load_usps_dir
+from vae_jax.data.formats import parse_idx
+from vae_jax.data.formats import parse_usps_libsvm
+from vae_jax.data.formats import read_idx
