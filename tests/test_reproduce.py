@@ -1,11 +1,10 @@
-"""launch.reproduce --quick for every study: trains, evaluates, reports (real data)."""
+"""launch.reproduce for every study at a smoke budget: trains, evaluates, reports (real data)."""
 
 import json
 import math
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from launch import reproduce
@@ -71,7 +70,8 @@ def _check_png(path: Path) -> None:
 def test_quick_reproduction_writes_report_figures_and_tables(
     tmp_path, mnist_dir, usps_dir, quick_classifier, study):
   report_path = reproduce.reproduce(
-      study, tmp_path / study, quick=True, data_dir=str(mnist_dir.parent),
+      study, tmp_path / study, quick=reproduce.SMOKE,
+      data_dir=str(mnist_dir.parent),
       classifier_dir=str(quick_classifier))
   page = report_path.read_text()
   assert page.startswith('<!DOCTYPE html>')
@@ -105,3 +105,19 @@ def test_quick_reproduction_writes_report_figures_and_tables(
   if study in ('D',):
     # The report's numbers sit beside ours.
     assert 'reported' in page and '161.04' in page
+
+
+@pytest.mark.parametrize('study', sorted(reproduce.STUDIES))
+def test_quick_mode_trains_each_experiment_on_its_own_budget(study):
+  for experiment in reproduce.STUDIES[study]:
+    full = reproduce.experiment_config(experiment, False, None, None)
+    quick = reproduce.experiment_config(experiment, True, None, None)
+    budget = experiment.quick
+    assert (quick.num_epochs, quick.data.train_subset,
+            quick.data.test_subset) == (budget.epochs, budget.train_images,
+                                        budget.test_images)
+    assert full.data.train_subset is None and full.data.test_subset is None
+    assert budget.epochs <= full.num_epochs
+    # Everything but the budget is the study's own setting.
+    for key in ('learning_rate', 'batch_size', 'optimizer', 'sweep'):
+      assert quick[key] == full[key], key
