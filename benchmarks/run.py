@@ -4,6 +4,8 @@ r"""vae_jax's benchmarks, one entry point; each mode is a module of benchmarks/.
       --config.data.dir=../shared/data --epochs=4 --output=/tmp/bench
   python -m benchmarks.run --mode=sweep --config=configs/study_d.py \
       --config.data.dir=../shared/data --epochs=2 --sweep_members=8
+  python -m benchmarks.run --mode=sweep --sweep_groups \
+      --config=configs/study_c.py --config.data.dir=../shared/data
   python -m benchmarks.run --mode=quality --config=configs/study_d.py \
       --config.data.dir=../shared/data --epochs=10 --quality_seeds=5
   python -m benchmarks.run --mode=fid
@@ -54,6 +56,14 @@ flags.DEFINE_string(
 flags.DEFINE_integer('fid_images', 64, 'Images per repeat for --mode=fid.')
 flags.DEFINE_integer('fid_batch_size', 32, 'Batch size for --mode=fid.')
 flags.DEFINE_integer('sweep_members', 8, 'K for --mode=sweep (seeds 0..K-1).')
+flags.DEFINE_bool(
+    'sweep_groups', False, '--mode=sweep: benchmark every group of the '
+    "config's own sweep (e.g. configs/study_c.py), each group's epoch "
+    "beside its members' single-run epochs in interleaved rounds, instead "
+    'of K seeds of the config.')
+flags.DEFINE_integer('sweep_rounds', 5, '--sweep_groups: interleaved rounds.')
+flags.DEFINE_integer('sweep_train_images', 4096,
+                     '--sweep_groups: training images per epoch.')
 flags.DEFINE_integer('quality_seeds', 5,
                      'Seeds per framework for --mode=quality (first..first+N-1).')
 flags.DEFINE_integer('quality_first_seed', 0,
@@ -86,6 +96,10 @@ def frameworks_mode(config) -> tuple[dict, str, str]:
 
 
 def sweep_mode(config) -> tuple[dict, str, str]:
+  if FLAGS.sweep_groups:
+    result = sweep.benchmark_groups(config, FLAGS.sweep_rounds,
+                                    FLAGS.sweep_train_images)
+    return result, sweep.groups_markdown(result), 'benchmark_sweep_groups'
   result = sweep.benchmark_sweep(config, FLAGS.sweep_members, FLAGS.epochs)
   return result, sweep.sweep_markdown(result), 'benchmark_sweep'
 

@@ -66,3 +66,102 @@ def sweep_markdown(result: dict) -> str:
   ]) + '\n'
 
 
+
+
+def benchmark_groups(config, rounds: int, train_images: int) -> dict:
+  """Each group of config.sweep as its vmapped program beside its members'
+  single-run programs, epochs interleaved round by round.
+
+  Per round: one epoch of the group, then one epoch of each member alone
+  (compiled beforehand, on the same first `train_images` images). A round's
+  ratio is the members' summed single-run seconds over the group's seconds,
+  i.e. the group's aggregate images/s over that of the runs one after
+  another; the median over rounds is reported, since single epochs on a
+  shared CPU move by 5-10%.
+  """
+  import jax
+  import jax.numpy as jnp
+  from vae_jax import models
+  from vae_jax import sweep as sweep_lib
+  config.data.train_subset = train_images
+  dataset = pipeline.load_data(config)
+  configs = [sweep_lib.member_config(config, m) for m in config.sweep]
+  mesh = sweep_lib.sweep_mesh()
+  train_data = pipeline.device_data(dataset.train_images, dataset.train_labels)
+  groups = []
+  for indices in sweep_lib.group_members(configs):
+    members = [configs[i] for i in indices]
+    group = sweep_lib.SweepGroup(members, dataset.image_shape, mesh)
+    group_state = group.create_state()
+    singles = []
+    for member in members:
+      model = models.build_model(member.model, dataset.image_shape)
+      optimizer = train.make_optimizer(member.optimizer)
+      hparams = train.hyperparams_from_config(member)
+      epoch = jax.jit(train.make_train_epoch(
+          model, optimizer, member.batch_size, member.data.preprocessing,
+          train.reconstruction_loss_for(member), member.scan_unroll),
+                      donate_argnums=0)
+      state = train.create_train_state(model, optimizer, hparams,
+                                       dataset.image_shape)
+      singles.append([epoch, state, hparams])
+
+    def run_group(epoch_index):
+      nonlocal group_state
+      group_state, metrics = group.train_epoch(
+          group_state, group.hparams, train_data, jnp.int32(epoch_index))
+      jax.block_until_ready(metrics)
+
+    def run_single(k, epoch_index):
+      epoch, state, hparams = singles[k]
+      singles[k][1], metrics = epoch(state, hparams, train_data,
+                                     jnp.int32(epoch_index))
+      jax.block_until_ready(metrics)
+
+    run_group(1)  # compiles
+    for k in range(len(singles)):
+      run_single(k, 1)
+    ratios, group_seconds, single_seconds = [], [], []
+    for round_index in range(rounds):
+      start = time.perf_counter()
+      run_group(round_index + 2)
+      seconds = time.perf_counter() - start
+      singles_total = 0.0
+      for k in range(len(singles)):
+        start = time.perf_counter()
+        run_single(k, round_index + 2)
+        singles_total += time.perf_counter() - start
+      group_seconds.append(seconds)
+      single_seconds.append(singles_total)
+      ratios.append(singles_total / seconds)
+    images = (len(dataset.train_images) // members[0].batch_size
+              * members[0].batch_size)
+    groups.append({
+        'members': [sweep_lib.member_label(config.sweep[i]) for i in indices],
+        'group_img_per_s': float(len(indices) * images
+                                 / np.median(group_seconds)),
+        'serial_img_per_s': float(len(indices) * images
+                                  / np.median(single_seconds)),
+        'round_ratios': ratios,
+        'median_ratio': float(np.median(ratios)),
+    })
+  return {'rounds': rounds, 'train_images': train_images,
+          'devices': [str(d) for d in jax.devices()], 'groups': groups}
+
+
+def groups_markdown(result: dict) -> str:
+  lines = [
+      f"Each group's vmapped epoch beside its members' single-run epochs, "
+      f"{result['rounds']} interleaved rounds on {result['train_images']:,} "
+      'training images; ratio = group aggregate images/s over the runs one '
+      'after another (median of per-round ratios).', '',
+      '| group | members | group img/s | one after another img/s | ratio '
+      '(median) | per-round ratios |',
+      '|---|---|---:|---:|---:|---|']
+  for index, group in enumerate(result['groups']):
+    lines.append(
+        f"| {index} | {len(group['members'])}: "
+        f"{'; '.join(group['members'])} | {group['group_img_per_s']:,.0f} | "
+        f"{group['serial_img_per_s']:,.0f} | {group['median_ratio']:.2f}x | "
+        f"{', '.join(f'{r:.2f}' for r in group['round_ratios'])} |")
+  return '\n'.join(lines) + '\n'
