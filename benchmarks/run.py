@@ -62,6 +62,8 @@ flags.DEFINE_bool(
     "beside its members' single-run epochs in interleaved rounds, instead "
     'of K seeds of the config.')
 flags.DEFINE_integer('sweep_rounds', 5, '--sweep_groups: interleaved rounds.')
+flags.DEFINE_enum('sweep_execution', 'vmap', ('vmap', 'map'),
+                  '--sweep_groups: how a group runs its members.')
 flags.DEFINE_integer('sweep_train_images', 4096,
                      '--sweep_groups: training images per epoch.')
 flags.DEFINE_integer('quality_seeds', 5,
@@ -98,7 +100,8 @@ def frameworks_mode(config) -> tuple[dict, str, str]:
 def sweep_mode(config) -> tuple[dict, str, str]:
   if FLAGS.sweep_groups:
     result = sweep.benchmark_groups(config, FLAGS.sweep_rounds,
-                                    FLAGS.sweep_train_images)
+                                    FLAGS.sweep_train_images,
+                                    FLAGS.sweep_execution)
     return result, sweep.groups_markdown(result), 'benchmark_sweep_groups'
   result = sweep.benchmark_sweep(config, FLAGS.sweep_members, FLAGS.epochs)
   return result, sweep.sweep_markdown(result), 'benchmark_sweep'

@@ -68,7 +68,8 @@ def sweep_markdown(result: dict) -> str:
 
 
 
-def benchmark_groups(config, rounds: int, train_images: int) -> dict:
+def benchmark_groups(config, rounds: int, train_images: int,
+                     execution: str = 'vmap') -> dict:
   """Each group of config.sweep as its vmapped program beside its members'
   single-run programs, epochs interleaved round by round.
 
@@ -91,7 +92,8 @@ def benchmark_groups(config, rounds: int, train_images: int) -> dict:
   groups = []
   for indices in sweep_lib.group_members(configs):
     members = [configs[i] for i in indices]
-    group = sweep_lib.SweepGroup(members, dataset.image_shape, mesh)
+    group = sweep_lib.SweepGroup(members, dataset.image_shape, mesh,
+                                 execution)
     group_state = group.create_state()
     singles = []
     for member in members:
@@ -146,6 +148,7 @@ def benchmark_groups(config, rounds: int, train_images: int) -> dict:
         'median_ratio': float(np.median(ratios)),
     })
   return {'rounds': rounds, 'train_images': train_images,
+          'execution': execution,
           'devices': [str(d) for d in jax.devices()], 'groups': groups}
 
 
@@ -153,6 +156,7 @@ def groups_markdown(result: dict) -> str:
   lines = [
       f"Each group's vmapped epoch beside its members' single-run epochs, "
       f"{result['rounds']} interleaved rounds on {result['train_images']:,} "
+      f"({result['execution']}) "
       'training images; ratio = group aggregate images/s over the runs one '
       'after another (median of per-round ratios).', '',
       '| group | members | group img/s | one after another img/s | ratio '

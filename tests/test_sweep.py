@@ -70,6 +70,20 @@ def test_sweep_members_equal_separate_runs(tmp_path):
   assert 'beta' in table[0] and 'test_loss' in table[0]
 
 
+def test_a_group_of_one_runs_the_single_run_program_bit_for_bit(tmp_path):
+  # A lone member trains unbatched (no vmap over an axis of one), so its
+  # numbers are its single run's exactly, epoch by epoch.
+  config = sweep_config(grid=[{'beta': 0.5}], num_epochs=2)
+  sweep.run_sweep(config, tmp_path / 'sweep', dataset=tiny_dataset())
+  train.train_and_evaluate(sweep.member_config(config, {'beta': 0.5}),
+                           tmp_path / 'single', dataset=tiny_dataset())
+  lines = lambda path: [
+      {k: v for k, v in json.loads(l).items()
+       if k not in ('member', 'img_per_s', 'seconds')}
+      for l in (path / 'metrics.jsonl').read_text().splitlines()]
+  assert lines(tmp_path / 'sweep') == lines(tmp_path / 'single')
+
+
 def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
   # Members swap initial weights: seed 0's shuffles and noise train seed 1's
   # draw and vice versa. The reference is one compiled epoch from those

@@ -176,11 +176,40 @@ def _checked_params(params, like, member: int):
   return jax.tree.map(lambda x, e: jnp.asarray(x, e.dtype), params, like)
 
 
+def over_members(fn, in_axes: tuple, size: int, execution: str = 'vmap'):
+  """fn mapped over the leading (members) axis of the arguments whose
+  in_axes entry is 0: jax.vmap ('vmap'), the members one after another in
+  one program with lax.map ('map'), or for a group of one, fn itself on
+  the squeezed arrays. XLA's CPU matrix products with a batch dimension of
+  one run 5-18% slower than unbatched ones
+  (results/benchmark_sweep_groups_cpu.md), and a lone member should train
+  at its single run's speed."""
+  if size > 1 and execution == 'vmap':
+    return jax.vmap(fn, in_axes=in_axes)
+  if size > 1:
+    def one_after_another(*args):
+      mapped = tuple(arg for arg, axis in zip(args, in_axes) if axis == 0)
+
+      def member(member_args):
+        member_args = iter(member_args)
+        return fn(*[next(member_args) if axis == 0 else arg
+                    for arg, axis in zip(args, in_axes)])
+      return jax.lax.map(member, mapped)
+    return one_after_another
+
+  def single(*args):
+    args = [jax.tree.map(lambda x: x[0], arg) if axis == 0 else arg
+            for arg, axis in zip(args, in_axes)]
+    return jax.tree.map(lambda x: x[None], fn(*args))
+  return single
+
+
 class SweepGroup:
   """One compiled program: the members of a group, stacked and sharded."""
 
   def __init__(self, configs: Sequence[ml_collections.ConfigDict],
-               image_shape: tuple[int, int], mesh: Mesh):
+               image_shape: tuple[int, int], mesh: Mesh,
+               execution: str = 'vmap'):
     base = configs[0]
     model_config = copy.deepcopy(base.model)
     capacity = max(c.model.latent_size for c in configs)
@@ -203,11 +232,12 @@ class SweepGroup:
                                    base.data.preprocessing, loss,
                                    base.scan_unroll)
     self.train_epoch = jax.jit(
-        jax.vmap(epoch, in_axes=(0, 0, None, None)), donate_argnums=0,
+        over_members(epoch, (0, 0, None, None), self.size, execution),
+        donate_argnums=0,
         out_shardings=self.sharded)
     evaluate = train.make_evaluate(self.model, base.eval_batch_size,
                                    base.data.preprocessing, loss)
-    self.evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)),
+    self.evaluate = jax.jit(over_members(evaluate, (0, 0, None), self.size),
                             out_shardings=self.sharded)
 
   def create_state(self, initial_params: Sequence[Any] | None = None,
@@ -376,8 +406,8 @@ class _GroupProgram:
     self._epoch_fn, self._evaluate_fn = epoch_fn, evaluate_fn
     self._train_data, self._test_data = train_data, test_data
     self._tracked = (tracked_inputs, tracked_labels)
-    self._reconstruct = jax.jit(jax.vmap(train.make_reconstruct(group.model),
-                                         in_axes=(0, 0, None, None)))
+    self._reconstruct = jax.jit(over_members(
+        train.make_reconstruct(group.model), (0, 0, None, None), group.size))
     self.diverged = list(diverged)
     self.frozen = None
     self.initial_state = initial_state
