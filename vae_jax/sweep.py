@@ -181,7 +181,7 @@ def over_members(fn, in_axes: tuple, size: int, execution: str = 'vmap'):
   in_axes entry is 0: jax.vmap ('vmap'), the members one after another in
   one program with lax.map ('map'), or for a group of one, fn itself on
   the squeezed arrays. XLA's CPU matrix products with a batch dimension of
-  one run 5-18% slower than unbatched ones
+  one run up to 30% slower than unbatched ones
   (results/benchmark_sweep_groups_cpu.md), and a lone member should train
   at its single run's speed."""
   if size > 1 and execution == 'vmap':
