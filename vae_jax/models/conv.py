@@ -24,9 +24,8 @@ IMPLEMENTATIONS = ('auto', 'matmul', 'xla')
 
 
 def _resolve(impl: str) -> str:
-  # Stride-1 layers too: XLA's own CPU convolution matches the matmul form
-  # in a single jitted step but runs 5x slower inside the lax.scan of a
-  # training epoch (Study E, 2 CPU threads: 2.24 against 0.41 s per step).
+  # On CPU every layer takes the matmul form, stride 1 included: XLA's own
+  # CPU convolution is slow inside an epoch's lax.scan (docs/cpu_kernels.md).
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f'Unknown convolution implementation {impl!r}; choose one '
                      f'of {IMPLEMENTATIONS}.')

@@ -149,14 +149,10 @@ def _window_counts(size: int) -> np.ndarray:
 
 def cpu_conv_impl(kernel_size: IntPair, stride: int, in_features: int,
                   prefer_matmul: bool = False) -> str:
-  """The faster of vae_jax.models.conv's implementations for a layer, on CPU.
-
-  Measured layer by layer at batch 16 on a 2-core x86 CPU: XLA's own
-  convolution is 1.2-5x faster for this network's stride-1 spatial kernels
-  (e.g. Mixed_5b's 5x5: 2.1 vs 10.8 ms per image) and for the 3-channel
-  first layer; patches @ kernel is faster for 1x1 and strided kernels, and
-  for Conv2d_4a_3x3 (44 vs 79 ms per image), which sets prefer_matmul.
-  """
+  """The faster of vae_jax.models.conv's implementations for a layer, on CPU:
+  XLA's convolution for stride-1 spatial kernels and the 3-channel first
+  layer, patches @ kernel otherwise and where prefer_matmul is set
+  (docs/cpu_kernels.md has the per-layer timings)."""
   kh, kw = _pair(kernel_size)
   if in_features == 3 or (stride == 1 and kh * kw > 1 and not prefer_matmul):
     return 'xla'
