@@ -75,6 +75,7 @@ def test_a_run_of_the_two_manager_layout_is_adopted(tmp_path):
   _legacy_run(tmp_path, [5.0, 1.0, 3.0, 4.0])
   # A step orbax had not finished when its process was killed.
   (tmp_path / 'checkpoints' / 'latest' / '5.orbax-checkpoint-tmp-1').mkdir()
+  (tmp_path / 'checkpoints' / 'best' / 'stray.json').write_text('{}')
   checkpoints = checkpoint.RunCheckpoints(tmp_path, keep_latest=2)
   assert sorted(os.listdir(tmp_path / 'checkpoints')) == [
       '2', '3', '4', 'checksums']

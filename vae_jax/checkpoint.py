@@ -193,7 +193,10 @@ class RunCheckpoints:
         if epoch is None or self._step_dir(epoch).exists():
           # orbax's unfinished temporaries, or the same epoch adopted from
           # best/: vae_jax's own files either way.
-          shutil.rmtree(step)
+          if step.is_dir():
+            shutil.rmtree(step)
+          else:
+            step.unlink()
           old_checksum.unlink(missing_ok=True)
           continue
         if old_checksum.exists():
