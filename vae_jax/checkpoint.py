@@ -132,6 +132,10 @@ def _tree_digests(directory: Path) -> dict[str, str]:
 _LEGACY_KINDS = ('best', 'latest')  # best first: its copy carries the metrics
 
 
+def _test_loss(metrics: dict) -> float:
+  return metrics['test_loss']
+
+
 class RunCheckpoints:
   """A run's (or sweep group's) checkpoints, one orbax CheckpointManager:
   each epoch is saved with its test loss; the newest `keep_latest` epochs
@@ -164,7 +168,7 @@ class RunCheckpoints:
     policies = [ocp.checkpoint_managers.LatestN(n=keep_latest)]
     if keep_best:
       policies.append(ocp.checkpoint_managers.BestN(
-          get_metric_fn=lambda metrics: metrics['test_loss'], reverse=True,
+          get_metric_fn=_test_loss, reverse=True,
           n=1, keep_checkpoints_without_metrics=False))
     # best_fn makes orbax write each step's test loss beside it, so that
     # BestN still knows the best epoch after a restart.
@@ -172,7 +176,7 @@ class RunCheckpoints:
         self.root, options=ocp.CheckpointManagerOptions(
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(
                 policies),
-            best_fn=lambda metrics: metrics['test_loss'], best_mode='min',
+            best_fn=_test_loss, best_mode='min',
             create=True))
 
   def _adopt_legacy(self) -> None:
