@@ -16,12 +16,15 @@ process takes part in the orbax checkpoints.
       --coordinator_address=10.0.0.1:8476 --num_processes=2 --process_id=0
 """
 
+from pathlib import Path
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from launch import common
 from vae_jax import sweep
+from vae_jax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory of the sweep.', required=True)
@@ -57,7 +60,7 @@ def main(argv):
     results = sweep.run_sweep(FLAGS.config, FLAGS.workdir,
                               overwrite=FLAGS.overwrite)
   if sweep.is_primary():
-    print((sweep.Path(FLAGS.workdir) / sweep.workdir_lib.RESULTS_MD).read_text())
+    print((Path(FLAGS.workdir) / workdir_lib.RESULTS_MD).read_text())
   diverged = [r for r in results if r['status'] != 'finished']
   if diverged:
     raise SystemExit(
