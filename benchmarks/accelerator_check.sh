@@ -21,7 +21,8 @@
 #
 # Settings (environment): DATA_DIR (.device_data), EPOCHS (10), SWEEP_KS
 # (1,8,64,256), BUDGET_SECONDS (450: the whole call), STEP_SECONDS (150),
-# TRAIN_SUBSET (all), TORCH_VARIANTS (all). tests/test_accelerator_check.py
+# TRAIN_SUBSET (all), TORCH_VARIANTS (all), STUDY_D_EPOCHS (Study D's own
+# 300). tests/test_accelerator_check.py
 # runs it on CPU with tiny settings.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -97,8 +98,13 @@ step sweep_scaling "$PYTHON" -m benchmarks.sweep_scaling \
 # Study D at its budget in a scratch workdir; its tables come back. A run
 # the time cuts short leaves its metrics (epochs so far) for the record.
 WORK=$(mktemp -d)
+STUDY_D_FLAGS=()
+if [ -n "${STUDY_D_EPOCHS:-}" ]; then
+  STUDY_D_FLAGS+=(--config.num_epochs="$STUDY_D_EPOCHS")
+fi
 step study_d "$PYTHON" -m launch.sweep --config=configs/study_d.py \
-    "${DATA_FLAGS[@]}" --workdir="$WORK/study_d" --config.plots=False
+    "${DATA_FLAGS[@]}" "${STUDY_D_FLAGS[@]}" --workdir="$WORK/study_d" \
+    --config.plots=False
 mkdir -p "$OUT/study_d"
 cp "$WORK"/study_d/results.{md,json} "$WORK"/study_d/metrics.jsonl \
     "$OUT/study_d/" 2>/dev/null
