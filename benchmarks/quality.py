@@ -12,6 +12,7 @@ import numpy as np
 from benchmarks.frameworks import GOALS, check_comparable
 from launch import common
 from vae_jax import data as data_lib
+from vae_jax import loop
 from vae_jax.data import pipeline
 
 # --quality_init: whose initial weights each seed starts from.
@@ -97,9 +98,9 @@ def compare_quality(config, seeds: int, epochs: int,
       # WARNING, as the other progress lines here: setup_logging hides
       # absl's INFO.
       logging.warning('PyTorch seed %d epoch %d/%d: train loss %.2f  %.0f '
-                      'img/s  ETA %.0f s', seed, epoch, epochs, train_loss,
+                      'img/s  ETA %s', seed, epoch, epochs, train_loss,
                       images_per_epoch / epoch_seconds,
-                      epochs_left * epoch_seconds)
+                      loop.format_duration(epochs_left * epoch_seconds))
 
     torch_losses.append(torch_reference.train_twin(
         config, dataset, seed, epochs, torch_device,
@@ -141,7 +142,7 @@ def quality_markdown(result: dict) -> str:
   model = result['model']
   seeds = result['seeds']
   first_seed = result.get('first_seed', 0)
-  rows = [f"| seed | JAX | PyTorch |", '|---:|---:|---:|']
+  rows = ["| seed | JAX | PyTorch |", '|---:|---:|---:|']
   for index in range(seeds):
     rows.append(f"| {first_seed + index} | "
                 f"{result['jax']['test_loss'][index]:.2f} | "

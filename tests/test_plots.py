@@ -98,7 +98,6 @@ def test_sweep_figures_overlay_curves_of_swept_settings_but_not_seeds(tmp_path):
 
 
 def _trained_tiny(latent_size, num_epochs=1, **overrides):
-  import jax
   from test_train import tiny_config, tiny_dataset
   from vae_jax import models
   from vae_jax import train

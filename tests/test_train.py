@@ -14,6 +14,7 @@ import pytest
 from configs import default
 from vae_jax import checkpoint
 from vae_jax import data
+from vae_jax import loop
 from vae_jax import workdir as workdir_lib
 from vae_jax import models
 from vae_jax import objectives
@@ -540,3 +541,10 @@ def test_usps_16x16_trains_end_to_end(tmp_path, usps_dir, model_name, loss):
   assert lines[1]['test_loss'] < lines[0]['test_loss']  # it learns
   assert np.isfinite(results['test_loss'])
   assert (tmp_path / 'usps' / 'latent_grid.png').stat().st_size > 5000
+
+
+def test_progress_durations_read_as_seconds_minutes_or_hours():
+  assert loop.format_duration(44.4) == '44 s'
+  assert loop.format_duration(59.6) == '1 min 00 s'
+  assert loop.format_duration(725) == '12 min 05 s'
+  assert loop.format_duration(2 * 3600 + 7 * 60 + 29) == '2 h 07 min'

@@ -86,6 +86,18 @@ def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
                         outputs=np.stack(stacked))
 
 
+def format_duration(seconds: float) -> str:
+  """A duration as a person reads it: '45 s', '12 min 05 s', '2 h 07 min'."""
+  seconds = int(round(seconds))
+  if seconds < 60:
+    return f'{seconds} s'
+  minutes, seconds = divmod(seconds, 60)
+  if minutes < 60:
+    return f'{minutes} min {seconds:02d} s'
+  hours, minutes = divmod(minutes, 60)
+  return f'{hours} h {minutes:02d} min'
+
+
 def non_finite_metrics(line: dict) -> list[str]:
   """The metric names of an epoch's line whose values are NaN or infinite."""
   return [k for k, v in line.items()

@@ -543,10 +543,12 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
       return program.freeze(state, source, indices)
 
     def progress(epoch, img_per_s, seconds, eta):
-      log.info('group %d epoch %d/%d  test loss %s  %.0f img/s (all members)  '
-               '%.1f s  ETA %.0f s', group_index, epoch, num_epochs,
+      log.info('group %d (of %d) epoch %d/%d  test loss %s  %.0f img/s (all '
+               'members)  %.1f s  group ETA %s', group_index, len(groups),
+               epoch, num_epochs,
                ' '.join(f'{m.history[-1]["test_loss"]:.2f}'
-                        for m in group_models), img_per_s, seconds, eta)
+                        for m in group_models), img_per_s, seconds,
+               loop.format_duration(eta))
 
     num_epochs = group_configs[0].num_epochs
     state, stats = loop.train_epochs(

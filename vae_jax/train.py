@@ -516,9 +516,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
     line = history[-1]
     log.info(
         'epoch %d/%d  train loss %.2f  test loss %.2f (recon %.2f, kl %.2f)  '
-        '%.0f img/s  %.1f s  ETA %.0f s', epoch, config.num_epochs,
+        '%.0f img/s  %.1f s  ETA %s', epoch, config.num_epochs,
         line['train_loss'], line['test_loss'], line['test_recon'],
-        line['test_kl'], img_per_s, seconds, eta)
+        line['test_kl'], img_per_s, seconds, loop.format_duration(eta))
 
   try:
     state, _ = loop.train_epochs(
