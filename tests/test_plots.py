@@ -78,6 +78,19 @@ def test_a_setting_that_follows_the_swept_one_does_not_split_its_line():
   assert [r['member'] for _, r in lines['latent_size=20']] == [0, 1, 2]
 
 
+def test_lines_are_named_by_the_settings_that_tell_them_apart():
+  # Study B's latent sweep: one line per encoder depth; beta and the
+  # convolutions are the same on both, so the legend leaves them out.
+  results = [_result(m, **{'model.latent_size': latent,
+                           'model.encoder_widths': widths, 'beta': 1.0,
+                           'model.encoder_conv_channels': []})
+             for m, (latent, widths) in enumerate(
+                 [(1, [400] * 3), (2, [400] * 3), (1, [400]), (20, [400])])]
+  lines = plots.lines_along(results, 'model.latent_size')
+  assert list(lines) == ['encoder_widths=400-400-400', 'encoder_widths=400']
+  assert [r['member'] for _, r in lines['encoder_widths=400']] == [2, 3]
+
+
 def test_sweep_figures_overlay_curves_of_swept_settings_but_not_seeds(tmp_path):
   results = [_result(m, **{'model.latent_size': m + 1, 'seed': m})
              for m in range(3)]

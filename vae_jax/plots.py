@@ -434,24 +434,34 @@ def lines_along(results: Sequence[dict], key: str
   """Members joined into lines along one swept setting `key`.
 
   A line holds the members whose other settings all agree, sorted by their
-  value of `key`; the dict's keys describe those other settings. A setting
-  that `key` determines across the sweep (a decoder width that follows the
-  encoder's) does not split lines. Lines of a single member are left out.
+  value of `key`; the dict's keys describe those other settings, naming
+  only those that differ between the lines when there are several (a
+  legend says what tells the lines apart). A setting that `key` determines
+  across the sweep (a decoder width that follows the encoder's) does not
+  split lines. Lines of a single member are left out.
   """
   along = [r['settings'] for r in results if key in r['settings']]
   tied = {other for other in {k for s in along for k in s} - {key}
           if _determined_by(along, key, other)}
-  lines: dict[str, list[tuple[Any, dict]]] = {}
+  grouped: dict[tuple, list[tuple[Any, dict]]] = {}
   for result in results:
     settings = result['settings']
     if key not in settings:
       continue
-    others = ', '.join(f'{k.split(".")[-1]}={_setting_text(v)}'
-                       for k, v in sorted(settings.items())
-                       if k != key and k not in tied)
-    lines.setdefault(others, []).append((settings[key], result))
-  return {k: sorted(v, key=lambda p: _setting_order(p[0]))
-          for k, v in lines.items() if len(v) > 1}
+    others = tuple((k, _setting_text(v)) for k, v in sorted(settings.items())
+                   if k != key and k not in tied)
+    grouped.setdefault(others, []).append((settings[key], result))
+  grouped = {k: v for k, v in grouped.items() if len(v) > 1}
+  values_of: dict[str, set] = {}
+  for others in grouped:
+    for k, text in others:
+      values_of.setdefault(k, set()).add(text)
+  shown = {k for k, texts in values_of.items()
+           if len(grouped) == 1 or len(texts) > 1}
+  return {', '.join(f'{k.split(".")[-1]}={text}' for k, text in others
+                    if k in shown):
+          sorted(members, key=lambda p: _setting_order(p[0]))
+          for others, members in grouped.items()}
 
 
 def _sweep_panels(results: Sequence[dict], key: str, loss: str,
@@ -524,10 +534,15 @@ def plot_curves_along(results: Sequence[dict], history: Sequence[dict],
   lines, name, fig, panels = found
   axes = [panel[0] for panel in panels]
   styles = ('-', '--', ':', '-.')
+  # One colour per value of the setting, the same on every line.
+  values = sorted({_setting_text(value): value for points in lines.values()
+                   for value, _ in points}.values(), key=_setting_order)
+  palette = dict(zip(map(_setting_text, values),
+                     plt.cm.viridis(np.linspace(0, 0.9, len(values)))))
   for ax, metric, title, unit in panels:
     for style, (others, points) in zip(styles * len(lines), lines.items()):
-      colours = plt.cm.viridis(np.linspace(0, 0.9, len(points)))
-      for colour, (value, result) in zip(colours, points):
+      for value, result in points:
+        colour = palette[_setting_text(value)]
         member = [l for l in history if l['member'] == result['member']]
         label = f'{name}={_setting_text(value)}'
         if len(lines) > 1:
