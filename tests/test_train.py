@@ -548,3 +548,24 @@ def test_progress_durations_read_as_seconds_minutes_or_hours():
   assert loop.format_duration(59.6) == '1 min 00 s'
   assert loop.format_duration(725) == '12 min 05 s'
   assert loop.format_duration(2 * 3600 + 7 * 60 + 29) == '2 h 07 min'
+
+
+def test_tracked_reconstructions_append_resume_and_read_back(tmp_path):
+  rng = np.random.default_rng(0)
+  inputs = rng.uniform(size=(3, 4, 4)).astype(np.float32)
+  outputs = rng.uniform(size=(4, 3, 4, 4)).astype(np.float32)
+  path = tmp_path / 'tracked.npz'
+  # A file written by an earlier version: float pixels, compressed.
+  np.savez_compressed(path, inputs=inputs, epochs=np.array([1]),
+                      outputs=outputs[:1])
+  for epoch in (2, 3):
+    loop.track_reconstructions(path, epoch, inputs, outputs[epoch - 1])
+  # A resumed run writes epoch 3 again: the earlier epoch 3 is replaced.
+  loop.track_reconstructions(path, 3, inputs, outputs[3])
+  read_inputs, epochs, read_outputs = loop.read_tracked_reconstructions(path)
+  assert epochs == [1, 2, 3]
+  assert read_outputs.dtype == np.float32
+  np.testing.assert_allclose(read_inputs, inputs, atol=0.5 / 255)
+  np.testing.assert_allclose(read_outputs, outputs[[0, 1, 3]], atol=0.5 / 255)
+  with np.load(path) as saved:  # stored as 8-bit pixels
+    assert saved['outputs'].dtype == np.uint8

@@ -69,21 +69,48 @@ class LoopStats:
   epochs_run: int = 0
 
 
+def _as_pixels(images: np.ndarray) -> np.ndarray:
+  """Images in [0, 1] as uint8 0-255 (uint8 passes through)."""
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    return images
+  return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
                           outputs: np.ndarray) -> None:
-  """Appends one epoch's outputs [N, H, W] to the file at `path` (npz with
-  inputs [N, H, W], epochs [E], outputs [E, N, H, W]); later epochs left by
-  an interrupted run are dropped first."""
+  """Appends one epoch's outputs [N, H, W] (in [0, 1]) to the file at
+  `path`; later epochs left by an interrupted run are dropped first.
+
+  The file is an uncompressed npz of uint8 pixels (inputs [N, H, W], epochs
+  [E], outputs [E, N, H, W]): it is rewritten every epoch, and compressing
+  a few hundred epochs of float reconstructions costs about a third of a
+  second per member per epoch late in a run, far more than writing the
+  bytes. Files of float pixels, compressed, are converted on append.
+  """
   epochs, stacked = [], []
   if path.exists():
     with np.load(path) as saved:
       keep = saved['epochs'] < epoch
-      epochs, stacked = list(saved['epochs'][keep]), list(saved['outputs'][keep])
+      epochs = list(saved['epochs'][keep])
+      stacked = list(_as_pixels(saved['outputs'][keep]))
   epochs.append(epoch)
-  stacked.append(np.asarray(outputs, np.float32))
+  stacked.append(_as_pixels(outputs))
   with workdir_lib.atomic_path(path) as temporary, open(temporary, 'wb') as f:
-    np.savez_compressed(f, inputs=inputs, epochs=np.asarray(epochs),
-                        outputs=np.stack(stacked))
+    np.savez(f, inputs=_as_pixels(inputs), epochs=np.asarray(epochs),
+             outputs=np.stack(stacked))
+
+
+def read_tracked_reconstructions(path: Path
+                                 ) -> tuple[np.ndarray, list[int], np.ndarray]:
+  """The file of `track_reconstructions`: inputs [N, H, W], the epochs, and
+  outputs [E, N, H, W], pixels as float32 in [0, 1]."""
+  with np.load(path) as saved:
+    inputs, epochs, outputs = (saved['inputs'], saved['epochs'].tolist(),
+                               saved['outputs'])
+  as_unit = lambda x: (x.astype(np.float32) / 255.0 if x.dtype == np.uint8
+                       else x.astype(np.float32))
+  return as_unit(inputs), epochs, as_unit(outputs)
 
 
 def format_duration(seconds: float) -> str:

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 
+from vae_jax import loop
 from vae_jax import workdir as workdir_lib
 
 if TYPE_CHECKING:  # drawing needs arrays only, not JAX
@@ -392,10 +393,9 @@ def _tracked_reconstructions(workdir: Path) -> list[Path]:
   tracked = workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH
   if not tracked.exists():
     return []
-  with np.load(tracked) as saved:
-    return [plot_reconstructions_by_epoch(
-        saved['inputs'], saved['outputs'], saved['epochs'].tolist(),
-        workdir / 'reconstructions_by_epoch.png')]
+  inputs, epochs, outputs = loop.read_tracked_reconstructions(tracked)
+  return [plot_reconstructions_by_epoch(
+      inputs, outputs, epochs, workdir / 'reconstructions_by_epoch.png')]
 
 
 def _setting_order(value) -> tuple:
