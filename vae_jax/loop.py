@@ -83,10 +83,9 @@ def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
   `path`; later epochs left by an interrupted run are dropped first.
 
   The file is an uncompressed npz of uint8 pixels (inputs [N, H, W], epochs
-  [E], outputs [E, N, H, W]): it is rewritten every epoch, and compressing
-  a few hundred epochs of float reconstructions costs about a third of a
-  second per member per epoch late in a run, far more than writing the
-  bytes. Files of float pixels, compressed, are converted on append.
+  [E], outputs [E, N, H, W]): it is rewritten every epoch, so its cost
+  grows with the epochs, and compressing it would dominate a late epoch's
+  bookkeeping. Files of float pixels, compressed, are converted on append.
   """
   epochs, stacked = [], []
   if path.exists():
