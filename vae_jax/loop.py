@@ -22,6 +22,7 @@ import numpy as np
 
 from vae_jax import metric_writers
 from vae_jax import workdir as workdir_lib
+from vae_jax.data import dataset as dataset_lib
 
 log = logging.getLogger('vae_jax.loop')
 
@@ -69,14 +70,6 @@ class LoopStats:
   epochs_run: int = 0
 
 
-def _as_pixels(images: np.ndarray) -> np.ndarray:
-  """Images in [0, 1] as uint8 0-255 (uint8 passes through)."""
-  images = np.asarray(images)
-  if images.dtype == np.uint8:
-    return images
-  return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
                           outputs: np.ndarray) -> None:
   """Appends one epoch's outputs [N, H, W] (in [0, 1]) to the file at
@@ -92,11 +85,11 @@ def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
     with np.load(path) as saved:
       keep = saved['epochs'] < epoch
       epochs = list(saved['epochs'][keep])
-      stacked = list(_as_pixels(saved['outputs'][keep]))
+      stacked = list(dataset_lib.as_grey_levels(saved['outputs'][keep]))
   epochs.append(epoch)
-  stacked.append(_as_pixels(outputs))
+  stacked.append(dataset_lib.as_grey_levels(outputs))
   with workdir_lib.atomic_path(path) as temporary, open(temporary, 'wb') as f:
-    np.savez(f, inputs=_as_pixels(inputs), epochs=np.asarray(epochs),
+    np.savez(f, inputs=dataset_lib.as_grey_levels(inputs), epochs=np.asarray(epochs),
              outputs=np.stack(stacked))
 
 
@@ -107,9 +100,8 @@ def read_tracked_reconstructions(path: Path
   with np.load(path) as saved:
     inputs, epochs, outputs = (saved['inputs'], saved['epochs'].tolist(),
                                saved['outputs'])
-  as_unit = lambda x: (x.astype(np.float32) / 255.0 if x.dtype == np.uint8
-                       else x.astype(np.float32))
-  return as_unit(inputs), epochs, as_unit(outputs)
+  return (dataset_lib.as_unit_float(inputs), epochs,
+          dataset_lib.as_unit_float(outputs))
 
 
 def format_duration(seconds: float) -> str:

@@ -34,6 +34,8 @@ from vae_jax.data.dataset import DataError
 from vae_jax.data.dataset import DataNotFoundError
 from vae_jax.data.dataset import Dataset
 from vae_jax.data.dataset import PathLike
+from vae_jax.data.dataset import as_grey_levels
+from vae_jax.data.dataset import as_unit_float
 from vae_jax.data.dataset import binarize_static
 from vae_jax.data.digits import DATA_DIR_ENV
 from vae_jax.data.digits import DATASET_NAMES

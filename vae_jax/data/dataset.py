@@ -77,6 +77,23 @@ class Dataset:
     return tuple(self.train_images.shape[1:])
 
 
+def as_unit_float(images: np.ndarray) -> np.ndarray:
+  """uint8 grey levels 0..255 (stored data) or floats in [0, 1] -> float32
+  in [0, 1]."""
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    return images.astype(np.float32) / np.float32(255.0)
+  return images.astype(np.float32)
+
+
+def as_grey_levels(images: np.ndarray) -> np.ndarray:
+  """Floats in [0, 1] -> uint8 grey levels 0..255 (uint8 passes through)."""
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    return images
+  return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def binarize_static(images: np.ndarray, seed: int) -> np.ndarray:
   """Draws one fixed binarisation of grey images ('static binarisation').
 

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import objectives
+from vae_jax.data import dataset as dataset_lib
 from vae_jax.evaluation import fid
 
 
@@ -91,13 +92,6 @@ def _compiled_features(classifier_model, layer: str):
       {'params': params}, x, method=classifier_model.features)[layer])
 
 
-def as_classifier_input(images: np.ndarray) -> np.ndarray:
-  """uint8 [N, H, W] (stored data) or floats in [0, 1] -> float32 in [0, 1]."""
-  if images.dtype == np.uint8:
-    return images.astype(np.float32) / 255.0
-  return np.asarray(images, np.float32)
-
-
 # -------------------------------------------------------------- classifier
 def classifier_feature_fn(classifier_model, classifier_params,
                           layer: str = 'penultimate'):
@@ -111,7 +105,7 @@ def classifier_feature_fn(classifier_model, classifier_params,
 
   def feature_fn(images: np.ndarray) -> np.ndarray:
     features = np.asarray(apply(classifier_params,
-                                as_classifier_input(images)))
+                                dataset_lib.as_unit_float(images)))
     return features.reshape(features.shape[0], -1)
 
   return feature_fn
