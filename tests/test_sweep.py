@@ -287,6 +287,64 @@ def test_interrupted_sweep_resumes_to_the_same_result(tmp_path):
                     (m, e) for m in range(len(GRID)) for e in (1, 2))
 
 
+class _Interrupted(Exception):
+  pass
+
+
+def test_a_sweep_is_readable_while_it_trains_and_resumes_past_finished_groups(
+    tmp_path, monkeypatch, caplog):
+  # Two groups (batch size splits them); the call is cut short as the second
+  # group starts training.
+  config = sweep_config(sweep.product(batch_size=[8, 16], beta=[1.0, 2.0]),
+                        num_epochs=1, plots=True)
+  workdir = tmp_path / 'sweep'
+  train_epochs = sweep.loop.train_epochs
+  calls = []
+
+  def cut_short(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise _Interrupted
+    return train_epochs(*args, **kwargs)
+
+  monkeypatch.setattr(sweep.loop, 'train_epochs', cut_short)
+  with pytest.raises(_Interrupted):
+    sweep.run_sweep(config, workdir, dataset=tiny_dataset())
+  partial = json.loads((workdir / 'results.json').read_text())
+  assert [r['status'] for r in partial] == ['finished', 'finished',
+                                            'pending', 'pending']
+  assert [r['epochs'] for r in partial] == [1, 1, 0, 0]
+  table = (workdir / 'results.md').read_text().splitlines()
+  assert 'status' in table[0] and table[4].count('pending') == 1
+  assert (workdir / 'curves_by_beta.png').exists()  # from group 0 alone
+
+  # The finished members are evaluated; the pending ones are left out.
+  evaluated = workdir_evaluation.evaluate_workdir(
+      workdir, ['iwae'], settings=workdir_evaluation.Settings(
+          iwae_samples=5, num_images=10), dataset=tiny_dataset())
+  assert ['iwae_nll' in r for r in evaluated] == [True, True, False, False]
+
+  monkeypatch.setattr(sweep.loop, 'train_epochs', train_epochs)
+  drawn_before = (workdir / 'member_000' / 'samples.png').stat().st_mtime_ns
+  with caplog.at_level('INFO', logger='vae_jax.sweep'):
+    resumed = sweep.run_sweep(config, workdir, dataset=tiny_dataset())
+  messages = [r.getMessage() for r in caplog.records]
+  assert any('Group 0 (of 2) finished in an earlier call' in m
+             for m in messages)
+  assert not any(m.startswith('Group 0: ') and 'compiled' in m
+                 for m in messages)
+  assert (workdir / 'member_000' / 'samples.png').stat().st_mtime_ns == (
+      drawn_before)
+  assert [r['status'] for r in resumed] == ['finished'] * 4
+  # Group 0's results, evaluation included, are kept as they were.
+  assert resumed[:2] == evaluated[:2]
+  single = train.train_and_evaluate(
+      sweep.member_config(config, config.sweep[3]), tmp_path / 'single',
+      dataset=tiny_dataset())
+  assert resumed[3]['test_loss'] == pytest.approx(single['test_loss'],
+                                                  rel=2e-5)
+
+
 def test_sweep_figures(tmp_path):
   grid = sweep.concat(sweep.product(beta=[0.5, 1.0, 2.0]),
                       sweep.product(model__latent_size=[1, 3]))

@@ -107,6 +107,8 @@ def setting_defaults(config: dict, keys) -> dict[str, Any]:
 
 
 def _format(value: Any) -> str:
+  if value is None:  # a pending sweep member's metrics
+    return '-'
   if isinstance(value, float):
     return f'{value:.4g}' if abs(value) < 1e-2 and value else f'{value:.2f}'
   if isinstance(value, (list, tuple)):

@@ -320,9 +320,12 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
   """Trains every member of config.sweep; returns one results dict per member.
 
   Writes to workdir: config.json, metrics.jsonl (a line per member and
-  epoch), results.csv / results.md (settings and final test metrics of every
-  member), group_<g>/checkpoints (the stacked state of each group), and
-  figures. An interrupted sweep resumes from each group's latest checkpoint.
+  epoch), results.csv / results.md / results.json (settings and final test
+  metrics of every member; rewritten after each group, with the members of
+  the groups still to train marked pending), group_<g>/checkpoints (the
+  stacked state of each group), and figures. An interrupted sweep resumes
+  from each group's latest checkpoint; groups an earlier call finished keep
+  their results and figures and are not compiled again.
   `devices` (default: all) carry the sweep axis; `dataset` replaces the
   configured data (tests pass small arrays). `initial_params`, one parameter
   tree per member of config.sweep (each at the member's own latent size),
@@ -462,7 +465,16 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
   groups = group_members(configs)
   log.info('Sweep of %d members in %d group(s) on %d device(s).',
            len(configs), len(groups), mesh.size)
+  earlier = _earlier_results(workdir) if resuming else {}
+  done_earlier = _groups_done_earlier(groups, configs, earlier)
   for group_index, member_indices in enumerate(groups):
+    if done_earlier[group_index]:
+      for member in member_indices:
+        results[member] = earlier.get(member)
+      log.info('Group %d (of %d) finished in an earlier call: its results, '
+               'checkpoints and figures stay as they are.', group_index,
+               len(groups))
+      continue
     group_configs = [configs[i] for i in member_indices]
     group = SweepGroup(group_configs, dataset.image_shape, mesh)
     # A group keeps only its newest epochs: its members' best epochs differ.
@@ -610,15 +622,17 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
             group_configs[k].model.variational)
         plots.plot_run(member_dir, figures, history,
                        loss=group_configs[k].loss)
+    if is_primary() and group_index < len(groups) - 1:
+      # A long sweep is readable while it trains: the members of the groups
+      # to come are listed as pending.
+      _write_sweep_results(workdir, config, configs, grid, groups, results,
+                           all_lines, dataset.image_shape)
   if not is_primary():
     return results
-  write_results_table(workdir, results, config.get('reported', ()),
-                      checkpoint_lib.config_as_dict(config))
+  _write_sweep_results(workdir, config, configs, grid, groups, results,
+                       all_lines, dataset.image_shape)
   if config.plots:
     from vae_jax import plots
-    losses = {c.loss for c in configs}
-    plots.plot_sweep(workdir, results, all_lines,
-                     losses.pop() if len(losses) == 1 else 'mixed')
     plots.plot_dataset(
         dataset.train_images, dataset.train_labels, workdir / 'dataset.png',
         f'{dataset.name.upper()}: training images, '
@@ -626,6 +640,74 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
         f'{len(dataset.test_images):,} test, '
         f'{dataset.image_shape[0]}x{dataset.image_shape[1]}')
   return results
+
+
+PENDING = 'pending'
+
+
+def _earlier_results(workdir: Path) -> dict[int, dict]:
+  """The members results.json holds from an earlier call (finished or
+  diverged; pending ones are left out), by member index."""
+  path = workdir / workdir_lib.RESULTS_FILE
+  if not path.exists():
+    return {}
+  return {r['member']: r for r in json.loads(path.read_text())
+          if r.get('status') != PENDING}
+
+
+def _groups_done_earlier(groups: list[list[int]], configs,
+                         earlier: dict[int, dict]) -> list[bool]:
+  """Per group, whether an earlier call trained it to its last epoch and
+  wrote its results (results.json is written after each group, from its
+  final checkpoint): such a group is neither recompiled nor redrawn.
+
+  Process 0 decides (it wrote results.json) and tells the others, so that
+  every process trains the same groups.
+  """
+  done = np.zeros(len(groups), np.int32)
+  if is_primary():
+    for g, members in enumerate(groups):
+      num_epochs = configs[members[0]].num_epochs
+      entries = [earlier.get(m) for m in members]
+      # A sweep resumed with more epochs trains its finished groups further;
+      # a diverged member stopped early either way.
+      done[g] = all(e is not None and (e['epochs'] == num_epochs or
+                                       e.get('status', 'finished')
+                                       != 'finished')
+                    for e in entries)
+  if jax.process_count() > 1:
+    done = np.asarray(multihost_utils.broadcast_one_to_all(done))
+  return [bool(d) for d in done]
+
+
+def _pending_result(member: int, grid, group_index: int, model_config,
+                    image_shape) -> dict:
+  return {'member': member, 'label': member_label(grid[member]),
+          'settings': dict(grid[member]), 'group': group_index,
+          'status': PENDING, 'epochs': 0, 'test_recon': None,
+          'test_kl': None, 'test_loss': None, 'img_per_s': None,
+          'num_params': train.count_params(model_config, image_shape)}
+
+
+def _write_sweep_results(workdir: Path, config, configs, grid, groups,
+                         results: list[dict | None], history: list[dict],
+                         image_shape) -> None:
+  """The results tables and (config.plots) the sweep-level figures, from the
+  groups trained so far; members of groups still to train are pending."""
+  group_of = {m: g for g, members in enumerate(groups) for m in members}
+  table = [r if r is not None else
+           _pending_result(m, grid, group_of[m], configs[m].model, image_shape)
+           for m, r in enumerate(results)]
+  write_results_table(workdir, table, config.get('reported', ()),
+                      checkpoint_lib.config_as_dict(config))
+  if config.plots:
+    from vae_jax import plots
+    trained = [r for r in table if r['status'] != PENDING]
+    losses = {c.loss for c in configs}
+    plots.plot_sweep(workdir, trained,
+                     [l for l in history
+                      if l['member'] in {r['member'] for r in trained}],
+                     losses.pop() if len(losses) == 1 else 'mixed')
 
 
 def _is_metric(key: str) -> bool:

@@ -134,8 +134,11 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
 
 
 def restore_members(workdir: Path, config: ml_collections.ConfigDict,
-                    image_shape: tuple[int, int]) -> list[Member]:
-  """The latest checkpointed parameters of the run, or of every sweep member."""
+                    image_shape: tuple[int, int],
+                    skip: frozenset[int] = frozenset()) -> list[Member]:
+  """The latest checkpointed parameters of the run, or of every sweep member
+  but those in `skip` (a group all of whose members are skipped is not
+  restored: it may not have trained yet)."""
   if 'sweep' not in config:
     model = models.build_model(config.model, image_shape)
     hparams = train.hyperparams_from_config(config)
@@ -149,6 +152,8 @@ def restore_members(workdir: Path, config: ml_collections.ConfigDict,
   mesh = sweep_lib.sweep_mesh()
   members = []
   for group_index, indices in enumerate(sweep_lib.group_members(configs)):
+    if set(indices) <= skip:
+      continue
     group = sweep_lib.SweepGroup([configs[i] for i in indices], image_shape,
                                  mesh)
     state = _restore_latest(workdir / f'group_{group_index}',
@@ -482,7 +487,9 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
     dataset: replaces the configured data (tests pass small arrays).
 
   Returns:
-    The updated results: a dict (run) or one dict per member (sweep).
+    The updated results: a dict (run) or one dict per member (sweep). The
+    members of a sweep still training are evaluated group by group: those
+    results.json lists as pending are left out until they have trained.
   """
   workdir = Path(workdir)
   check_metrics(metrics)
@@ -528,7 +535,14 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
   raw = dataset or data_lib.load_dataset(
       base.data.name, data_dir=base.data.dir, cache_dir=base.data.cache_dir,
       download_if_missing=base.data.download, source=base.data.source)
-  members = restore_members(workdir, config, raw.image_shape)
+  pending = frozenset(r['member'] for r in (
+      results if isinstance(results, list) else [])
+                      if r.get('status') == sweep_lib.PENDING)
+  if pending:
+    log.warning('Not evaluating member(s) %s: the sweep has not trained them '
+                'yet (run it again to resume it, then evaluate).',
+                ', '.join(map(str, sorted(pending))))
+  members = restore_members(workdir, config, raw.image_shape, pending)
 
   judge = inception = None
   if classifier is not None:
@@ -546,16 +560,15 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
   test_sets: dict[str, data_lib.Dataset] = {}
   if 'iwae' in metrics_set and all(m.config.loss != 'bce' for m in members):
     likelihood.check_likelihood_loss(members[0].config.loss)  # the error
-  diverged = {r['member'] for r in (results if isinstance(results, list)
-                                     else []) if r.get('status', 'finished')
-              != 'finished'}
+  unfinished = {r['member']: r['status'] for r in (
+      results if isinstance(results, list) else [])
+                if r.get('status', 'finished') != 'finished'}
   for member in members:
     start = time.perf_counter()
     name = workdir if member.index is None else f'member {member.index}'
-    if member.index in diverged:
+    if member.index in unfinished:
       log.warning('Not evaluating %s: its training diverged (%s).', name,
-                  next(r['status'] for r in results
-                       if r['member'] == member.index))
+                  unfinished[member.index])
       continue
     # The test images as the member was trained on them (static binarised
     # copies depend on its seed), loaded once per distinct data and seed.
