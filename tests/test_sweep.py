@@ -281,10 +281,14 @@ def test_interrupted_sweep_resumes_to_the_same_result(tmp_path):
   resumed = sweep.run_sweep(sweep_config(num_epochs=2), tmp_path / 'b',
                             dataset=tiny_dataset())
   assert [r['test_loss'] for r in straight] == [r['test_loss'] for r in resumed]
-  lines = (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()
-  assert sorted((json.loads(l)['member'], json.loads(l)['epoch'])
-                for l in lines) == sorted(
-                    (m, e) for m in range(len(GRID)) for e in (1, 2))
+  lines = [json.loads(l) for l in
+           (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()]
+  assert sorted((l['member'], l['epoch']) for l in lines) == sorted(
+      (m, e) for m in range(len(GRID)) for e in (1, 2))
+  # The group's training time counts the epoch of the first call too.
+  images_per_epoch = 96 // 16 * 16
+  assert resumed[0]['group_train_seconds'] == pytest.approx(sum(
+      images_per_epoch / l['img_per_s'] for l in lines if l['member'] == 0))
 
 
 class _Interrupted(Exception):

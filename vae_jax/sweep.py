@@ -563,10 +563,10 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                loop.format_duration(eta))
 
     num_epochs = group_configs[0].num_epochs
-    state, stats = loop.train_epochs(
+    images_per_epoch = len(dataset.train_images) // batch_size * batch_size
+    state, _ = loop.train_epochs(
         program, state, group_models, start_epoch=start_epoch,
-        num_epochs=num_epochs,
-        images_per_epoch=len(dataset.train_images) // batch_size * batch_size,
+        num_epochs=num_epochs, images_per_epoch=images_per_epoch,
         checkpoints=checkpoints, tracked_inputs=tracked_inputs,
         on_diverged=on_diverged,
         flush=jsonl.flush if is_primary() else lambda: None,
@@ -577,7 +577,11 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
     diverged = {m: model.diverged_at
                 for m, model in zip(member_indices, group_models)
                 if model.diverged_at is not None}
-    train_seconds_total = stats.train_seconds
+    # Every epoch's training time, those of earlier (resumed) calls included:
+    # each line's rate is the epoch's images over its training seconds.
+    rate_of_epoch = {l['epoch']: l['img_per_s'] for l in lines}
+    train_seconds_total = sum(images_per_epoch / rate
+                              for rate in rate_of_epoch.values())
     all_lines = others + lines
     for member, model in zip(member_indices, group_models):
       if model.writer is None:
@@ -604,7 +608,8 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
           'img_per_s': (float(np.median([l['img_per_s'] for l in history]))
                         if history else None),
           'compile_seconds': compile_seconds,
-          # Shared by the group's members, which train as one program.
+          # Shared by the group's members, which train as one program; summed
+          # over every epoch, across resumed calls.
           'group_train_seconds': train_seconds_total,
           # The member's own model: a masked latent size counts as itself,
           # not as the group's largest.
