@@ -49,6 +49,9 @@ flags.DEFINE_integer('num_samples', workdir_lib.Settings.num_samples,
 flags.DEFINE_integer('batch_size', workdir_lib.Settings.batch_size,
                      'Images per classifier or decoder call.')
 flags.DEFINE_integer('seed', workdir_lib.Settings.seed, 'Seed of the samples.')
+flags.DEFINE_bool('recompute', False, 'Compute every metric again, even '
+                  'those results.json holds for the same checkpoint and '
+                  'settings (by default only missing or stale ones are).')
 
 
 def main(argv):
@@ -63,7 +66,8 @@ def main(argv):
   with common.user_errors():
     results = workdir_lib.evaluate_workdir(FLAGS.workdir, FLAGS.metrics,
                                            FLAGS.classifier_dir, settings,
-                                           FLAGS.data_dir)
+                                           FLAGS.data_dir,
+                                           recompute=FLAGS.recompute)
   print(json.dumps(results, indent=2))
 
 

@@ -115,6 +115,63 @@ def test_sweep_members_and_table_gain_the_numbers(tmp_path,
   assert confusion['accuracy'] == saved[2]['sample_class_accuracy']
 
 
+class _Interrupted(Exception):
+  pass
+
+
+def test_evaluation_resumes_and_computes_only_what_is_missing_or_stale(
+    tmp_path, monkeypatch):
+  dataset = tiny_dataset()
+  config = tiny_config()
+  config.sweep = sweep.concat(sweep.product(beta=[1.0, 0.5]),
+                              sweep.product(batch_size=[32]))
+  workdir = tmp_path / 'sweep'
+  sweep.run_sweep(config, workdir, dataset=dataset)
+  iwae = evaluate.EVALUATORS['iwae']
+  computed, stop_at = [], []
+
+  def counted(evaluation):
+    if evaluation.member.index in stop_at:
+      raise _Interrupted
+    computed.append(evaluation.member.index)
+    return iwae.evaluate(evaluation)
+
+  monkeypatch.setitem(evaluate.EVALUATORS, 'iwae',
+                      iwae._replace(evaluate=counted))
+  settings = evaluate.Settings(iwae_samples=5, num_images=10)
+
+  def run(**kwargs):
+    computed.clear()
+    return evaluate.evaluate_workdir(workdir, ['iwae', 'recon_at_mean'],
+                                     settings=kwargs.pop('settings', settings),
+                                     dataset=dataset, **kwargs)
+
+  stop_at.append(2)
+  with pytest.raises(_Interrupted):
+    run()
+  saved = json.loads((workdir / 'results.json').read_text())
+  assert ['iwae_nll' in r for r in saved] == [True, True, False]
+  stop_at.clear()
+  resumed = run()
+  assert computed == [2]
+  assert [r['iwae_nll'] for r in resumed[:2]] == [r['iwae_nll']
+                                                  for r in saved[:2]]
+  assert all(_finite(r['test_recon_at_mean']) for r in resumed)
+  run()
+  assert computed == []
+  # Other settings make the numbers stale; recompute forces them.
+  run(settings=evaluate.Settings(iwae_samples=6, num_images=10))
+  assert computed == [0, 1, 2]
+  run(settings=evaluate.Settings(iwae_samples=6, num_images=10),
+      recompute=True)
+  assert computed == [0, 1, 2]
+  # Training further makes them stale too.
+  config.num_epochs += 1
+  sweep.run_sweep(config, workdir, dataset=dataset)
+  run()
+  assert computed == [0, 1, 2]
+
+
 def test_reconstruction_confusion_reads_each_members_reconstructions(
     tmp_path, untrained_classifier):
   dataset = tiny_dataset(side=28)

@@ -31,8 +31,13 @@ function of one trained model's `MemberEvaluation` that returns its numbers):
                    vae_jax.evaluation.inception_weights).
 
 The numbers join results.json (a run) or every member's entry of results.json
-and the results.csv / results.md table (a sweep); numbers already there stay
-unless recomputed.
+and the results.csv / results.md table (a sweep), written after each member;
+numbers already there stay unless recomputed. Each entry's `evaluated`
+records what its numbers were computed from (`computed_from`: the trained
+epochs, the settings that change them, the classifier), so evaluating again
+computes only what is missing or stale: an interrupted evaluation resumes,
+and a finished study re-run by launch.reproduce is not evaluated twice
+(recompute=True, launch.evaluate's --recompute, forces it).
 """
 
 from __future__ import annotations
@@ -472,8 +477,8 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
                      classifier_dir: str | Path | None = None,
                      settings: Settings = Settings(),
                      data_dir: str | None = None,
-                     dataset: data_lib.Dataset | None = None
-                     ) -> dict | list[dict]:
+                     dataset: data_lib.Dataset | None = None,
+                     recompute: bool = False) -> dict | list[dict]:
   """Computes `metrics` of the run or sweep in workdir and writes them there.
 
   Args:
@@ -485,6 +490,8 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
     data_dir: replaces the saved config.data.dir (data moved since); by
       default the directory the run recorded in data.json.
     dataset: replaces the configured data (tests pass small arrays).
+    recompute: compute every metric again, even where results.json holds
+      its numbers for the same checkpoint and settings.
 
   Returns:
     The updated results: a dict (run) or one dict per member (sweep). The
@@ -500,11 +507,32 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
         'to launch.train or launch.sweep.')
   with workdir_lib.WorkdirLock(workdir):
     return _evaluate_workdir(workdir, metrics, classifier_dir, settings,
-                             data_dir, dataset)
+                             data_dir, dataset, recompute)
+
+
+def computed_from(metric: str, result: dict, settings: Settings,
+                  judge: Judge | None) -> dict:
+  """What a metric's numbers depend on besides the code: the checkpoint
+  (the epochs the model trained), the settings that change their value and
+  the classifier. Numbers recorded with the same facts are not recomputed."""
+  needs = EVALUATORS[metric].needs
+  facts: dict[str, Any] = {'epochs': result.get('epochs')}
+  if metric == 'iwae':
+    facts.update(iwae_samples=settings.iwae_samples,
+                 num_images=settings.num_images, seed=settings.seed)
+  if 'prior' in needs:
+    facts.update(num_samples=settings.num_samples, seed=settings.seed)
+  if 'classifier' in needs:
+    facts['classifier_sha256'] = judge.sha256
+  return facts
+
+
+# Per result: {metric: computed_from(...)} of the numbers it holds.
+EVALUATED_KEY = 'evaluated'
 
 
 def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
-                      settings: Settings, data_dir, dataset):
+                      settings: Settings, data_dir, dataset, recompute: bool):
   metrics_set = set(metrics)
   config = load_run_config(workdir)
   results_path = workdir / RESULTS_FILE
@@ -581,7 +609,11 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
       return test_sets[key]
 
     evaluation = MemberEvaluation(member, test_set, judge, inception, settings)
+    entry = (results if member.index is None else
+             next(r for r in results if r['member'] == member.index))
+    evaluated = entry.setdefault(EVALUATED_KEY, {})
     numbers: dict[str, Any] = {}
+    kept = []
     variational = member.config.model.variational
     if metrics_set & SAMPLE_METRICS and not variational:
       log.info('%s is a plain autoencoder (no prior): no metrics of prior '
@@ -594,18 +626,26 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
         log.info('No %s for %s: its loss %r is not a likelihood.', metric,
                  name, member.config.loss)
         continue
+      facts = computed_from(metric, entry, settings, judge)
+      if not recompute and evaluated.get(metric) == facts:
+        kept.append(metric)
+        continue
       numbers.update(EVALUATORS[metric].evaluate(evaluation))
-    log.info('Evaluated %s in %.1f s: %s', name, time.perf_counter() - start,
+      evaluated[metric] = facts
+    entry.update(numbers)
+    log.info('Evaluated %s in %.1f s: %s%s', name, time.perf_counter() - start,
              ', '.join(f'{k} {v:.4g}' for k, v in numbers.items()
-                       if isinstance(v, float)))
-    if member.index is None:
-      results.update(numbers)
-    else:
-      next(r for r in results if r['member'] == member.index).update(numbers)
+                       if isinstance(v, float)) or 'nothing new',
+             f' (kept from an earlier evaluation of the same checkpoint and '
+             f'settings: {", ".join(kept)})' if kept else '')
+    # Written after every member: an interrupted evaluation resumes.
+    _write_results(workdir, config, results)
+  return results
 
+
+def _write_results(workdir: Path, config, results) -> None:
   if 'sweep' in config:
     sweep_lib.write_results_table(workdir, results, config.get('reported', ()),
                                   checkpoint_lib.config_as_dict(config))
   else:
-    workdir_lib.atomic_write_json(results_path, results)
-  return results
+    workdir_lib.atomic_write_json(workdir / RESULTS_FILE, results)
