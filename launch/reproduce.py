@@ -33,6 +33,7 @@ from configs import study_a, study_b, study_c, study_c_usps, study_d, study_e
 from launch import common
 from vae_jax import classifier as classifier_lib
 from vae_jax import data as data_lib
+from vae_jax import loop
 from vae_jax import report
 from vae_jax import sweep
 from vae_jax import workdir as workdir_lib
@@ -207,8 +208,9 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
     log.info('Study %s: experiment %s, %d member(s), %d epoch(s).', study,
              experiment.name, len(config.sweep), config.num_epochs)
     start = time.perf_counter()
-    sweep.run_sweep(config, directory, overwrite=overwrite)
-    timings[experiment.name] = time.perf_counter() - start
+    results = sweep.run_sweep(config, directory, overwrite=overwrite)
+    timings[experiment.name] = (time.perf_counter() - start,
+                                training_seconds(results))
     metrics = list(experiment.metrics)
     # A quick run never waits on a download.
     if 'fid' in metrics and not _inception_weights_available(not quick):
@@ -222,16 +224,29 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
           settings=settings,
           data_dir=data_dir)
   notes = [f'Study {study} ({"quick" if quick else "full"} mode).',
-           'Wall time of this call per experiment (training and compilation; '
-           'a sweep resumed from its checkpoints counts only the epochs '
-           'trained in this call): ' +
-           ', '.join(f'{k} {v:.0f} s' for k, v in timings.items()) + '.']
+           'Training time per experiment, every epoch of every call that '
+           'trained it (the groups\' training steps, without evaluation, '
+           'compilation and figures): ' +
+           ', '.join(f'{k} {loop.format_duration(t)}'
+                     for k, (_, t) in timings.items()) + '.',
+           'Wall time of this call per experiment (training, compilation, '
+           'figures; a sweep resumed from its checkpoints counts only what '
+           'this call did): ' +
+           ', '.join(f'{k} {loop.format_duration(w)}'
+                     for k, (w, _) in timings.items()) + '.']
   if any('iwae' in e.metrics for e in experiments):
     notes.append(f'IWAE: k = {settings.iwae_samples} importance samples on '
                  f'{settings.num_images or "all"} test images.')
   workdir_lib.atomic_write_text(workdir / workdir_lib.NOTES_FILE,
                                 '\n'.join(notes) + '\n')
   return report.write_report(workdir, f'vae_jax: Study {study}')
+
+
+def training_seconds(results: list[dict]) -> float:
+  """A sweep's training time: its groups' training seconds, each once."""
+  by_group = {r['group']: r['group_train_seconds'] for r in results
+              if r is not None and 'group_train_seconds' in r}
+  return sum(by_group.values())
 
 
 def _inception_weights_available(download: bool) -> bool:

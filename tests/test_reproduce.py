@@ -10,6 +10,8 @@ import pytest
 from launch import reproduce
 from vae_jax import classifier as classifier_lib
 from vae_jax import data
+from vae_jax import loop
+from vae_jax import workdir as workdir_lib
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
@@ -102,6 +104,11 @@ def test_quick_reproduction_writes_report_figures_and_tables(
         assert 'inception_score' not in member
     table = (directory / 'results.md').read_text()
     assert table.count('\n') >= len(results) + 1
+    # The notes give each experiment's training time: its groups' seconds,
+    # each group once.
+    groups = {r['group']: r['group_train_seconds'] for r in results}
+    assert f'{experiment.name} {loop.format_duration(sum(groups.values()))}' in (
+        tmp_path / study / workdir_lib.NOTES_FILE).read_text()
   if study in ('D',):
     # The report's numbers sit beside ours.
     assert 'reported' in page and '161.04' in page
