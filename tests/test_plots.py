@@ -124,6 +124,26 @@ def _trained_tiny(latent_size, num_epochs=1, **overrides):
   return model, state.params, hparams, dataset
 
 
+def test_reconstructions_sit_at_their_inputs_places_in_the_lower_block():
+  rng = np.random.default_rng(0)
+  inputs = rng.uniform(0, 0.5, (13, 4, 4)).astype(np.float32)
+  outputs = rng.uniform(0.5, 0.9, (13, 4, 4)).astype(np.float32)
+  canvas, block = plots.reconstruction_canvas(inputs, outputs, columns=5)
+  # 13 digits fill 3 rows of 5: 3 * (4 + 1) + 1 pixels; a gap of 2 rows.
+  assert block == 16 and canvas.shape == (2 * 16 + 2, 5 * 5 + 1)
+  for k in range(13):
+    r, c = divmod(k, 5)
+    top, left = 1 + r * 5, 1 + c * 5
+    np.testing.assert_array_equal(canvas[top:top + 4, left:left + 4],
+                                  inputs[k])
+    lower = top + block + 2
+    np.testing.assert_array_equal(canvas[lower:lower + 4, left:left + 4],
+                                  outputs[k])
+  # The two places no digit fills are left blank (white), in both blocks.
+  assert (canvas[11:15, 16:26] == 1).all()
+  assert (canvas[11 + 18:15 + 18, 16:26] == 1).all()
+
+
 def test_figures_are_computed_apart_from_drawing(tmp_path):
   model, params, hparams, dataset = _trained_tiny(latent_size=2)
   figures = figure_data.compute_run_figures(model, params, hparams, dataset)

@@ -20,7 +20,9 @@ from vae_jax import tsne
 
 TSNE_POINTS = 2000  # latent codes drawn in a t-SNE map (exact t-SNE is O(N^2))
 TSNE_PERPLEXITY = 30.0
-RECONSTRUCTED = 12  # test digits in reconstructions.png
+# Test digits in reconstructions.png: four rows of eight over their
+# reconstructions, as Study B's report shows them.
+RECONSTRUCTED = 32
 INTERPOLATION_STEPS = 10
 
 

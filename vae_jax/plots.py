@@ -123,16 +123,35 @@ def plot_loss_curves(history: Sequence[dict], path: Path,
   return _save(fig, path)
 
 
+def reconstruction_canvas(inputs: np.ndarray, outputs: np.ndarray,
+                          columns: int = 8) -> tuple[np.ndarray, int]:
+  """Inputs [N, H, W] in rows of `columns` above their reconstructions
+  [N, H, W] in the same places (Study B's report shows its digits so), the
+  blocks a blank row apart. Returns (canvas, height of one block)."""
+  columns = min(columns, len(inputs))
+  rows = -(-len(inputs) // columns)
+  blank = np.ones((rows * columns - len(inputs),) + inputs.shape[1:],
+                  np.float32)
+  blocks = [tile_images(np.concatenate([images, blank]), rows, columns)
+            for images in (inputs, outputs)]
+  gap = np.ones((inputs.shape[1] // 2, blocks[0].shape[1]), np.float32)
+  return np.concatenate([blocks[0], gap, blocks[1]]), blocks[0].shape[0]
+
+
 def plot_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: Path,
-                         title: str = 'Test reconstructions') -> Path:
-  """Inputs [N, H, W] in a row above their reconstructions [N, H, W]."""
-  count = len(inputs)
-  canvas = tile_images(np.concatenate([inputs, outputs]), 2, count)
-  fig, ax = plt.subplots(figsize=(count * 0.6 + 0.8, 1.8))
+                         title: str = 'Test reconstructions',
+                         columns: int = 8) -> Path:
+  """Inputs [N, H, W] above their reconstructions [N, H, W], each block in
+  rows of `columns`, a digit's reconstruction at its place in the lower one."""
+  canvas, block = reconstruction_canvas(inputs, outputs, columns)
+  width = canvas.shape[1] / canvas.shape[0] * 5
+  fig, ax = plt.subplots(figsize=(width + 1.6, 5.6))
   ax.imshow(canvas, cmap='gray', vmin=0, vmax=1)
-  height = canvas.shape[0] / 2
-  ax.set_yticks([height / 2, height * 1.5], ['input', 'output'])
+  ax.set_yticks([block / 2, canvas.shape[0] - block / 2],
+                ['inputs', 'reconstructions'])
   ax.set_xticks([])
+  for side in ('top', 'right', 'bottom', 'left'):
+    ax.spines[side].set_visible(False)
   ax.set_title(title)
   return _save(fig, path)
 
