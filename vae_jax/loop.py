@@ -64,12 +64,6 @@ class Diverged(Exception):
   """Raised by an `on_diverged` that stops the loop."""
 
 
-@dataclasses.dataclass
-class LoopStats:
-  train_seconds: float = 0.0
-  epochs_run: int = 0
-
-
 def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
                           outputs: np.ndarray) -> None:
   """Appends one epoch's outputs [N, H, W] (in [0, 1]) to the file at
@@ -129,8 +123,8 @@ def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
                  flush: Callable[[], None] = lambda: None,
                  progress: Callable[[int, float, float, float],
                                     None] | None = None
-                 ) -> tuple[Any, LoopStats]:
-  """Trains epochs start_epoch + 1 .. num_epochs; returns the state and stats.
+                 ) -> Any:
+  """Trains epochs start_epoch + 1 .. num_epochs; returns the final state.
 
   Args:
     program: the compiled epoch, evaluation and reconstruction.
@@ -150,13 +144,11 @@ def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
     progress: called as progress(epoch, img_per_s of all models, seconds,
       eta_seconds) to log the epoch (the models' histories hold its lines).
   """
-  stats = LoopStats()
   run_start = time.perf_counter()
   for epoch in range(start_epoch + 1, num_epochs + 1):
     epoch_start = time.perf_counter()
     state, train_metrics = program.train_epoch(state, epoch)
     train_seconds = time.perf_counter() - epoch_start
-    stats.train_seconds += train_seconds
     test_metrics = program.evaluate(state)
     seconds = time.perf_counter() - epoch_start
     img_per_s = images_per_epoch / train_seconds
@@ -200,10 +192,9 @@ def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
         track_reconstructions(model.tracked_path, epoch, tracked_inputs,
                               tracked[k])
     flush()
-    stats.epochs_run += 1
     if progress is not None:
-      eta = ((time.perf_counter() - run_start) / stats.epochs_run
+      eta = ((time.perf_counter() - run_start) / (epoch - start_epoch)
              * (num_epochs - epoch))
       progress(epoch, img_per_s * program.count,
                time.perf_counter() - epoch_start, eta)
-  return state, stats
+  return state

@@ -564,7 +564,7 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
 
     num_epochs = group_configs[0].num_epochs
     images_per_epoch = len(dataset.train_images) // batch_size * batch_size
-    state, _ = loop.train_epochs(
+    state = loop.train_epochs(
         program, state, group_models, start_epoch=start_epoch,
         num_epochs=num_epochs, images_per_epoch=images_per_epoch,
         checkpoints=checkpoints, tracked_inputs=tracked_inputs,
@@ -708,10 +708,10 @@ def _write_sweep_results(workdir: Path, config, configs, grid, groups,
   if config.plots:
     from vae_jax import plots
     trained = [r for r in table if r['status'] != PENDING]
+    trained_members = {r['member'] for r in trained}
     losses = {c.loss for c in configs}
     plots.plot_sweep(workdir, trained,
-                     [l for l in history
-                      if l['member'] in {r['member'] for r in trained}],
+                     [l for l in history if l['member'] in trained_members],
                      losses.pop() if len(losses) == 1 else 'mixed')
 
 

@@ -521,7 +521,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
         line['test_kl'], img_per_s, seconds, loop.format_duration(eta))
 
   try:
-    state, _ = loop.train_epochs(
+    state = loop.train_epochs(
         program, state, [run], start_epoch=start_epoch,
         num_epochs=config.num_epochs,
         images_per_epoch=(len(dataset.train_images) // config.batch_size

@@ -563,9 +563,12 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
   raw = dataset or data_lib.load_dataset(
       base.data.name, data_dir=base.data.dir, cache_dir=base.data.cache_dir,
       download_if_missing=base.data.download, source=base.data.source)
-  pending = frozenset(r['member'] for r in (
+  # Sweep members not to evaluate: diverged, or pending (not trained yet).
+  unfinished = {r['member']: r['status'] for r in (
       results if isinstance(results, list) else [])
-                      if r.get('status') == sweep_lib.PENDING)
+                if r.get('status', 'finished') != 'finished'}
+  pending = frozenset(m for m, status in unfinished.items()
+                      if status == sweep_lib.PENDING)
   if pending:
     log.warning('Not evaluating member(s) %s: the sweep has not trained them '
                 'yet (run it again to resume it, then evaluate).',
@@ -588,9 +591,6 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
   test_sets: dict[str, data_lib.Dataset] = {}
   if 'iwae' in metrics_set and all(m.config.loss != 'bce' for m in members):
     likelihood.check_likelihood_loss(members[0].config.loss)  # the error
-  unfinished = {r['member']: r['status'] for r in (
-      results if isinstance(results, list) else [])
-                if r.get('status', 'finished') != 'finished'}
   for member in members:
     start = time.perf_counter()
     name = workdir if member.index is None else f'member {member.index}'
