@@ -27,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.train_subset = ml_collections.config_dict.placeholder(int)
   # Evaluate on only the first N test images (None: all); for quick runs.
   config.data.test_subset = ml_collections.config_dict.placeholder(int)
+  # False: every epoch visits the training images in file order.
+  config.data.shuffle = True
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'mlp_vae'
@@ -48,11 +50,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.hidden_size = 47
   # False: a plain autoencoder (decodes the code, no KL term).
   config.model.variational = True
+  # mlp_vae only: 'log_variance' or 'log_std' (what the encoder's second
+  # head gives), and the decoder's starting output bias: 'init' (the init
+  # scheme's) or 'data_mean' (logit of the mean training pixel).
+  config.model.posterior_scale = 'log_variance'
+  config.model.output_bias = 'init'
 
   # The objective: reconstruction + beta * KL(q(z|x) || N(mean, std^2)).
   # 'bce' | 'mse' | 'mae' (summed over pixels), or 'perceptual',
   # 'perceptual+bce', 'perceptual+mse' (see config.perceptual).
   config.loss = 'bce'
+  # 'elbo' (one sample, closed-form KL), or a bound over num_samples = k
+  # draws of z (Burda et al., 2016; needs loss 'bce'): 'vae', the mean of
+  # the k log weights, or 'iwae', log of the mean of the k weights.
+  config.objective = 'elbo'
+  config.num_samples = 1
   config.beta = 1.0
   config.prior_mean = 0.0
   config.prior_std = 1.0
@@ -64,8 +76,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.perceptual.layers = ('relu2', 'relu4')
   config.perceptual.weight = 0.01  # of the perceptual term in 'perceptual+X'
 
-  config.optimizer = 'adam'  # 'adam' | 'rmsprop' | 'adagrad' | 'sgd'
+  # 'adam' | 'rmsprop' | 'adagrad' | 'sgd' | 'burda_adam' (the IWAE code's)
+  config.optimizer = 'adam'
   config.learning_rate = 1e-3
+  # 'constant', or 'burda': 8 stages of 3^i epochs at learning_rate *
+  # 10^(-i/7) (vae_jax.optimizers).
+  config.lr_schedule = 'constant'
   config.batch_size = 128
   config.eval_batch_size = 1000
   config.num_epochs = 10

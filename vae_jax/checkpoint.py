@@ -50,6 +50,12 @@ ADDED_KEYS_DEFAULTS = {
     'perceptual.layers': ['relu2', 'relu4'],
     'perceptual.weight': 0.01,
     'scan_unroll': 1,
+    'data.shuffle': True,
+    'model.posterior_scale': 'log_variance',
+    'model.output_bias': 'init',
+    'objective': 'elbo',
+    'num_samples': 1,
+    'lr_schedule': 'constant',
 }
 
 

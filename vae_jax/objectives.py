@@ -291,3 +291,62 @@ def negative_elbo(
   """
   kl = gaussian_kl_to_prior(posterior, prior_mean, prior_std, latent_mask)
   return ElboTerms(reconstruction, kl, reconstruction + beta * kl)
+
+
+# ----------------------------------------------------------- k-sample bounds
+# The objective a config trains (config.objective): 'elbo' is the closed-form
+# KL ELBO above with one sample (beta-weighted); 'vae' and 'iwae' are Burda,
+# Grosse & Salakhutdinov's (2016) k-sample bounds on log p(x), built from
+# the log importance weights log w_s = log p(x|z_s) + log p(z_s) - log q(z_s|x)
+# of k = config.num_samples draws z_s ~ q(z|x).
+OBJECTIVES = ('elbo', 'vae', 'iwae')
+
+
+def log_importance_weights(
+    log_likelihood: jax.Array,
+    z: jax.Array,
+    posterior: GaussianPosterior,
+    prior_mean: jax.Array | float = 0.0,
+    prior_std: jax.Array | float = 1.0,
+    latent_mask: jax.Array | None = None,
+    beta: jax.Array | float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
+  """log w = log p(x|z) - beta * (log q(z|x) - log p(z)) for every sample.
+
+  Args:
+    log_likelihood: log p(x|z_s) [S, B].
+    z: the samples [S, B, latent].
+    posterior: q(z|x), mean and log-variance [B, latent].
+    prior_mean, prior_std: the prior N(m, s^2).
+    latent_mask: optional {0, 1} [latent]; masked dimensions enter neither
+      density.
+    beta: weight of the sampled KL term; 1 gives the bound on log p(x).
+
+  Returns:
+    (log w [S, B], the sampled KL log q(z_s|x) - log p(z_s) [S, B]).
+  """
+  prior_std = jnp.asarray(prior_std, z.dtype)
+  log_prior = gaussian_log_density(z, prior_mean, 2.0 * jnp.log(prior_std),
+                                   latent_mask)
+  log_posterior = gaussian_log_density(z, posterior.mean,
+                                       posterior.log_variance, latent_mask)
+  sampled_kl = log_posterior - log_prior
+  return log_likelihood - beta * sampled_kl, sampled_kl
+
+
+def iwae_bound(log_weights: jax.Array) -> jax.Array:
+  """log (1/k) sum_s w_s per image, from log w [k, B]: the IWAE bound.
+
+  A log-sum-exp, so weights far below or above 1 (log w of -500 nats is
+  usual) neither underflow nor overflow. k = 1 gives log w_1.
+  """
+  return (jax.nn.logsumexp(log_weights, axis=0)
+          - jnp.log(jnp.asarray(log_weights.shape[0], log_weights.dtype)))
+
+
+def vae_bound(log_weights: jax.Array) -> jax.Array:
+  """(1/k) sum_s log w_s per image, from log w [k, B]: the k-sample ELBO."""
+  return jnp.mean(log_weights, axis=0)
+
+
+K_SAMPLE_BOUNDS = {'vae': vae_bound, 'iwae': iwae_bound}

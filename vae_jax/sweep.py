@@ -209,8 +209,12 @@ class SweepGroup:
 
   def __init__(self, configs: Sequence[ml_collections.ConfigDict],
                image_shape: tuple[int, int], mesh: Mesh,
-               execution: str = 'vmap'):
+               execution: str = 'vmap',
+               output_bias: np.ndarray | None = None):
+    """output_bias: the members' starting decoder output bias
+    (train.initial_output_bias), None for the init scheme's."""
     base = configs[0]
+    self._output_bias = output_bias
     model_config = copy.deepcopy(base.model)
     capacity = max(c.model.latent_size for c in configs)
     model_config.latent_size = capacity
@@ -230,13 +234,15 @@ class SweepGroup:
     loss = train.reconstruction_loss_for(base)
     epoch = train.make_train_epoch(self.model, self.optimizer, base.batch_size,
                                    base.data.preprocessing, loss,
-                                   base.scan_unroll)
+                                   base.scan_unroll,
+                                   **train.epoch_options(base))
     self.train_epoch = jax.jit(
         over_members(epoch, (0, 0, None, None), self.size, execution),
         donate_argnums=0,
         out_shardings=self.sharded)
     evaluate = train.make_evaluate(self.model, base.eval_batch_size,
-                                   base.data.preprocessing, loss)
+                                   base.data.preprocessing, loss,
+                                   **train.objective_options(base))
     self.evaluate = jax.jit(over_members(evaluate, (0, 0, None), self.size),
                             out_shardings=self.sharded)
 
@@ -273,7 +279,7 @@ class SweepGroup:
               member if member_ids is None else member_ids[member])
         continue
       init = jax.jit(jax.vmap(lambda seed, model=model: train.init_params(
-          model, seed, self._image_shape)))
+          model, seed, self._image_shape, self._output_bias)))
       drawn = init(jnp.asarray([self._seeds[i] for i in members], jnp.uint32))
       for k, member in enumerate(members):
         params[member] = jax.tree.map(lambda x, k=k: x[k], drawn)
@@ -476,7 +482,10 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                len(groups))
       continue
     group_configs = [configs[i] for i in member_indices]
-    group = SweepGroup(group_configs, dataset.image_shape, mesh)
+    group = SweepGroup(
+        group_configs, dataset.image_shape, mesh,
+        output_bias=train.initial_output_bias(group_configs[0].model,
+                                              dataset.train_images))
     # A group keeps only its newest epochs: its members' best epochs differ.
     checkpoints = checkpoint_lib.RunCheckpoints(
         workdir / f'group_{group_index}', config.checkpoint.keep_latest,

@@ -33,6 +33,8 @@ from vae_jax import loop
 from vae_jax import metric_writers
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax import optimizers
+from vae_jax.optimizers import make_optimizer
 from vae_jax import validation
 from vae_jax import workdir as workdir_lib
 from vae_jax.models.classifier import FEATURE_LAYERS
@@ -87,25 +89,6 @@ def _run_key(seed: jax.Array, purpose: int) -> jax.Array:
 
 
 # ----------------------------------------------------------------------- optimiser
-def make_optimizer(name: str) -> optax.GradientTransformation:
-  """Optimiser whose learning rate lives in its state (set each step).
-
-  Defaults follow PyTorch's (torch.optim) so results compare one to one.
-  """
-  factories: dict[str, Callable[..., optax.GradientTransformation]] = {
-      'adam': lambda learning_rate: optax.adam(learning_rate, eps=1e-8),
-      'rmsprop': lambda learning_rate: optax.rmsprop(
-          learning_rate, decay=0.99, eps=1e-8, eps_in_sqrt=False),
-      'adagrad': lambda learning_rate: optax.adagrad(
-          learning_rate, initial_accumulator_value=0.0, eps=1e-10),
-      'sgd': lambda learning_rate: optax.sgd(learning_rate),
-  }
-  if name not in factories:
-    raise ValueError(f'Unknown optimizer {name!r} in config.optimizer; choose '
-                     f'one of {sorted(factories)}.')
-  return optax.inject_hyperparams(factories[name])(learning_rate=0.0)
-
-
 def apply_gradients(optimizer: optax.GradientTransformation, params,
                     opt_state, grads, learning_rate: jax.Array):
   """One update of `make_optimizer`'s optimiser -> (params, opt_state).
@@ -137,12 +120,46 @@ def count_params(model_config: ml_collections.ConfigDict,
   return int(sum(x.size for x in jax.tree.leaves(shapes['params'])))
 
 
-def init_params(model, seed: jax.Array, image_shape: tuple[int, int]):
+def init_params(model, seed: jax.Array, image_shape: tuple[int, int],
+                output_bias: jax.Array | None = None):
   """The model's initial parameters drawn from a run's seed (uint32 [];
-  pure: vmappable over seeds)."""
+  pure: vmappable over seeds).
+
+  output_bias: if given ([H * W], see `initial_output_bias`), the decoder's
+  output-layer bias starts at it instead of the init scheme's.
+  """
   dummy = jnp.zeros((1, *image_shape), jnp.float32)
-  return model.init(_run_key(seed, 0), dummy,
-                    jnp.zeros((1,), jnp.int32))['params']
+  params = model.init(_run_key(seed, 0), dummy,
+                      jnp.zeros((1,), jnp.int32))['params']
+  if output_bias is not None:
+    params = dict(params, dec_logits=dict(params['dec_logits'],
+                                          bias=jnp.asarray(output_bias)))
+  return params
+
+
+# Burda et al.'s code clips the mean pixel to [0.001, 0.999] before the logit.
+_OUTPUT_BIAS_CLIP = 1e-3
+
+
+def initial_output_bias(model_config: ml_collections.ConfigDict,
+                        train_images: np.ndarray) -> np.ndarray | None:
+  """The decoder's starting output bias config.model.output_bias asks for.
+
+  'init': None (the init scheme's). 'data_mean': logit of each pixel's mean
+  grey level over the training images, the mean clipped to [0.001, 0.999]:
+  the decoder then starts at the data's mean image (Burda et al., 2016).
+
+  Args:
+    train_images: uint8 [N, H, W].
+
+  Returns:
+    float32 [H * W], or None.
+  """
+  if model_config.output_bias == 'init':
+    return None
+  mean = np.mean(np.asarray(train_images, np.float64) / 255.0, axis=0)
+  mean = np.clip(mean, _OUTPUT_BIAS_CLIP, 1.0 - _OUTPUT_BIAS_CLIP)
+  return np.log(mean / (1.0 - mean)).reshape(-1).astype(np.float32)
 
 
 def state_from_params(params, optimizer: optax.GradientTransformation
@@ -155,17 +172,53 @@ def state_from_params(params, optimizer: optax.GradientTransformation
 
 
 def create_train_state(model, optimizer: optax.GradientTransformation,
-                       hparams: Hyperparams,
-                       image_shape: tuple[int, int]) -> TrainState:
-  """Initialises parameters from hparams.seed (pure: vmappable over seeds)."""
-  return state_from_params(init_params(model, hparams.seed, image_shape),
-                           optimizer)
-
-
+                       hparams: Hyperparams, image_shape: tuple[int, int],
+                       output_bias: jax.Array | None = None) -> TrainState:
+  """Initialises parameters from hparams.seed (pure: vmappable over seeds);
+  output_bias as for init_params."""
+  return state_from_params(
+      init_params(model, hparams.seed, image_shape, output_bias), optimizer)
 
 
 # ---------------------------------------------------------------------------- step
-def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False):
+def importance_sampled_terms(model, variables, images: jax.Array,
+                             labels: jax.Array,
+                             posterior: objectives.GaussianPosterior,
+                             hparams: Hyperparams, sample_keys: jax.Array,
+                             reconstruction_fn: Callable,
+                             beta: jax.Array | float = 1.0):
+  """One z ~ q(z|x) per key and image, decoded in one batch.
+
+  Args:
+    model, variables: the VAE and {'params': ...}.
+    images: model input [B, H, W]; labels: int32 [B].
+    posterior: q(z|x) of the images, each [B, latent].
+    hparams: the prior and latent_mask (masked dimensions enter neither
+      density).
+    sample_keys: PRNG keys [S]; key s draws z_s for every image
+      (objectives.sample_posterior).
+    reconstruction_fn: per-image -log p(x|z), (logits, images) -> [B].
+    beta: weight of the sampled KL in log w (1: the bound on log p(x)).
+
+  Returns:
+    (log w [S, B], reconstruction [S, B], sampled KL [S, B]).
+  """
+  z = jax.vmap(objectives.sample_posterior, in_axes=(0, None, None))(
+      sample_keys, posterior, hparams.latent_mask)  # [S, B, latent]
+  num_samples, batch = z.shape[:2]
+  logits = model.apply(variables, z.reshape(num_samples * batch, -1),
+                       jnp.tile(labels, num_samples), method=model.decode)
+  targets = jnp.broadcast_to(images, (num_samples, *images.shape))
+  reconstruction = reconstruction_fn(
+      logits, targets.reshape(logits.shape)).reshape(num_samples, batch)
+  log_weights, sampled_kl = objectives.log_importance_weights(
+      -reconstruction, z, posterior, hparams.prior_mean, hparams.prior_std,
+      hparams.latent_mask, beta)
+  return log_weights, reconstruction, sampled_kl
+
+
+def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
+                 objective: str = 'elbo', num_samples: int = 1):
   """Returns loss_fn(params, batch, hparams, rng) -> (mean loss, ElboTerms [B]).
 
   batch: {'images': float32 [B, H, W] in [0, 1], 'labels': int32 [B]}; the
@@ -177,16 +230,32 @@ def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False)
   posterior mean and has no KL term.
   decode_mean: decode the posterior mean instead of a sample (the KL term
     stays; the reconstruction is then not the ELBO's, and rng is unused).
+  objective: 'elbo' (one sample, closed-form KL) or a k-sample bound of
+    objectives.K_SAMPLE_BOUNDS ('vae', 'iwae') over num_samples draws, the
+    loss being minus the bound and the terms' reconstruction and KL the
+    means over the draws (the KL sampled). decode_mean uses the 'elbo'.
   """
   reconstruction_fn = loss if callable(loss) else objectives.reconstruction_loss(
       loss)
   variational = getattr(model, 'variational', True)
   sample = variational and not decode_mean
+  if objective not in objectives.OBJECTIVES:
+    raise ValueError(f'Unknown objective {objective!r} in config.objective; '
+                     f'choose one of {objectives.OBJECTIVES}.')
+  bound = (objectives.K_SAMPLE_BOUNDS.get(objective) if sample else None)
 
   def loss_fn(params, batch, hparams: Hyperparams, rng):
     variables = {'params': params}
     images, labels = batch['images'], batch['labels']
     posterior = model.apply(variables, images, labels, method=model.encode)
+    if bound is not None:
+      log_weights, reconstruction, sampled_kl = importance_sampled_terms(
+          model, variables, images, labels, posterior, hparams,
+          jax.random.split(rng, num_samples), reconstruction_fn, hparams.beta)
+      terms = objectives.ElboTerms(jnp.mean(reconstruction, axis=0),
+                                   jnp.mean(sampled_kl, axis=0),
+                                   -bound(log_weights))
+      return jnp.mean(terms.loss), terms
     if sample:
       z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
     else:
@@ -234,25 +303,44 @@ def reconstruction_loss_for(config: ml_collections.ConfigDict):
                                         config.perceptual.weight)
 
 
+def objective_options(config: ml_collections.ConfigDict) -> dict:
+  """config's objective as make_loss_fn's / make_evaluate's keywords."""
+  return {'objective': config.objective, 'num_samples': config.num_samples}
+
+
+def epoch_options(config: ml_collections.ConfigDict) -> dict:
+  """config's training-loop settings as make_train_epoch's keywords."""
+  return {**objective_options(config), 'lr_schedule': config.lr_schedule,
+          'shuffle': config.data.shuffle}
+
+
 def _mean_terms(terms: objectives.ElboTerms) -> dict[str, jax.Array]:
   return {'recon': jnp.mean(terms.reconstruction), 'kl': jnp.mean(terms.kl),
           'loss': jnp.mean(terms.loss)}
 
 
 def make_train_step(model, optimizer: optax.GradientTransformation,
-                    loss: str | Callable = 'bce'):
+                    loss: str | Callable = 'bce', objective: str = 'elbo',
+                    num_samples: int = 1,
+                    learning_rate_scale: optax.Schedule | None = None):
   """Returns the pure step (state, batch, hparams, rng) -> (state, metrics).
 
   batch as for make_loss_fn; metrics: batch means of 'recon', 'kl', 'loss'.
+  objective, num_samples: as for make_loss_fn.
+  learning_rate_scale: step count -> factor of hparams.learning_rate
+    (optimizers.learning_rate_scale); None: a constant rate.
   """
-  loss_fn = make_loss_fn(model, loss)
+  loss_fn = make_loss_fn(model, loss, objective=objective,
+                         num_samples=num_samples)
 
   def train_step(state: TrainState, batch, hparams: Hyperparams, rng):
     grads, terms = jax.grad(loss_fn, has_aux=True)(state.params, batch,
                                                    hparams, rng)
+    learning_rate = hparams.learning_rate
+    if learning_rate_scale is not None:
+      learning_rate = learning_rate * learning_rate_scale(state.step)
     params, opt_state = apply_gradients(optimizer, state.params,
-                                        state.opt_state, grads,
-                                        hparams.learning_rate)
+                                        state.opt_state, grads, learning_rate)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state)
     return new_state, _mean_terms(terms)
@@ -262,16 +350,23 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
 
 # --------------------------------------------------------------------------- epoch
 def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
-                     loss: str | Callable = 'bce', unroll: int = 1):
+                     loss: str | Callable = 'bce', unroll: int = 1, *,
+                     objective: str = 'elbo', num_samples: int = 1,
+                     lr_schedule: str = 'constant', shuffle: bool = True):
   """Returns train_epoch(state, hparams, data, epoch) -> (state, metrics).
 
   data: {'images': uint8 [N, H, W], 'labels': int32 [N]} on the device (see
   `device_data`); epoch: int32 []. The epoch's shuffle
   is a permutation drawn from (hparams.seed, epoch); the N % batch_size
   images left over by it are skipped this epoch (a different set each epoch).
+  shuffle=False keeps the data's order every epoch (Burda et al.'s code), so
+  the same N % batch_size images at the end are never trained on.
   metrics: per-image means of 'recon', 'kl', 'loss' over the epoch.
   unroll: training steps per iteration of the epoch's loop (jax.lax.scan's
   unroll), a speed setting (config.scan_unroll): the steps are the same.
+  objective, num_samples: as for make_loss_fn.
+  lr_schedule: a name of optimizers.SCHEDULES; its stages count epochs of
+  N // batch_size steps.
   """
   if preprocessing not in PREPROCESSING_MODES:
     raise ValueError(f'Unknown preprocessing {preprocessing!r}; choose one of '
@@ -279,7 +374,7 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
   if not isinstance(unroll, int) or unroll < 1:
     raise ValueError(f'config.scan_unroll={unroll!r}: give a whole number of '
                      'training steps per loop iteration, 1 or more.')
-  train_step = make_train_step(model, optimizer, loss)
+  optimizers.learning_rate_scale(lr_schedule, 1)  # a bad name fails here
 
   def train_epoch(state: TrainState, hparams: Hyperparams, data: dict,
                   epoch: jax.Array):
@@ -288,9 +383,14 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
     if num_steps == 0:
       raise ValueError(f'{num_images} training images are fewer than one '
                        f'batch of {batch_size}; lower config.batch_size.')
+    train_step = make_train_step(
+        model, optimizer, loss, objective, num_samples,
+        None if lr_schedule == 'constant'
+        else optimizers.learning_rate_scale(lr_schedule, num_steps))
     epoch_key = jax.random.fold_in(_run_key(hparams.seed, 1), epoch)
     shuffle_key, steps_key = jax.random.split(epoch_key)
-    order = jax.random.permutation(shuffle_key, num_images)
+    order = (jax.random.permutation(shuffle_key, num_images) if shuffle
+             else jnp.arange(num_images))
     batches = order[:num_steps * batch_size].reshape(num_steps, batch_size)
 
     # Batches are gathered (and rescaled) as rows of H * W pixels: XLA CPU
@@ -318,8 +418,12 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
 
 
 def make_evaluate(model, batch_size: int, preprocessing: str,
-                  loss: str | Callable = 'bce', decode_mean: bool = False):
+                  loss: str | Callable = 'bce', decode_mean: bool = False, *,
+                  objective: str = 'elbo', num_samples: int = 1):
   """Returns evaluate(params, hparams, data) -> per-image mean metrics.
+
+  objective, num_samples: as for make_loss_fn (the test loss is minus the
+  trained bound).
 
   data: {'images': uint8 [N, H, W], 'labels': int32 [N]}.
 
@@ -327,7 +431,7 @@ def make_evaluate(model, batch_size: int, preprocessing: str,
   One posterior sample per image, from a fixed key, so epochs compare
   (decode_mean: the posterior mean instead, as in make_loss_fn).
   """
-  loss_fn = make_loss_fn(model, loss, decode_mean)
+  loss_fn = make_loss_fn(model, loss, decode_mean, objective, num_samples)
 
   def evaluate(params, hparams: Hyperparams, data: dict):
     num_images = data['images'].shape[0]
@@ -461,7 +565,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   model = models.build_model(config.model, dataset.image_shape)
   optimizer = make_optimizer(config.optimizer)
   hparams = hyperparams_from_config(config)
-  state = create_train_state(model, optimizer, hparams, dataset.image_shape)
+  state = create_train_state(
+      model, optimizer, hparams, dataset.image_shape,
+      initial_output_bias(config.model, dataset.train_images))
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
 
   train_data = pipeline.device_data(dataset.train_images, dataset.train_labels)
@@ -469,10 +575,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
   loss = reconstruction_loss_for(config)
   train_epoch = jax.jit(
       make_train_epoch(model, optimizer, config.batch_size,
-                       config.data.preprocessing, loss, config.scan_unroll),
+                       config.data.preprocessing, loss, config.scan_unroll,
+                       **epoch_options(config)),
       donate_argnums=0)
   evaluate = jax.jit(make_evaluate(model, config.eval_batch_size,
-                                   config.data.preprocessing, loss))
+                                   config.data.preprocessing, loss,
+                                   **objective_options(config)))
 
   checkpoints = checkpoint_lib.RunCheckpoints(workdir,
                                               config.checkpoint.keep_latest)

@@ -12,14 +12,16 @@ from typing import Any
 import ml_collections
 
 from vae_jax import objectives
+from vae_jax import optimizers
 from vae_jax.models import MODELS
 from vae_jax.models.initializers import INIT_SCHEMES
-from vae_jax.models.mlp import ACTIVATIONS
+from vae_jax.models.mlp import ACTIVATIONS, POSTERIOR_SCALES
 
 DATASETS = ('mnist', 'usps')
 SOURCES = ('files', 'tfds')
 PREPROCESSING_MODES = ('grey', 'dynamic_binarized', 'static_binarized')
-OPTIMIZERS = ('adam', 'rmsprop', 'adagrad', 'sgd')
+OPTIMIZERS = optimizers.OPTIMIZERS
+OUTPUT_BIASES = ('init', 'data_mean')
 LOSSES = (*sorted(objectives.RECONSTRUCTION_LOSSES),
           *objectives.PERCEPTUAL_LOSSES)
 
@@ -54,6 +56,7 @@ _RULES = (
      'an integer >= 1, or None for all images'),
     ('data.test_subset', lambda v: v is None or (_integer(v) and v >= 1),
      'an integer >= 1, or None for all images'),
+    ('data.shuffle', lambda v: isinstance(v, bool), 'True or False'),
     ('model.name', lambda v: v in MODELS, f'one of {MODELS}'),
     ('model.latent_size', lambda v: _integer(v) and v >= 1,
      'an integer >= 1'),
@@ -63,12 +66,21 @@ _RULES = (
      f'one of {tuple(sorted(ACTIVATIONS))}'),
     ('model.num_classes', lambda v: _integer(v) and v >= 0,
      'an integer >= 0 (0: not conditional)'),
+    ('model.posterior_scale', lambda v: v in POSTERIOR_SCALES,
+     f'one of {POSTERIOR_SCALES}'),
+    ('model.output_bias', lambda v: v in OUTPUT_BIASES,
+     f'one of {OUTPUT_BIASES}'),
     ('loss', lambda v: v in LOSSES, f'one of {LOSSES}'),
+    ('objective', lambda v: v in objectives.OBJECTIVES,
+     f'one of {objectives.OBJECTIVES}'),
+    ('num_samples', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
     ('beta', lambda v: _number(v) and v >= 0, 'a finite number >= 0'),
     ('prior_mean', _number, 'a finite number'),
     ('prior_std', lambda v: _number(v) and v > 0, 'a finite number > 0'),
     ('optimizer', lambda v: v in OPTIMIZERS, f'one of {OPTIMIZERS}'),
     ('learning_rate', lambda v: _number(v) and v > 0, 'a finite number > 0'),
+    ('lr_schedule', lambda v: v in optimizers.SCHEDULES,
+     f'one of {optimizers.SCHEDULES}'),
     ('batch_size', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
     ('eval_batch_size', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
     ('num_epochs', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
@@ -91,3 +103,28 @@ def validate(config: ml_collections.ConfigDict, where: str = '') -> None:
     if not test(value):
       raise ConfigError(f'config.{key} = {value!r}{where} is not allowed: it '
                         f'must be {allowed}. Set --config.{key}=...')
+  _check_combinations(config, where)
+
+
+def _check_combinations(config: ml_collections.ConfigDict, where: str) -> None:
+  """Values that are each allowed but not together."""
+  objective = config.get('objective', 'elbo')
+  if objective != 'elbo':
+    if config.loss != 'bce':
+      raise ConfigError(
+          f'config.objective = {objective!r}{where} needs a decoder '
+          f'likelihood, and config.loss = {config.loss!r} is a distance: set '
+          "--config.loss=bce or --config.objective=elbo.")
+    if not config.model.get('variational', True):
+      raise ConfigError(
+          f'config.objective = {objective!r}{where} needs q(z|x), and '
+          'config.model.variational is False: set --config.objective=elbo.')
+  if config.model.name != 'mlp_vae':
+    for field, plain in (('posterior_scale', 'log_variance'),
+                         ('output_bias', 'init')):
+      value = config.model.get(field, plain)
+      if value != plain:
+        raise ConfigError(
+            f'config.model.{field} = {value!r}{where} is mlp_vae\'s only '
+            f'(this model is {config.model.name!r}): set '
+            f'--config.model.{field}={plain}.')

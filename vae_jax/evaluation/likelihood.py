@@ -56,20 +56,10 @@ def sample_log_weights(model, params, hparams: train.Hyperparams,
   Returns:
     Log importance weights, float32 [S, B].
   """
-  z = jax.vmap(objectives.sample_posterior, in_axes=(0, None, None))(
-      sample_keys, posterior, hparams.latent_mask)  # [S, B, latent]
-  num_samples, batch = z.shape[:2]
-  logits = model.apply({'params': params}, z.reshape(num_samples * batch, -1),
-                       jnp.tile(labels, num_samples), method=model.decode)
-  targets = jnp.broadcast_to(x, (num_samples, *x.shape))
-  log_likelihood = -objectives.bernoulli_nll_from_logits(
-      logits, targets.reshape(logits.shape)).reshape(num_samples, batch)
-  log_prior = objectives.gaussian_log_density(
-      z, hparams.prior_mean, 2.0 * jnp.log(hparams.prior_std),
-      hparams.latent_mask)
-  log_posterior = objectives.gaussian_log_density(
-      z, posterior.mean, posterior.log_variance, hparams.latent_mask)
-  return log_likelihood + log_prior - log_posterior
+  log_weights, _, _ = train.importance_sampled_terms(
+      model, {'params': params}, x, labels, posterior, hparams, sample_keys,
+      objectives.bernoulli_nll_from_logits)
+  return log_weights
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'num_samples',

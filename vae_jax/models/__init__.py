@@ -12,7 +12,7 @@ MODEL_FIELDS = {
     'mlp_vae': frozenset({'name', 'latent_size', 'encoder_widths',
                           'decoder_widths', 'activation', 'init_scheme',
                           'num_classes', 'encoder_conv_channels', 'conv_impl',
-                          'variational'}),
+                          'variational', 'posterior_scale', 'output_bias'}),
     'conv_vae': frozenset({'name', 'latent_size', 'init_scheme', 'conv_impl',
                            'variational', 'num_classes'}),
     'conv_fc_vae': frozenset({'name', 'latent_size', 'hidden_size',
@@ -38,6 +38,7 @@ def build_model(model_config, image_shape: tuple[int, int]):
         encoder_conv_channels=tuple(model_config.encoder_conv_channels),
         conv_impl=model_config.conv_impl,
         variational=model_config.variational,
+        posterior_scale=model_config.posterior_scale,
     )
   if name not in MODELS:
     raise ValueError(f'Unknown model {name!r} in config.model.name; choose '

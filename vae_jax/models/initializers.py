@@ -28,7 +28,8 @@ def torch_default_bias_init(fan_in: int):
   return init
 
 
-INIT_SCHEMES = ('torch_default', 'lecun_normal', 'kaiming_normal')
+INIT_SCHEMES = ('torch_default', 'lecun_normal', 'kaiming_normal',
+                'glorot_uniform')
 
 
 def kernel_init(scheme: str):
@@ -44,6 +45,8 @@ def kernel_init(scheme: str):
   if scheme == 'kaiming_normal':
     # Untruncated normal with std sqrt(2 / fan_in), as torch.nn.init.kaiming_normal_.
     return nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
+  if scheme == 'glorot_uniform':
+    return nn.initializers.glorot_uniform()
   raise ValueError(
       f'Unknown init scheme {scheme!r}; choose one of {INIT_SCHEMES}.')
 

@@ -30,6 +30,9 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
                      f'{sorted(ACTIVATIONS)}.') from None
 
 
+POSTERIOR_SCALES = ('log_variance', 'log_std')
+
+
 class MLPVAE(nn.Module):
   """VAE with MLP encoder x -> (mean, log_variance) and decoder z -> logits.
 
@@ -51,6 +54,10 @@ class MLPVAE(nn.Module):
     variational: False makes a plain autoencoder: the encoder gives only a
       code (returned as the posterior mean, with log-variance 0) and the
       training loss has no KL term.
+    posterior_scale: what the second head outputs: 'log_variance', or
+      'log_std' (log sigma, so sigma = exp(linear), as in Burda et al.'s
+      IWAE code). The two are the same family; they differ in how a step of
+      the head's weights moves sigma.
   """
 
   image_shape: tuple[int, int]
@@ -63,10 +70,14 @@ class MLPVAE(nn.Module):
   encoder_conv_channels: Sequence[int] = ()
   conv_impl: str = 'auto'
   variational: bool = True
+  posterior_scale: str = 'log_variance'
 
   def setup(self):
     pixels = self.image_shape[0] * self.image_shape[1]
     activation_fn(self.activation)  # A bad name fails at init, not mid-run.
+    if self.posterior_scale not in POSTERIOR_SCALES:
+      raise ValueError(f'Unknown posterior_scale {self.posterior_scale!r}; '
+                       f'choose one of {POSTERIOR_SCALES}.')
     if self.encoder_conv_channels and self.num_classes:
       raise ValueError('A CNN encoder (model.encoder_conv_channels) has no '
                        'conditional form; set model.num_classes=0.')
@@ -133,15 +144,18 @@ class MLPVAE(nn.Module):
     the same up to float rounding.
     """
     if self.is_initializing():
-      return GaussianPosterior(self.mean_head(h), self.log_variance_head(h))
-    mean_head = self.mean_head.variables['params']
-    log_variance_head = self.log_variance_head.variables['params']
-    kernel = jnp.concatenate([mean_head['kernel'], log_variance_head['kernel']],
-                             axis=1)
-    bias = jnp.concatenate([mean_head['bias'], log_variance_head['bias']])
-    both = h @ kernel + bias
-    return GaussianPosterior(both[:, :self.latent_size],
-                             both[:, self.latent_size:])
+      mean, scale = self.mean_head(h), self.log_variance_head(h)
+    else:
+      mean_head = self.mean_head.variables['params']
+      log_variance_head = self.log_variance_head.variables['params']
+      kernel = jnp.concatenate(
+          [mean_head['kernel'], log_variance_head['kernel']], axis=1)
+      bias = jnp.concatenate([mean_head['bias'], log_variance_head['bias']])
+      both = h @ kernel + bias
+      mean, scale = both[:, :self.latent_size], both[:, self.latent_size:]
+    if self.posterior_scale == 'log_std':
+      scale = 2.0 * scale
+    return GaussianPosterior(mean, scale)
 
   def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """[B, latent] (and int labels [B] for a CVAE) -> logits [B, H, W]."""
