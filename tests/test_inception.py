@@ -10,6 +10,7 @@ here downloads anything.
 """
 
 import os
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -359,3 +360,35 @@ def test_fid_2048_matches_pytorch_fid(torch_model, feature_fn):
   expected, got = _fid_both_ways(torch_model, feature_fn, slice(None))
   assert expected > 0.1
   assert got == pytest.approx(expected, abs=FID_ATOL)
+
+
+class _RunsCode:
+  """A pickle whose loading would call a function of the attacker's choice."""
+
+  def __init__(self, marker):
+    self.marker = marker
+
+  def __reduce__(self):
+    return (pathlib.Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize('position', ['magic', 'protocol', 'sys_info',
+                                      'object', 'keys'])
+def test_no_pickle_of_a_weights_file_runs_code(tmp_path, position):
+  """A legacy-format file whose header, object or key list is a malicious
+  pickle is refused, and the code it names never runs (by either reader)."""
+  import pickle
+  marker = tmp_path / 'ran'
+  evil = _RunsCode(marker)
+  parts = {'magic': iw._LEGACY_MAGIC_NUMBER,
+           'protocol': iw._LEGACY_PROTOCOL_VERSION,
+           'sys_info': {'little_endian': True}, 'object': {}, 'keys': []}
+  parts[position] = evil
+  path = tmp_path / 'evil.pth'
+  with open(path, 'wb') as f:
+    for name in ('magic', 'protocol', 'sys_info', 'object', 'keys'):
+      pickle.dump(parts[name], f, protocol=2)
+  for reader in ('numpy', 'auto'):
+    with pytest.raises(DataError):
+      iw.load_torch_state_dict(path, reader)
+    assert not marker.exists(), f'{reader} reader ran code from {position}'

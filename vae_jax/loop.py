@@ -76,7 +76,7 @@ def track_reconstructions(path: Path, epoch: int, inputs: np.ndarray,
   """
   epochs, stacked = [], []
   if path.exists():
-    with np.load(path) as saved:
+    with np.load(path, allow_pickle=False) as saved:
       keep = saved['epochs'] < epoch
       epochs = list(saved['epochs'][keep])
       stacked = list(dataset_lib.as_grey_levels(saved['outputs'][keep]))
@@ -91,7 +91,7 @@ def read_tracked_reconstructions(path: Path
                                  ) -> tuple[np.ndarray, list[int], np.ndarray]:
   """The file of `track_reconstructions`: inputs [N, H, W], the epochs, and
   outputs [E, N, H, W], pixels as float32 in [0, 1]."""
-  with np.load(path) as saved:
+  with np.load(path, allow_pickle=False) as saved:
     inputs, epochs, outputs = (saved['inputs'], saved['epochs'].tolist(),
                                saved['outputs'])
   return (dataset_lib.as_unit_float(inputs), epochs,

@@ -169,6 +169,26 @@ def _rebuild_parameter(tensor, requires_grad, backward_hooks, *args):
   return tensor
 
 
+class _PlainValueUnpickler(pickle.Unpickler):
+  """Numbers, strings, tuples, lists and dicts only: every global (and so
+  every callable a malicious pickle could name) is refused before it is
+  looked up. The legacy format's header and storage-key list are such
+  values."""
+
+  def __init__(self, file, origin: str):
+    super().__init__(file)
+    self.origin = origin
+
+  def find_class(self, module: str, name: str) -> Any:
+    raise pickle.UnpicklingError(
+        f'{self.origin}: refusing to load global {module}.{name} where a '
+        'torch checkpoint holds only plain values.')
+
+  def persistent_load(self, saved_id) -> Any:
+    raise pickle.UnpicklingError(
+        f'{self.origin}: unexpected persistent id {saved_id!r}.')
+
+
 class _CheckpointUnpickler(pickle.Unpickler):
   """Rebuilds a state dict of tensors and refuses every other global."""
 
@@ -285,9 +305,9 @@ def _read_legacy_checkpoint(path: pathlib.Path) -> dict[str, np.ndarray]:
   origin = str(path)
   with open(path, 'rb') as f:
     try:
-      magic = pickle.load(f)
-      protocol = pickle.load(f)
-      sys_info = pickle.load(f)
+      magic = _PlainValueUnpickler(f, origin).load()
+      protocol = _PlainValueUnpickler(f, origin).load()
+      sys_info = _PlainValueUnpickler(f, origin).load()
     except Exception as err:  # any garbage: not this format
       raise DataError(f'{origin}: not a torch checkpoint ({err}).') from err
     if magic != _LEGACY_MAGIC_NUMBER or protocol != _LEGACY_PROTOCOL_VERSION:
@@ -297,7 +317,7 @@ def _read_legacy_checkpoint(path: pathlib.Path) -> dict[str, np.ndarray]:
         'little_endian', True)
     unpickler = _CheckpointUnpickler(f, origin)
     obj = unpickler.load()
-    keys = pickle.load(f)
+    keys = _PlainValueUnpickler(f, origin).load()
     for key in keys:
       storage = unpickler.storages.get(str(key))
       if storage is None:
