@@ -55,13 +55,15 @@ def user_errors():
   config value, a workdir that is not this run's, a corrupted checkpoint
   (usage errors), or a run that diverged (exit status 1)."""
   from vae_jax import checkpoint
+  from vae_jax import classifier
   from vae_jax import train
   from vae_jax import validation
   from vae_jax import workdir
   try:
     yield
   except (validation.ConfigError, workdir.WorkdirError,
-          checkpoint.CorruptCheckpointError) as error:
+          checkpoint.CorruptCheckpointError,
+          classifier.ClassifierError) as error:
     raise app.UsageError(str(error)) from None
   except train.DivergedError as error:
     logging.error('%s', error)

@@ -24,8 +24,10 @@ from vae_jax import workdir as workdir_lib
 from vae_jax.models.classifier import MNISTClassifier
 
 REPO = Path(__file__).resolve().parents[1]
+# The tests judge with an untrained classifier: no accuracy threshold.
 SETTINGS = evaluate.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16,
-                             num_samples=200, batch_size=64)
+                             num_samples=200, batch_size=64,
+                             min_classifier_accuracy=0.0)
 ALL_BUT_INCEPTION = ['iwae', 'recon_at_mean', 'inception_score',
                      'classifier_fid', 'confusion']
 

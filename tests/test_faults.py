@@ -45,16 +45,27 @@ def _snapshot(directory: Path) -> dict:
 
 
 # ------------------------------------------------------------ user files
-def test_overwrite_deletes_only_what_vae_jax_wrote(tmp_path):
+def test_overwrite_is_refused_while_the_workdir_holds_a_users_files(tmp_path):
   workdir = tmp_path / 'run'
   train.train_and_evaluate(tiny_config(), str(workdir), dataset=tiny_dataset())
   (workdir / 'thesis.tex').write_text('draft')
   (workdir / 'src').mkdir()
   (workdir / 'src' / 'main.py').write_text('print(1)')
+  (workdir / 'checkpoints' / 'mine.txt').write_text('kept')
+  before = _snapshot(workdir)
+  with pytest.raises(workdir_lib.WorkdirError) as error:
+    train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1),
+                             str(workdir), overwrite=True,
+                             dataset=tiny_dataset())
+  message = str(error.value)
+  for name in ('thesis.tex', 'src', 'checkpoints/mine.txt'):
+    assert name in message
+  assert _snapshot(workdir) == before
+  # With the user's files moved out, --overwrite starts the new run.
+  for name in ('thesis.tex', 'src', 'checkpoints/mine.txt'):
+    (workdir / name).rename(tmp_path / name.replace('/', '_'))
   train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1), str(workdir),
                            overwrite=True, dataset=tiny_dataset())
-  assert (workdir / 'thesis.tex').read_text() == 'draft'
-  assert (workdir / 'src' / 'main.py').read_text() == 'print(1)'
   assert json.loads((workdir / 'config.json').read_text())['beta'] == 0.5
   assert not (workdir / 'checkpoints' / '2').exists()
 

@@ -50,7 +50,10 @@ def quick_classifier(tmp_path_factory, mnist_dir):
                        dataset.test_labels, source='files')
   model, params = classifier_lib.train_classifier(small, num_epochs=1)
   directory = tmp_path_factory.mktemp('classifier')
-  classifier_lib.save_classifier(directory, params, {'note': 'quick'})
+  accuracy = classifier_lib.accuracy(model, params, dataset.test_images,
+                                     dataset.test_labels)
+  classifier_lib.save_classifier(directory, params,
+                                 {'note': 'quick', 'test_accuracy': accuracy})
   return directory
 
 

@@ -99,6 +99,32 @@ def config_differences(saved: dict, current: dict) -> list[str]:
   return differences
 
 
+def trained_epochs(workdir: str | Path) -> int | None:
+  """The newest checkpointed epoch of the run or sweep in `workdir` (its
+  checkpoints/ or any group_*/checkpoints/), None if it has none."""
+  workdir = Path(workdir)
+  epochs = [int(p.name) for directory in
+            [workdir / workdir_lib.CHECKPOINTS_DIR,
+             *workdir.glob('group_*/' + workdir_lib.CHECKPOINTS_DIR)]
+            if directory.is_dir()
+            for p in directory.iterdir() if p.name.isdigit()]
+  return max(epochs, default=None)
+
+
+def epochs_to_resume(workdir: str | Path,
+                     config: ml_collections.ConfigDict) -> int | None:
+  """trained_epochs(workdir) when `workdir` holds a run or sweep that
+  `config` resumes (no differences but the resumable keys), else None."""
+  path = Path(workdir) / workdir_lib.CONFIG_FILE
+  try:
+    saved = json.loads(path.read_text())
+  except (OSError, ValueError):
+    return None
+  if config_differences(saved, config_as_dict(config)):
+    return None
+  return trained_epochs(workdir)
+
+
 def config_as_dict(config: ml_collections.ConfigDict) -> dict:
   # A JSON round trip makes tuples lists, as they are in the saved file.
   return json.loads(config.to_json())
@@ -266,6 +292,10 @@ class RunCheckpoints:
 
   def latest_epoch(self) -> int | None:
     return self.manager.latest_step()
+
+  def epochs(self) -> list[int]:
+    """Every kept epoch, oldest first."""
+    return sorted(self.manager.all_steps())
 
   def best_epoch(self) -> int | None:
     """The kept epoch of the lowest test loss (None if none was saved)."""

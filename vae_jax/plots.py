@@ -62,8 +62,13 @@ def _integer_epochs(ax) -> None:
 
 
 def _save(fig, path: Path) -> Path:
-  fig.savefig(path, dpi=DPI, bbox_inches='tight')
-  plt.close(fig)
+  """Writes the figure whole: a process killed while drawing leaves the old
+  PNG (or none), never a truncated one."""
+  try:
+    with workdir_lib.atomic_path(path) as temporary:
+      fig.savefig(temporary, dpi=DPI, bbox_inches='tight', format='png')
+  finally:
+    plt.close(fig)
   return path
 
 

@@ -356,6 +356,15 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
   if len(data_settings) > 1:
     raise ValueError('Members of one sweep must share config.data (they train '
                      'on the same arrays); run a separate sweep per dataset.')
+  if dataset is None:
+    dataset = pipeline.load_data(configs[0])
+  for index, member in enumerate(configs):
+    validation.validate_with_data(
+        member, len(dataset.train_images),
+        f' (sweep member {index}: {member_label(grid[index])})')
+  if workdir_lib.check_writable(workdir, 'sweep'):
+    validation.validate_epochs(
+        config, checkpoint_lib.epochs_to_resume(workdir, config))
   lock, resuming = _claim_on_primary(workdir, config, overwrite)
   try:
     return _run_sweep(config, workdir, resuming, grid, configs, dataset,
@@ -453,8 +462,6 @@ class _GroupProgram:
 
 def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                devices, initial_params) -> list[dict]:
-  if dataset is None:
-    dataset = pipeline.load_data(configs[0])
   if is_primary():
     workdir_lib.record_data_source(workdir, dataset.name, dataset.source)
   mesh = sweep_mesh(devices)

@@ -543,6 +543,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       where it diverged.
   """
   validation.validate(config)
+  if dataset is None:
+    dataset = pipeline.load_data(config)
+  validation.validate_with_data(config, len(dataset.train_images))
+  if workdir_lib.check_writable(workdir, 'run'):
+    validation.validate_epochs(
+        config, checkpoint_lib.epochs_to_resume(workdir, config))
   lock, resuming = workdir_lib.claim(
       workdir, 'run', checkpoint_lib.config_as_dict(config), overwrite,
       checkpoint_lib.config_differences)
@@ -553,10 +559,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
-                        resuming: bool,
-                        dataset: data_lib.Dataset | None) -> dict:
-  if dataset is None:
-    dataset = pipeline.load_data(config)
+                        resuming: bool, dataset: data_lib.Dataset) -> dict:
   log.info('Data: %s, %d train / %d test images of %s from %s',
                dataset.name, len(dataset.train_images),
                len(dataset.test_images), dataset.image_shape, dataset.source)

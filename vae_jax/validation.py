@@ -46,6 +46,11 @@ def _integer(value: Any) -> bool:
   return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _widths(value: Any) -> bool:
+  return (isinstance(value, (tuple, list))
+          and all(_integer(v) and v >= 1 for v in value))
+
+
 # key -> (test, what is allowed), in the order they are checked.
 _RULES = (
     ('data.name', lambda v: v in DATASETS, f'one of {DATASETS}'),
@@ -66,6 +71,13 @@ _RULES = (
      f'one of {tuple(sorted(ACTIVATIONS))}'),
     ('model.num_classes', lambda v: _integer(v) and v >= 0,
      'an integer >= 0 (0: not conditional)'),
+    ('model.encoder_widths', lambda v: _widths(v), 'a tuple of integers >= 1'),
+    ('model.decoder_widths', lambda v: v is None or _widths(v),
+     'a tuple of integers >= 1, or None to mirror the encoder'),
+    ('model.encoder_conv_channels', lambda v: _widths(v),
+     'a tuple of integers >= 1 (empty: no convolutions)'),
+    ('model.hidden_size', lambda v: _integer(v) and v >= 1,
+     'an integer >= 1'),
     ('model.posterior_scale', lambda v: v in POSTERIOR_SCALES,
      f'one of {POSTERIOR_SCALES}'),
     ('model.output_bias', lambda v: v in OUTPUT_BIASES,
@@ -84,6 +96,8 @@ _RULES = (
     ('batch_size', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
     ('eval_batch_size', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
     ('num_epochs', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
+    ('seed', lambda v: _integer(v) and 0 <= v < 2**32,
+     'an integer from 0 to 2**32 - 1'),
     ('scan_unroll', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
     ('checkpoint.keep_latest', lambda v: _integer(v) and v >= 1,
      'an integer >= 1'),
@@ -128,3 +142,27 @@ def _check_combinations(config: ml_collections.ConfigDict, where: str) -> None:
             f'config.model.{field} = {value!r}{where} is mlp_vae\'s only '
             f'(this model is {config.model.name!r}): set '
             f'--config.model.{field}={plain}.')
+
+
+def validate_with_data(config: ml_collections.ConfigDict, num_train: int,
+                       where: str = '') -> None:
+  """The checks that need the loaded data: one batch must fit in it.
+
+  num_train: training images after config.data.train_subset.
+  """
+  if config.batch_size > num_train:
+    raise ConfigError(
+        f'config.batch_size = {config.batch_size}{where} is more than the '
+        f'{num_train} training images: an epoch would have no step. Set '
+        f'--config.batch_size to at most {num_train}.')
+
+
+def validate_epochs(config: ml_collections.ConfigDict,
+                    trained_epochs: int | None) -> None:
+  """A resumed run may extend its epochs, not take them back."""
+  if trained_epochs is not None and config.num_epochs < trained_epochs:
+    raise ConfigError(
+        f'config.num_epochs = {config.num_epochs} is fewer than the '
+        f'{trained_epochs} epochs this workdir has trained. Set '
+        f'--config.num_epochs={trained_epochs} or more to go on, or choose '
+        'a new --workdir.')

@@ -4,13 +4,17 @@ A workdir is a run (`launch.train`), a sweep (`launch.sweep`), a study
 (`launch.reproduce`: one sweep per subdirectory) or a classifier. vae_jax
 marks every workdir it creates with MARKER_FILE, and from then on:
 
-- it writes only the names in OWNED_NAMES / OWNED_PATTERNS there, each
-  file whole (written to a temporary name, then renamed);
-- `--overwrite` deletes only those names, never a file vae_jax did not
-  write, even in its own workdir;
+- it writes only what LAYOUTS gives for its kind, each file whole (written
+  to a temporary name, then renamed);
+- `--overwrite` deletes what vae_jax wrote there, and only when everything
+  there is accounted for by the layout, down to the files inside its
+  directories; anything else (a user's notes, another tool's files, a run
+  nested inside) makes it refuse, listing what it found, before it deletes
+  anything. A nested vae_jax workdir (a study's sweeps and classifier) is
+  deleted only while no process holds its lock;
 - a non-empty directory without the marker is refused, naming what is in
-  it, unless everything in it is a file vae_jax writes and its config.json
-  is a vae_jax config (a run saved before workdirs were marked);
+  it, unless its config.json is a vae_jax config and its layout accounts
+  for every entry (a run saved before workdirs were marked);
 - one process at a time holds a workdir, through an OS lock on LOCK_FILE
   that the kernel releases when the holder exits, however it exits.
 """
@@ -55,17 +59,44 @@ FIGURES = (
     'confusion_matrix.png', 'class_histogram.png',
     'reconstruction_confusion.png', 'dataset.png', 'latent_by_class.png',
 )
-OWNED_NAMES = frozenset({
-    MARKER_FILE, LOCK_FILE, CONFIG_FILE, METRICS_FILE, RESULTS_FILE,
-    RESULTS_CSV, RESULTS_MD, NOTES_FILE, REPORT_FILE, CHECKPOINTS_DIR,
-    RECONSTRUCTIONS_BY_EPOCH, CONFUSION_FILE, RECONSTRUCTION_CONFUSION_FILE,
-    CLASSIFIER_DIR, DATA_FILE, *FIGURES,
-})
-OWNED_PATTERNS = ('group_[0-9]*', 'member_[0-9][0-9][0-9]',
-                  'metrics_vs_*.png', 'curves_by_*.png', '*.vae_jax-tmp',
-                  'events.out.tfevents.*', 'classifier.json')
-# What a config.json written by vae_jax always has at its top level.
-_CONFIG_KEYS = frozenset({'data', 'model', 'optimizer', 'seed', 'num_epochs'})
+CLASSIFIER_INFO_FILE = 'classifier.json'
+CLASSIFIER_WEIGHTS_DIR = 'weights'
+
+# Each kind's layout: what vae_jax writes in such a workdir. A key is a name
+# or an fnmatch pattern; its value says what the entry must be: FILE (a
+# plain file), ORBAX (a directory orbax wrote: a checkpoint step or saved
+# weights), NESTED (a vae_jax workdir of its own, checked with its own
+# layout and lock) or a dict (a directory holding only that layout).
+FILE, ORBAX, NESTED = 'file', 'orbax', 'nested'
+TEMPORARY_PATTERN = '*.vae_jax-tmp'
+_COMMON = {MARKER_FILE: FILE, LOCK_FILE: FILE, REPORT_FILE: FILE,
+           TEMPORARY_PATTERN: FILE}
+_CHECKPOINTS = {'[0-9]*': ORBAX, '*.orbax-checkpoint-tmp*': ORBAX,
+                'checksums': {'[0-9]*.json': FILE, TEMPORARY_PATTERN: FILE},
+                TEMPORARY_PATTERN: FILE}
+# What one trained model's directory holds (a run's, a sweep member's).
+_MODEL_FILES = {**{name: FILE for name in FIGURES},
+                RECONSTRUCTIONS_BY_EPOCH: FILE, CONFUSION_FILE: FILE,
+                RECONSTRUCTION_CONFUSION_FILE: FILE,
+                'events.out.tfevents.*': FILE, TEMPORARY_PATTERN: FILE}
+_TRAINED = {**_COMMON, CONFIG_FILE: FILE, METRICS_FILE: FILE,
+            RESULTS_FILE: FILE, DATA_FILE: FILE}
+LAYOUTS = {
+    'run': {**_TRAINED, **_MODEL_FILES, CHECKPOINTS_DIR: _CHECKPOINTS},
+    'sweep': {**_TRAINED, **_MODEL_FILES, RESULTS_CSV: FILE, RESULTS_MD: FILE,
+              'metrics_vs_*.png': FILE, 'curves_by_*.png': FILE,
+              'group_[0-9]*': {CHECKPOINTS_DIR: _CHECKPOINTS,
+                               TEMPORARY_PATTERN: FILE},
+              'member_[0-9][0-9][0-9]': _MODEL_FILES},
+    # A study's experiments and its classifier are workdirs of their own.
+    'study': {**_COMMON, NOTES_FILE: FILE, '*': NESTED},
+    'classifier': {**_COMMON, CLASSIFIER_INFO_FILE: FILE,
+                   CLASSIFIER_WEIGHTS_DIR: ORBAX,
+                   CLASSIFIER_WEIGHTS_DIR + '.orbax-checkpoint-tmp*': ORBAX},
+}
+# Files every orbax checkpoint directory holds one of, once started.
+_ORBAX_FILES = ('_CHECKPOINT_METADATA', '_METADATA', 'commit_success.txt',
+                'manifest.ocdbt')
 
 
 class WorkdirError(RuntimeError):
@@ -129,26 +160,88 @@ def recorded_data_dir(directory: str | Path) -> str | None:
   return source if source and Path(source).is_dir() else None
 
 
-def is_owned_name(name: str) -> bool:
-  """Whether vae_jax writes a file or directory of this name in a workdir."""
-  return name in OWNED_NAMES or any(fnmatch.fnmatchcase(name, pattern)
-                                    for pattern in OWNED_PATTERNS)
+def _layout_entry(name: str, layout: dict):
+  """What `layout` says an entry called `name` must be (None: nothing)."""
+  if name in layout:
+    return layout[name]
+  for pattern, spec in layout.items():
+    if fnmatch.fnmatchcase(name, pattern):
+      return spec
+  return None
 
 
-def _is_vae_jax_config(path: Path) -> bool:
+def _is_orbax_directory(path: Path) -> bool:
+  if '.orbax-checkpoint-tmp' in path.name or path.name.endswith(
+      '.vae_jax-tmp'):
+    return True  # a save a killed process left; orbax and claim clear them
+  return any((path / name).exists() for name in _ORBAX_FILES)
+
+
+def unaccounted_entries(directory: str | Path, kind: str) -> list[str]:
+  """Paths under `directory` (relative, sorted) that a `kind` workdir's
+  layout does not account for: what vae_jax did not write."""
+  return _unaccounted(Path(directory), LAYOUTS[kind], '')
+
+
+def _unaccounted(directory: Path, layout: dict, prefix: str) -> list[str]:
+  found = []
+  for entry in sorted(directory.iterdir()):
+    path = prefix + entry.name
+    spec = _layout_entry(entry.name, layout)
+    if spec is None or entry.is_symlink():  # vae_jax makes no links
+      found.append(path)
+    elif spec == FILE:
+      if not entry.is_file():
+        found.append(path)
+    elif spec == ORBAX:
+      if not (entry.is_dir() and _is_orbax_directory(entry)):
+        found.append(path)
+    elif spec == NESTED:
+      kind = marked_kind(entry) if entry.is_dir() else None
+      if kind is None:
+        found.append(path)
+      else:
+        found.extend(_unaccounted(entry, LAYOUTS[kind], path + '/'))
+    elif not entry.is_dir():
+      found.append(path)
+    else:
+      found.extend(_unaccounted(entry, spec, path + '/'))
+  return found
+
+
+def _saved_config(path: Path) -> dict | None:
+  """config.json when vae_jax wrote it (its shape, not just its keys)."""
   try:
     saved = json.loads(path.read_text())
   except (OSError, ValueError):
+    return None
+  if not isinstance(saved, dict):
+    return None
+  data, model = saved.get('data'), saved.get('model')
+  if not (isinstance(data, dict) and isinstance(data.get('name'), str)
+          and isinstance(model, dict) and isinstance(model.get('name'), str)
+          and isinstance(saved.get('optimizer'), str)
+          and isinstance(saved.get('seed'), int)
+          and isinstance(saved.get('num_epochs'), int)):
+    return None
+  return saved
+
+
+def _is_classifier_info(path: Path) -> bool:
+  try:
+    info = json.loads(path.read_text())
+  except (OSError, ValueError):
     return False
-  return isinstance(saved, dict) and _CONFIG_KEYS <= set(saved)
+  return isinstance(info, dict) and isinstance(info.get('sha256'), str)
 
 
 def marked_kind(directory: Path) -> str | None:
   """The kind of vae_jax workdir `directory` is, or None if it is none.
 
-  Marked ones say so in MARKER_FILE. An unmarked directory is recognised
-  only when everything in it is a name vae_jax writes and it holds a
-  vae_jax config.json (a run or sweep) or a vae_jax subdirectory (a study).
+  Marked ones say so in MARKER_FILE. An unmarked directory (from before
+  workdirs were marked) is recognised only when it holds a vae_jax
+  config.json (a run or sweep) or vae_jax subdirectories (a study), and its
+  layout accounts for every entry in it.
   """
   directory = Path(directory)
   marker = directory / MARKER_FILE
@@ -157,26 +250,18 @@ def marked_kind(directory: Path) -> str | None:
       return json.loads(marker.read_text())['kind']
     except (OSError, ValueError, KeyError, TypeError):
       return None
-  if not directory.is_dir():
+  if not directory.is_dir() or directory.is_symlink():
     return None
-  entries = list(directory.iterdir())
-  if _is_vae_jax_config(directory / CONFIG_FILE):
-    if all(is_owned_name(e.name) for e in entries):
-      with open(directory / CONFIG_FILE) as f:
-        return 'sweep' if 'sweep' in json.load(f) else 'run'
+  saved = _saved_config(directory / CONFIG_FILE)
+  if saved is not None:
+    kind = 'sweep' if 'sweep' in saved else 'run'
+  elif _is_classifier_info(directory / CLASSIFIER_INFO_FILE):
+    kind = 'classifier'
+  elif any(e.is_dir() for e in directory.iterdir()):
+    kind = 'study'
+  else:
     return None
-  subdirs = [e for e in entries if e.is_dir() and not is_owned_name(e.name)]
-  if subdirs and all(marked_kind(d) in ('run', 'sweep') for d in subdirs) and all(
-      is_owned_name(e.name) for e in entries if e not in subdirs):
-    return 'study'
-  return None
-
-
-def foreign_entries(directory: Path) -> list[str]:
-  """Names in a directory that vae_jax did not write (sorted)."""
-  return sorted(e.name for e in Path(directory).iterdir()
-                if not is_owned_name(e.name)
-                and not (e.is_dir() and marked_kind(e) is not None))
+  return None if _unaccounted(directory, LAYOUTS[kind], '') else kind
 
 
 def _describe(names: list[str], limit: int = 8) -> str:
@@ -202,11 +287,15 @@ def check_writable(directory: str | Path, kind: str) -> bool:
     return False  # new, empty, or left by a process killed as it started
   found = marked_kind(directory)
   if found is None:
+    saved = _saved_config(directory / CONFIG_FILE)
+    listed = (unaccounted_entries(directory,
+                                  'sweep' if 'sweep' in saved else 'run')
+              if saved is not None
+              else sorted(p.name for p in directory.iterdir()))
     raise WorkdirError(
         f'{directory} is not a vae_jax workdir and is not empty (it holds '
-        f'{_describe(foreign_entries(directory) or sorted(p.name for p in directory.iterdir()))}); '
-        'vae_jax writes only into new or empty directories and its own '
-        'workdirs. Choose a new or empty --workdir.')
+        f'{_describe(listed)}); vae_jax writes only into new or empty '
+        'directories and its own workdirs. Choose a new or empty --workdir.')
   if found != kind:
     raise WorkdirError(f'{directory} holds a vae_jax {found}, not a {kind}; '
                        'choose a new or empty --workdir.')
@@ -219,40 +308,66 @@ def mark(directory: Path, kind: str) -> None:
   atomic_write_json(directory / MARKER_FILE, {'kind': kind})
 
 
-def delete_owned(directory: Path, keep: frozenset[str] = frozenset(
-    {MARKER_FILE, LOCK_FILE})) -> list[str]:
-  """Deletes what vae_jax wrote in `directory` (not `keep`); returns the
-  foreign names it left alone."""
-  left = []
-  for entry in Path(directory).iterdir():
-    if entry.name in keep:
-      continue
-    owned = is_owned_name(entry.name) or (
-        entry.is_dir() and marked_kind(entry) is not None)
-    if not owned:
-      left.append(entry.name)
-      continue
-    if entry.is_dir() and not entry.is_symlink():
-      shutil.rmtree(entry)
-    else:
-      entry.unlink()
-  if left:
-    log.warning('Left alone in %s (not written by vae_jax): %s', directory,
-                _describe(sorted(left)))
-  return sorted(left)
+def delete_owned(directory: Path, kind: str) -> None:
+  """Deletes what vae_jax wrote in the `kind` workdir `directory` (all but
+  its marker and lock, which the caller holds), config.json last, so that
+  a deletion killed part way is still refused or finished by the next
+  --overwrite, never resumed from.
+
+  Raises:
+    WorkdirError, before anything is deleted: the layout does not account
+      for some entry (they are listed), or a nested workdir is in use.
+  """
+  directory = Path(directory)
+  foreign = unaccounted_entries(directory, kind)
+  if foreign:
+    raise WorkdirError(
+        f'--overwrite refused: {directory} holds what vae_jax did not write '
+        f'there: {_describe(foreign)}. vae_jax deletes only its own files; '
+        'move those elsewhere, or choose a new --workdir.')
+  nested_locks = []
+  try:
+    for entry in directory.iterdir():
+      if _layout_entry(entry.name, LAYOUTS[kind]) == NESTED:
+        nested_locks.append(WorkdirLock(entry))  # refuses one in use
+    entries = sorted(
+        (e for e in directory.iterdir()
+         if e.name not in (MARKER_FILE, LOCK_FILE)),
+        key=lambda e: e.name == CONFIG_FILE)
+    for entry in entries:
+      if entry.is_dir():
+        shutil.rmtree(entry)
+      else:
+        entry.unlink()
+  finally:
+    for lock in nested_locks:
+      lock.release()
 
 
 def remove_stale_temporaries(directory: Path) -> None:
   """Deletes temporary files and orbax's unfinished checkpoint directories
-  that a killed process left behind (under `directory`, recursively)."""
-  for path in list(Path(directory).rglob('*.vae_jax-tmp')):
-    path.unlink(missing_ok=True)
-  checkpoints = Path(directory) / CHECKPOINTS_DIR
-  if checkpoints.is_dir():
-    for path in list(checkpoints.rglob('*.orbax-checkpoint-tmp*')):
+  that a killed process left in the workdir `directory` (the caller holds
+  its lock). Nested workdirs are not entered: each has its own holder."""
+  for path in _own_paths(Path(directory)):
+    if path.name.endswith('.vae_jax-tmp'):
       if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
-        log.info('Removed an unfinished checkpoint: %s', path)
+      else:
+        path.unlink(missing_ok=True)
+    elif '.orbax-checkpoint-tmp' in path.name and path.is_dir():
+      shutil.rmtree(path, ignore_errors=True)
+      log.info('Removed an unfinished checkpoint: %s', path)
+
+
+def _own_paths(directory: Path) -> list[Path]:
+  """Every path under `directory`, not entering nested workdirs or links."""
+  paths = []
+  for entry in directory.iterdir():
+    paths.append(entry)
+    if (entry.is_dir() and not entry.is_symlink()
+        and not (entry / MARKER_FILE).exists()):
+      paths.extend(_own_paths(entry))
+  return paths
 
 
 # ---------------------------------------------------------------------- lock
@@ -322,7 +437,7 @@ def claim(directory: str | Path, kind: str,
   lock = WorkdirLock(directory)
   try:
     if differences:
-      delete_owned(directory)
+      delete_owned(directory, kind)
     remove_stale_temporaries(directory)
     mark(directory, kind)
     if config is not None:

@@ -84,6 +84,24 @@ class Settings:
   num_samples: int = 10_000  # prior samples for the sample metrics
   batch_size: int = 1000  # images per classifier / decoder call
   seed: int = 0
+  # The classifier metrics refuse a classifier recorded as less accurate.
+  min_classifier_accuracy: float = classifier_lib.MIN_TEST_ACCURACY
+
+  def __post_init__(self):
+    for name in ('iwae_samples', 'iwae_chunk', 'iwae_batch', 'num_samples',
+                 'batch_size'):
+      value = getattr(self, name)
+      if not (isinstance(value, int) and value >= 1):
+        raise ValueError(f'--{name}={value!r}: give an integer >= 1.')
+    if self.num_images is not None and not (
+        isinstance(self.num_images, int) and self.num_images >= 1):
+      raise ValueError(f'--num_images={self.num_images!r}: give an integer '
+                       '>= 1, or leave it out for all test images.')
+    if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+      raise ValueError(f'--seed={self.seed!r}: give 0 to 2**32 - 1.')
+    if not 0.0 <= self.min_classifier_accuracy <= 1.0:
+      raise ValueError('--min_classifier_accuracy='
+                       f'{self.min_classifier_accuracy!r}: give 0 to 1.')
 
 
 class Member(NamedTuple):
@@ -95,6 +113,7 @@ class Member(NamedTuple):
   model: Any
   params: Any
   hparams: train.Hyperparams
+  epoch: int  # the checkpoint's: the epoch its results.json was written at
 
 
 class Judge(NamedTuple):
@@ -141,19 +160,28 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
 def restore_members(workdir: Path, config: ml_collections.ConfigDict,
                     image_shape: tuple[int, int],
                     skip: frozenset[int] = frozenset()) -> list[Member]:
-  """The latest checkpointed parameters of the run, or of every sweep member
-  but those in `skip` (a group all of whose members are skipped is not
-  restored: it may not have trained yet)."""
+  """The parameters of the run, or of every sweep member but those in
+  `skip`, from the checkpoint of the epoch its results.json was written at
+  (a group all of whose members are skipped is not restored: it may not
+  have trained yet).
+
+  Raises:
+    FileNotFoundError: that checkpoint is not there (training went on past
+      the results and has not finished): finish training first.
+  """
+  results = json.loads((workdir / RESULTS_FILE).read_text())
   if 'sweep' not in config:
     model = models.build_model(config.model, image_shape)
     hparams = train.hyperparams_from_config(config)
     like = train.create_train_state(model, train.make_optimizer(
         config.optimizer), hparams, image_shape)
-    state = _restore_latest(workdir, like)
-    return [Member(None, workdir, config, model, state.params, hparams)]
+    epoch = results['epochs']
+    state = _restore_epoch(workdir, like, epoch)
+    return [Member(None, workdir, config, model, state.params, hparams, epoch)]
 
   grid = list(config.sweep)
   configs = [sweep_lib.member_config(config, overrides) for overrides in grid]
+  epochs = {r['member']: r.get('epochs') for r in results}
   mesh = sweep_lib.sweep_mesh()
   members = []
   for group_index, indices in enumerate(sweep_lib.group_members(configs)):
@@ -161,37 +189,46 @@ def restore_members(workdir: Path, config: ml_collections.ConfigDict,
       continue
     group = sweep_lib.SweepGroup([configs[i] for i in indices], image_shape,
                                  mesh)
-    state = _restore_latest(workdir / f'group_{group_index}',
-                            group.abstract_state())
+    # A diverged member stopped earlier; the group trained on to the others'.
+    epoch = max(epochs[i] or 0 for i in indices)
+    state = _restore_epoch(workdir / f'group_{group_index}',
+                           group.abstract_state(), epoch)
     params = group.unstack(state.params)
     hparams = group.unstack(group.hparams)
     for k, member in enumerate(indices):
       members.append(Member(member, workdir / f'member_{member:03d}',
                             configs[member], group.model, params[k],
-                            hparams[k]))
+                            hparams[k], epoch))
   return sorted(members, key=lambda m: m.index)
 
 
-def _restore_latest(directory: Path, like):
+def _restore_epoch(directory: Path, like, epoch: int):
+  """The checkpoint of `epoch`, the one results.json was written from."""
   checkpoints = checkpoint_lib.RunCheckpoints(directory)
   try:
-    epoch = checkpoints.latest_epoch()
-    if epoch is None:
-      raise FileNotFoundError(f'No checkpoint in {directory}/checkpoints; '
-                              'has the run trained an epoch?')
+    if epoch not in checkpoints.epochs():
+      latest = checkpoints.latest_epoch()
+      raise FileNotFoundError(
+          f'{directory}: results.json was written at epoch {epoch}, whose '
+          f'checkpoint is gone (the newest is epoch {latest}): training went '
+          'on past those results. Run the same launch.train / launch.sweep '
+          'command again to finish it, then evaluate.')
     return checkpoints.restore(epoch, like=like)
   finally:
     checkpoints.close()
 
 
-def load_classifier(classifier_dir: Path):
-  """(model, params, info) of the classifier; a missing one says what to do."""
+def load_classifier(classifier_dir: Path, min_accuracy: float):
+  """(model, params, info) of the classifier; a missing one says what to
+  do, one below `min_accuracy` is refused (classifier_lib.check_accuracy)."""
   try:
-    return classifier_lib.load_classifier(classifier_dir)
+    classifier = classifier_lib.load_classifier(classifier_dir)
   except FileNotFoundError as error:
     raise FileNotFoundError(
         f'{error} Or pass --classifier_dir=DIR of a trained classifier '
         f'(default location: {default_classifier_dir()}).') from None
+  classifier_lib.check_accuracy(classifier[2], classifier_dir, min_accuracy)
+  return classifier
 
 
 def make_judge(classifier, test_images: np.ndarray, cache_name: str | None,
@@ -511,12 +548,13 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
 
 
 def computed_from(metric: str, result: dict, settings: Settings,
-                  judge: Judge | None) -> dict:
+                  judge: Judge | None, checkpoint_epoch: int) -> dict:
   """What a metric's numbers depend on besides the code: the checkpoint
   (the epochs the model trained), the settings that change their value and
   the classifier. Numbers recorded with the same facts are not recomputed."""
   needs = EVALUATORS[metric].needs
-  facts: dict[str, Any] = {'epochs': result.get('epochs')}
+  facts: dict[str, Any] = {'epochs': result.get('epochs'),
+                           'checkpoint_epoch': checkpoint_epoch}
   if metric == 'iwae':
     facts.update(iwae_samples=settings.iwae_samples,
                  num_images=settings.num_images, seed=settings.seed)
@@ -556,7 +594,8 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
   classifier = inception_weights = None
   if metrics_set & CLASSIFIER_METRICS:
     classifier = load_classifier(
-        Path(classifier_dir or default_classifier_dir()))
+        Path(classifier_dir or default_classifier_dir()),
+        settings.min_classifier_accuracy)
   if 'fid' in metrics_set:
     inception_weights = load_inception_weights(base.data.download)
 
@@ -626,7 +665,7 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
         log.info('No %s for %s: its loss %r is not a likelihood.', metric,
                  name, member.config.loss)
         continue
-      facts = computed_from(metric, entry, settings, judge)
+      facts = computed_from(metric, entry, settings, judge, member.epoch)
       if not recompute and evaluated.get(metric) == facts:
         kept.append(metric)
         continue
