@@ -83,6 +83,9 @@ def get_config(rows: str = 'cpu'):
   objectives, samples = zip(*members)
   config.sweep = grid.zipped(objective=list(objectives),
                              num_samples=list(samples))
+  config.reported = [{'objective': objective, 'num_samples': k,
+                      'iwae_nll': nll}
+                     for (objective, k), nll in REPORTED.items()]
   return config
 
 

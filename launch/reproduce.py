@@ -1,4 +1,5 @@
-r"""Reproduces one of the five studies of SPEC.md: trains, evaluates, reports.
+r"""Reproduces a study: one of SPEC.md's five (A-E), or IWAE (Burda et al.'s
+MNIST likelihoods, configs/burda_iwae.py): trains, evaluates, reports.
 
   python -m launch.reproduce --study=D --workdir=workdirs/study_d_full \
       --data_dir=../shared/data
@@ -29,6 +30,7 @@ from typing import Callable
 from absl import app
 from absl import flags
 
+from configs import burda_iwae
 from configs import study_a, study_b, study_c, study_c_usps, study_d, study_e
 from launch import common
 from vae_jax import classifier as classifier_lib
@@ -68,6 +70,9 @@ class Experiment:
   # --quick: the smallest budget whose prior samples are recognisable
   # digits at the study's own optimiser settings, where minutes allow.
   quick: Budget = SMOKE
+  # Full mode: how its metrics are computed when its report says (else the
+  # launcher's --iwae_samples / --iwae_images).
+  settings: evaluate.Settings | None = None
 
 
 # Study A's FID needs Inception weights (see vae_jax.evaluation.fid); where
@@ -95,6 +100,11 @@ STUDIES: dict[str, tuple[Experiment, ...]] = {
                      ('inception_score', 'confusion',
                       'reconstruction_confusion', 'classifier_fid'),
                      quick=Budget(epochs=1, train_images=ALL_MNIST)),),
+    # Burda et al. (2016): every test image, k = 5000, batches of 20.
+    'IWAE': (Experiment('burda_iwae', burda_iwae.get_config,
+                        ('iwae', 'active_units'),
+                        settings=evaluate.Settings(iwae_samples=5000,
+                                                   iwae_batch=20)),),
 }
 
 QUICK_CLASSIFIER_IMAGES = 10_000
@@ -105,7 +115,8 @@ QUICK_SETTINGS = evaluate.Settings(iwae_samples=20, num_images=100,
                                    min_classifier_accuracy=0.9)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('study', None, sorted(STUDIES), 'Which study of SPEC.md.',
+flags.DEFINE_enum('study', None, sorted(STUDIES), 'Which study: A-E of '
+                  'SPEC.md, or IWAE (Burda et al., 2016).',
                   required=True)
 flags.DEFINE_string('workdir', None, 'Directory of the study: one '
                     'subdirectory per experiment, the report at the top.',
@@ -219,7 +230,8 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
     if metrics:
       evaluate.evaluate_workdir(
           directory, metrics, classifier_dir=classifier,
-          settings=settings,
+          settings=(experiment.settings
+                    if experiment.settings and not quick else settings),
           data_dir=data_dir)
   notes = [f'Study {study} ({"quick" if quick else "full"} mode).',
            'Training time per experiment, every epoch of every call that '
@@ -232,9 +244,13 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
            'this call did): ' +
            ', '.join(f'{k} {loop.format_duration(w)}'
                      for k, (w, _) in timings.items()) + '.']
-  if any('iwae' in e.metrics for e in experiments):
-    notes.append(f'IWAE: k = {settings.iwae_samples} importance samples on '
-                 f'{settings.num_images or "all"} test images.')
+  for experiment in experiments:
+    if 'iwae' in experiment.metrics:
+      used = (experiment.settings if experiment.settings and not quick
+              else settings)
+      notes.append(f'IWAE of {experiment.name}: k = {used.iwae_samples} '
+                   f'importance samples on {used.num_images or "all"} test '
+                   'images.')
   workdir_lib.atomic_write_text(workdir / workdir_lib.NOTES_FILE,
                                 '\n'.join(notes) + '\n')
   return report.write_report(workdir, f'vae_jax: Study {study}')

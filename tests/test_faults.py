@@ -367,3 +367,117 @@ def test_killed_runs_resume_to_the_same_numbers_many_times(tmp_path, as_sweep):
                             [rng.uniform(0.0, 1.0) for _ in range(FAULT_TRIALS)])
   print(f'\n{"sweep" if as_sweep else "run"}: {counts}')
   assert counts['identical'] == counts['trials'], counts
+
+
+# ------------------------------------------------- kills in cleanup and saves
+_OVERWRITE_CHILD = '''
+import sys, shutil, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_train import tiny_config, tiny_dataset
+from vae_jax import train
+# Every deletion waits a little, so that a kill at a random moment lands
+# inside the cleanup as often as in the training after it.
+rmtree, unlink = shutil.rmtree, Path.unlink
+shutil.rmtree = lambda *a, **k: (time.sleep(0.02), rmtree(*a, **k))
+Path.unlink = lambda self, *a, **k: (time.sleep(0.02), unlink(self, *a, **k))
+print('started', flush=True)
+train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2), {workdir!r},
+                         overwrite=True, dataset=tiny_dataset())
+'''
+
+
+def _kill_child(code: str, after: float) -> bool:
+  """Runs `code` in a subprocess and SIGKILLs it `after` seconds after it
+  prints its first line; returns whether it was still running."""
+  child = subprocess.Popen([sys.executable, '-c', code], cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+  assert child.stdout.readline().strip() == 'started', child.stderr.read()
+  time.sleep(after)
+  killed = child.poll() is None
+  child.send_signal(signal.SIGKILL)
+  child.wait()
+  return killed
+
+
+def _kill_overwrites(tmp_path: Path, delays: list[float]) -> dict:
+  """Kills `--overwrite` of a finished run at each delay; the next call with
+  the new config (refused without --overwrite while the old config is
+  there) ends where a straight run of it ends."""
+  straight = tmp_path / 'straight'
+  train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2), str(straight),
+                           dataset=tiny_dataset())
+  expected = _final_state(straight, as_sweep=False)
+  counts = {'trials': len(delays), 'killed': 0, 'identical': 0}
+  for trial, delay in enumerate(delays):
+    workdir = tmp_path / f'trial_{trial}'
+    train.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
+                             dataset=tiny_dataset())
+    counts['killed'] += _kill_child(_OVERWRITE_CHILD.format(
+        tests=str(REPO / 'tests'), workdir=str(workdir)), delay)
+    try:
+      train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2),
+                               str(workdir), dataset=tiny_dataset())
+    except workdir_lib.WorkdirError as error:
+      assert 'different config' in str(error)  # the old config.json is there
+      train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2),
+                               str(workdir), overwrite=True,
+                               dataset=tiny_dataset())
+    lines, arrays = _final_state(workdir, as_sweep=False)
+    if lines == expected[0] and all(
+        np.array_equal(a, b) for a, b in zip(arrays, expected[1])):
+      counts['identical'] += 1
+  return counts
+
+
+_CLASSIFIER_CHILD = '''
+import sys
+sys.path.insert(0, {tests!r})
+from test_classifier import bars
+from vae_jax import classifier
+print('started', flush=True)
+classifier.train_into({directory!r}, bars(), epochs=2, batch_size=32)
+'''
+
+
+def _kill_classifier_saves(tmp_path: Path, fractions: list[float]) -> dict:
+  """Kills launch.train_classifier's work at each fraction of its duration
+  (training and the save); the same call again ends with the classifier a
+  straight call saves (same SHA-256), verified on load."""
+  from test_classifier import bars
+  from vae_jax import classifier
+  start = time.monotonic()
+  expected = classifier.train_into(tmp_path / 'straight', bars(), epochs=2,
+                                   batch_size=32)['sha256']
+  duration = time.monotonic() - start
+  counts = {'trials': len(fractions), 'killed': 0, 'identical': 0}
+  for trial, fraction in enumerate(fractions):
+    directory = tmp_path / f'trial_{trial}'
+    counts['killed'] += _kill_child(_CLASSIFIER_CHILD.format(
+        tests=str(REPO / 'tests'), directory=str(directory)),
+                                    fraction * duration)
+    info = classifier.train_into(directory, bars(), epochs=2, batch_size=32)
+    _, params, saved = classifier.load_classifier(directory)
+    assert saved['sha256'] == classifier.weights_sha256(params)
+    counts['identical'] += info['sha256'] == expected
+  return counts
+
+
+def test_a_killed_overwrite_is_refused_or_finished_never_resumed(tmp_path):
+  counts = _kill_overwrites(tmp_path, [0.3])
+  assert counts['identical'] == counts['trials'], counts
+
+
+@pytest.mark.slow
+def test_killed_overwrites_and_classifier_saves_many_times(tmp_path):
+  rng = random.Random(0)
+  overwrites = _kill_overwrites(tmp_path / 'overwrite',
+                                [rng.uniform(0.0, 1.5)
+                                 for _ in range(FAULT_TRIALS)])
+  saves = _kill_classifier_saves(tmp_path / 'classifier',
+                                 [rng.uniform(0.3, 1.2)
+                                  for _ in range(FAULT_TRIALS)])
+  print(f'\noverwrite: {overwrites}\nclassifier: {saves}')
+  assert overwrites['identical'] == overwrites['trials'], overwrites
+  assert saves['identical'] == saves['trials'], saves

@@ -333,3 +333,27 @@ def test_burda_config_members():
   for rows in ('two_layer', 'iwae_k0', 'elbo_k5', 'vae_kx'):
     with pytest.raises(ValueError, match='Unknown rows'):
       burda_iwae.get_config(rows)
+
+
+def test_active_units_count_the_posterior_means_that_vary():
+  from vae_jax.evaluation import workdir as evaluation
+  config = tiny_config(**{'model.latent_size': 3})
+  dataset = tiny_dataset(num_train=600)
+  model, params, hparams = _model(config, dataset)
+  # Unit 1's mean is a constant; unit 2 is masked off (a latent-2 member).
+  head = params['enc_mean']
+  # Units 0 and 2 vary: their weights are scaled up from the initial draw.
+  params = dict(params, enc_mean={
+      'kernel': (head['kernel'] * 20).at[:, 1].set(0.0),
+      'bias': head['bias'].at[1].set(0.3)})
+  hparams = hparams._replace(latent_mask=jnp.array([1.0, 1.0, 0.0]))
+  member = evaluation.Member(None, None, config, model, params, hparams, 1)
+  got = evaluation.evaluate_active_units(evaluation.MemberEvaluation(
+      member, lambda: dataset, None, None, evaluation.Settings()))
+  # Reference: the variance of each unit's mean over the first 500 images.
+  x = dataset.train_images[:500].astype(np.float32) / 255
+  means = np.asarray(model.apply({'params': params}, jnp.asarray(x),
+                                 method=model.encode).mean)
+  variance = means.var(axis=0)
+  assert variance[0] > 0.01 and variance[1] < 1e-9 and variance[2] > 0.01
+  assert got == {'active_units': 1}

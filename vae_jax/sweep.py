@@ -751,7 +751,8 @@ def _reported_for(settings: dict, reported: Sequence[dict]) -> dict | None:
 
 
 # Numbers launch.evaluate adds to a member's results.
-EVALUATION_KEYS = ('test_recon_at_mean', 'iwae_nll', 'inception_score',
+EVALUATION_KEYS = ('test_recon_at_mean', 'iwae_nll', 'active_units',
+                   'inception_score',
                    'classifier_fid', 'fid', 'sample_class_accuracy',
                    'recon_class_accuracy')
 

@@ -11,6 +11,8 @@ function of one trained model's `MemberEvaluation` that returns its numbers):
 
   iwae             IWAE estimate of the test NLL -log p(x) in nats
                    (Bernoulli decoders), Settings.iwae_samples samples.
+  active_units     Latent units whose posterior mean varies over 500
+                   training images by more than 0.01 (Burda et al., 2016).
   recon_at_mean    Test reconstruction loss (config.loss, per image) of the
                    decoded posterior mean, as test_recon_at_mean; test_recon
                    decodes a sample.
@@ -33,8 +35,8 @@ function of one trained model's `MemberEvaluation` that returns its numbers):
 The numbers join results.json (a run) or every member's entry of results.json
 and the results.csv / results.md table (a sweep), written after each member;
 numbers already there stay unless recomputed. Each entry's `evaluated`
-records what its numbers were computed from (`computed_from`: the trained
-epochs, the settings that change them, the classifier), so evaluating again
+records what its numbers were computed from (`computed_from`: the
+checkpoint's epoch, the settings that change them, the classifier), so evaluating again
 computes only what is missing or stale: an interrupted evaluation resumes,
 and a finished study re-run by launch.reproduce is not evaluated twice
 (recompute=True, launch.evaluate's --recompute, forces it).
@@ -386,6 +388,32 @@ def evaluate_iwae(evaluation: MemberEvaluation) -> dict:
           'iwae_num_images': count}
 
 
+# Burda et al. (2016), section 5.2: a latent unit is active when the
+# variance over 500 training images of its posterior mean exceeds 0.01.
+ACTIVE_UNIT_IMAGES = 500
+ACTIVE_UNIT_THRESHOLD = 1e-2
+
+
+@register('active_units', needs=('test_set',))
+def evaluate_active_units(evaluation: MemberEvaluation) -> dict:
+  """{'active_units'}: latent units whose posterior mean varies over the
+  first ACTIVE_UNIT_IMAGES training images (binarised as trained, from the
+  seed) by more than ACTIVE_UNIT_THRESHOLD; masked units never count."""
+  member, data = evaluation.member, evaluation.test
+  images = data.train_images[:ACTIVE_UNIT_IMAGES]
+  x = pipeline.to_model_input(
+      jax.numpy.asarray(images), member.config.data.preprocessing,
+      jax.random.fold_in(jax.random.PRNGKey(evaluation.settings.seed), 3))
+  posterior = member.model.apply(
+      {'params': member.params}, x,
+      jax.numpy.asarray(data.train_labels[:ACTIVE_UNIT_IMAGES]),
+      method=member.model.encode)
+  variance = np.var(np.asarray(posterior.mean, np.float64), axis=0)
+  active = (variance > ACTIVE_UNIT_THRESHOLD) & (
+      np.asarray(member.hparams.latent_mask) > 0)
+  return {'active_units': int(np.sum(active))}
+
+
 @register('recon_at_mean', needs=('test_set',))
 def evaluate_recon_at_mean(evaluation: MemberEvaluation) -> dict:
   """{'test_recon_at_mean'}: per-image test reconstruction loss of the decoded
@@ -550,7 +578,7 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
 def computed_from(metric: str, result: dict, settings: Settings,
                   judge: Judge | None, checkpoint_epoch: int) -> dict:
   """What a metric's numbers depend on besides the code: the checkpoint
-  (the epochs the model trained), the settings that change their value and
+  (its epoch), the settings that change their value and
   the classifier. Numbers recorded with the same facts are not recomputed."""
   needs = EVALUATORS[metric].needs
   facts: dict[str, Any] = {'epochs': result.get('epochs'),
@@ -558,6 +586,8 @@ def computed_from(metric: str, result: dict, settings: Settings,
   if metric == 'iwae':
     facts.update(iwae_samples=settings.iwae_samples,
                  num_images=settings.num_images, seed=settings.seed)
+  if metric == 'active_units':
+    facts.update(seed=settings.seed)
   if 'prior' in needs:
     facts.update(num_samples=settings.num_samples, seed=settings.seed)
   if 'classifier' in needs:
