@@ -38,3 +38,36 @@ def test_the_accelerator_check_runs_every_step_on_cpu(tmp_path, mnist_dir):
     assert list((out / name).glob('*.json')), name
   study_d = json.loads((out / 'study_d' / 'results.json').read_text())
   assert len(study_d) == 7 and all(r['epochs'] == 20 for r in study_d)
+
+
+@pytest.mark.slow
+def test_the_burda_accelerator_script_trains_resumes_and_evaluates(
+    tmp_path, mnist_dir):
+  """Two calls: the first runs out of time mid-training, the second resumes
+  from the carried workdir, finishes and evaluates."""
+  workdir = tmp_path / 'runs' / 'burda'
+  tiny = ('--config.data.train_subset=400 --config.data.test_subset=40 '
+          '--config.batch_size=20')
+  for call, (epochs, budget) in enumerate([(2000, 60), (3, 900)]):
+    out = tmp_path / f'out_{call}'
+    env = dict(os.environ, OUT=str(out), DATA_DIR=str(mnist_dir.parent),
+               WORKDIR=str(workdir), BUDGET_SECONDS=str(budget),
+               ROWS='iwae_k2', IWAE_SAMPLES='10', PYTHON=sys.executable,
+               EXTRA_FLAGS=f'{tiny} --config.num_epochs={epochs}')
+    if call == 1:
+      # The carried copy comes back as the workdir; 3 epochs end it at once
+      # only if the first call trained fewer, so resume with the first's.
+      trained = max(int(p.name) for p in
+                    (workdir / 'group_0' / 'checkpoints').iterdir()
+                    if p.name.isdigit())
+      env['EXTRA_FLAGS'] = f'{tiny} --config.num_epochs={trained + 2}'
+    result = subprocess.run(['bash', 'benchmarks/burda_accelerator.sh'],
+                            cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=budget + 120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / 'burda_k50' / 'metrics.jsonl').exists()
+  summary = (tmp_path / 'out_1' / 'summary.txt').read_text()
+  assert 'train: exit 0' in summary and 'evaluate: exit 0' in summary
+  results = json.loads((workdir / 'results.json').read_text())
+  assert results[0]['epochs'] == trained + 2
+  assert results[0]['iwae_nll'] > 0 and results[0]['active_units'] >= 1

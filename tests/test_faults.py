@@ -476,7 +476,7 @@ def test_killed_overwrites_and_classifier_saves_many_times(tmp_path):
                                 [rng.uniform(0.0, 1.5)
                                  for _ in range(FAULT_TRIALS)])
   saves = _kill_classifier_saves(tmp_path / 'classifier',
-                                 [rng.uniform(0.3, 1.2)
+                                 [rng.uniform(0.05, 0.8)
                                   for _ in range(FAULT_TRIALS)])
   print(f'\noverwrite: {overwrites}\nclassifier: {saves}')
   assert overwrites['identical'] == overwrites['trials'], overwrites
