@@ -50,3 +50,15 @@ def real_usps(usps_dir) -> data.Dataset:
   return data.load_usps_dir(usps_dir)
 
 
+
+
+@pytest.fixture
+def one_torch_thread():
+  """PyTorch on one thread for the test: tiny matmuls gain nothing from
+  threads, and on a busy machine the threads' barriers make each step take
+  many times longer."""
+  torch = pytest.importorskip('torch')
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
+  yield
+  torch.set_num_threads(threads)

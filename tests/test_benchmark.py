@@ -63,16 +63,6 @@ def train_variant(variant, initial_model, images, epochs=3, shuffle_seed=0):
       [p.detach().flatten() for p in trainer.model.parameters()]).numpy()
 
 
-@pytest.fixture
-def one_torch_thread():
-  # Tiny matmuls gain nothing from threads, and on a busy machine the
-  # threads' barriers make each step take many times longer.
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
-
-
 def test_eager_variants_follow_one_trajectory(one_torch_thread):
   images = tiny_dataset().train_images
   torch.manual_seed(0)

@@ -29,16 +29,6 @@ IMAGE_SHAPE = (28, 28)
 BATCH = 20
 
 
-@pytest.fixture
-def one_torch_thread():
-  # Tiny matmuls gain nothing from threads, and on a busy machine the
-  # threads' barriers make each step take many times longer.
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
-  yield
-  torch.set_num_threads(threads)
-
-
 def _jax_side(num_samples: int, seed: int):
   """vae_jax's Burda model with perturbed initial weights (every bias
   nonzero, so that every path carries a gradient) and a binary batch."""

@@ -157,7 +157,7 @@ def initial_output_bias(model_config: ml_collections.ConfigDict,
   """
   if model_config.output_bias == 'init':
     return None
-  mean = np.mean(np.asarray(train_images, np.float64) / 255.0, axis=0)
+  mean = np.mean(train_images, axis=0, dtype=np.float64) / 255.0
   mean = np.clip(mean, _OUTPUT_BIAS_CLIP, 1.0 - _OUTPUT_BIAS_CLIP)
   return np.log(mean / (1.0 - mean)).reshape(-1).astype(np.float32)
 

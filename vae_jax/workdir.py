@@ -171,9 +171,8 @@ def _layout_entry(name: str, layout: dict):
 
 
 def _is_orbax_directory(path: Path) -> bool:
-  if '.orbax-checkpoint-tmp' in path.name or path.name.endswith(
-      '.vae_jax-tmp'):
-    return True  # a save a killed process left; orbax and claim clear them
+  if '.orbax-checkpoint-tmp' in path.name:
+    return True  # a save a killed process left; claim clears it
   return any((path / name).exists() for name in _ORBAX_FILES)
 
 
