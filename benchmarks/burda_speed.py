@@ -95,27 +95,6 @@ REPORT_NAME = 'burda_speed'
 _LOG_2PI = math.log(2.0 * math.pi)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('data_dir', None, 'Directory holding mnist/ (None: '
-                    "vae_jax's usual search: $VAE_JAX_DATA_DIR, the cache).")
-flags.DEFINE_list('ks', ['1', '5', '50'], 'Importance samples k, one row '
-                  'each.')
-flags.DEFINE_integer('epochs', 4, 'Epochs per side and k, interleaved; the '
-                     'first (compilation) is reported apart, the others are '
-                     'timed: at least 2.')
-flags.DEFINE_integer('train_subset', None, 'Train on the first N images '
-                     '(None: the config\'s 59,600); shortens epochs for tests '
-                     'and smoke runs.')
-flags.DEFINE_list('torch_variants', list(TORCH_VARIANTS),
-                  f'PyTorch loops to time beside JAX, from '
-                  f'{tuple(TORCH_VARIANTS)}.')
-flags.DEFINE_integer(
-    'torch_threads', None, "PyTorch's CPU threads (None: one per usable CPU, "
-    'as XLA uses). On a machine other work keeps busy, threads waiting at '
-    "each small operation's barrier can slow PyTorch's steps many times over "
-    '(seen here: 300 ms a step at 2 threads under load, 4 ms at 1): time on '
-    'an idle machine, or say which setting a number used.')
-flags.DEFINE_string('output', None, f'Directory for {REPORT_NAME}.json and '
-                    f'{REPORT_NAME}.md.')
 
 
 # ------------------------------------------------------------------ the twin
@@ -689,6 +668,32 @@ def write_report(result: dict, markdown: str, output: str | Path) -> None:
   (out / f'{REPORT_NAME}.md').write_text(markdown)
 
 
+def define_flags() -> None:
+  """The command line's flags, defined only when it runs: the test suite
+  imports this module beside launchers whose flags share these names."""
+  flags.DEFINE_string('data_dir', None, 'Directory holding mnist/ (None: '
+                      "vae_jax's usual search: $VAE_JAX_DATA_DIR, the cache).")
+  flags.DEFINE_list('ks', ['1', '5', '50'], 'Importance samples k, one row '
+                    'each.')
+  flags.DEFINE_integer('epochs', 4, 'Epochs per side and k, interleaved; the '
+                       'first (compilation) is reported apart, the others are '
+                       'timed: at least 2.')
+  flags.DEFINE_integer('train_subset', None, 'Train on the first N images '
+                       '(None: the config\'s 59,600); shortens epochs for tests '
+                       'and smoke runs.')
+  flags.DEFINE_list('torch_variants', list(TORCH_VARIANTS),
+                    f'PyTorch loops to time beside JAX, from '
+                    f'{tuple(TORCH_VARIANTS)}.')
+  flags.DEFINE_integer(
+      'torch_threads', None, "PyTorch's CPU threads (None: one per usable CPU, "
+      'as XLA uses). On a machine other work keeps busy, threads waiting at '
+      "each small operation's barrier can slow PyTorch's steps many times over "
+      '(seen here: 300 ms a step at 2 threads under load, 4 ms at 1): time on '
+      'an idle machine, or say which setting a number used.')
+  flags.DEFINE_string('output', None, f'Directory for {REPORT_NAME}.json and '
+                      f'{REPORT_NAME}.md.')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -708,4 +713,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

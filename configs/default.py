@@ -50,11 +50,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.hidden_size = 47
   # False: a plain autoencoder (decodes the code, no KL term).
   config.model.variational = True
-  # mlp_vae only: 'log_variance' or 'log_std' (what the encoder's second
-  # head gives), and the decoder's starting output bias: 'init' (the init
-  # scheme's) or 'data_mean' (logit of the mean training pixel).
+  # mlp_vae and two_layer_vae: 'log_variance' or 'log_std' (what the second
+  # Gaussian head gives), and the decoder's starting output bias: 'init' (the
+  # init scheme's) or 'data_mean' (logit of the mean training pixel).
   config.model.posterior_scale = 'log_variance'
   config.model.output_bias = 'init'
+  # two_layer_vae (Burda et al.'s two stochastic layers): units of the
+  # first layer h1 (latent_size is the top layer's), and the hidden widths
+  # between h1 and h2 (encoder_widths lie between x and h1).
+  config.model.first_latent_size = 100
+  config.model.inner_widths = (100, 100)
 
   # The objective: reconstruction + beta * KL(q(z|x) || N(mean, std^2)).
   # 'bce' | 'mse' | 'mae' (summed over pixels), or 'perceptual',

@@ -65,7 +65,7 @@ def test_the_burda_accelerator_script_trains_resumes_and_evaluates(
                             cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=budget + 120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (out / 'burda_k50' / 'metrics.jsonl').exists()
+    assert (out / 'burda_accelerator' / 'metrics.jsonl').exists()
   summary = (tmp_path / 'out_1' / 'summary.txt').read_text()
   assert 'train: exit 0' in summary and 'evaluate: exit 0' in summary
   results = json.loads((workdir / 'results.json').read_text())

@@ -317,7 +317,7 @@ def test_invalid_objective_settings_are_refused(override, message):
 def test_model_settings_of_mlp_vae_only_are_refused_for_conv_models():
   config = tiny_config(**{'model.name': 'conv_vae',
                           'model.output_bias': 'data_mean'})
-  with pytest.raises(validation.ConfigError, match="mlp_vae's only"):
+  with pytest.raises(validation.ConfigError, match='is for mlp_vae and'):
     validation.validate(config)
 
 
@@ -357,3 +357,139 @@ def test_active_units_count_the_posterior_means_that_vary():
   variance = means.var(axis=0)
   assert variance[0] > 0.01 and variance[1] < 1e-9 and variance[2] > 0.01
   assert got == {'active_units': 1}
+
+
+# ------------------------------------------------------- two stochastic layers
+def _two_layer(image_shape=(8, 8)):
+  config = tiny_config(**{'model.name': 'two_layer_vae',
+                          'model.latent_size': 3,
+                          'model.first_latent_size': 4,
+                          'model.encoder_widths': (12, 10),
+                          'model.inner_widths': (6,),
+                          'model.activation': 'tanh',
+                          'model.posterior_scale': 'log_std',
+                          'objective': 'iwae', 'num_samples': 3})
+  model = models.build_model(config.model, image_shape)
+  params = train.init_params(model, jnp.uint32(0), image_shape)
+  return config, model, params
+
+
+def _numpy_gaussian_layer(layer, h):
+  for i in range(len([k for k in layer if k.startswith('hidden_')])):
+    h = np.tanh(h @ layer[f'hidden_{i}']['kernel'] + layer[f'hidden_{i}']['bias'])
+  mean = h @ layer['mean']['kernel'] + layer['mean']['bias']
+  log_std = h @ layer['scale']['kernel'] + layer['scale']['bias']
+  return mean, log_std
+
+
+def test_two_layer_log_weights_against_scipy_densities():
+  from scipy import stats
+  config, model, params = _two_layer()
+  params = jax.tree.map(lambda p: np.asarray(p, np.float64), params)
+  images = (tiny_dataset().test_images[:5] > 100).astype(np.float32)
+  keys = jax.random.split(jax.random.PRNGKey(4), 3)
+  log_w, recon, kl = model.apply(
+      {'params': jax.tree.map(jnp.float32, params)}, jnp.asarray(images),
+      keys, 0.2, 1.3, 1.0, method=model.log_importance_weights)
+  # The same noise, drawn as the model draws it: key s -> (h1 key, h2 key).
+  x = images.reshape(5, -1).astype(np.float64)
+  q1_mean, q1_log_std = _numpy_gaussian_layer(params['q_h1'], x)
+  for s, key in enumerate(keys):
+    k1, k2 = jax.random.split(key)
+    h1 = q1_mean + np.exp(q1_log_std) * np.asarray(
+        jax.random.normal(k1, q1_mean.shape))
+    q2_mean, q2_log_std = _numpy_gaussian_layer(params['q_h2'], h1)
+    h2 = q2_mean + np.exp(q2_log_std) * np.asarray(
+        jax.random.normal(k2, q2_mean.shape))
+    p1_mean, p1_log_std = _numpy_gaussian_layer(params['p_h1'], h2)
+    h = h1
+    for i in range(2):
+      h = np.tanh(h @ params[f'dec_{i}']['kernel'] + params[f'dec_{i}']['bias'])
+    logits = h @ params['dec_logits']['kernel'] + params['dec_logits']['bias']
+    log_px = np.sum(x * -np.logaddexp(0, -logits)
+                    + (1 - x) * -np.logaddexp(0, logits), axis=1)
+    expected_kl = (
+        stats.norm.logpdf(h1, q1_mean, np.exp(q1_log_std)).sum(1)
+        + stats.norm.logpdf(h2, q2_mean, np.exp(q2_log_std)).sum(1)
+        - stats.norm.logpdf(h1, p1_mean, np.exp(p1_log_std)).sum(1)
+        - stats.norm.logpdf(h2, 0.2, 1.3).sum(1))
+    np.testing.assert_allclose(recon[s], -log_px, rtol=1e-4)
+    np.testing.assert_allclose(kl[s], expected_kl, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(log_w[s], log_px - expected_kl, rtol=1e-4,
+                               atol=1e-3)
+
+
+def test_two_layer_model_trains_and_its_bound_rises_with_k():
+  config, model, _ = _two_layer()
+  dataset = tiny_dataset(num_train=256)
+  optimizer = train.make_optimizer('adam')
+  hparams = train.hyperparams_from_config(config)._replace(
+      learning_rate=jnp.float32(3e-3))
+  state = train.create_train_state(model, optimizer, hparams,
+                                   dataset.image_shape)
+  epoch = jax.jit(train.make_train_epoch(
+      model, optimizer, 16, 'dynamic_binarized', objective='iwae',
+      num_samples=3))
+  data = pipeline.device_data(dataset.train_images, dataset.train_labels)
+  losses = []
+  for e in range(1, 16):
+    state, metrics = epoch(state, hparams, data, jnp.int32(e))
+    losses.append(float(metrics['loss']))
+  assert losses[-1] < losses[0] - 1.0
+  batch = _batch(dataset, 64)
+  bounds = {}
+  for k in (1, 5, 50):
+    loss_fn = train.make_loss_fn(model, objective='iwae', num_samples=k)
+    estimates = jax.vmap(lambda key: loss_fn(state.params, batch, hparams,
+                                             key)[0])(
+        jax.random.split(jax.random.PRNGKey(1), 100))
+    bounds[k] = -float(jnp.mean(estimates))
+  assert bounds[1] < bounds[5] < bounds[50], bounds
+  # The evaluation's k-sample estimate is the same bound.
+  from vae_jax.evaluation import likelihood
+  log_px = likelihood.iwae_log_likelihood(
+      model, state.params, hparams, dataset.test_images[:20],
+      jnp.zeros(20, jnp.int32), jax.random.PRNGKey(0), num_samples=500,
+      chunk_size=100, preprocessing='dynamic_binarized')
+  assert np.all(np.isfinite(np.asarray(log_px)))
+  assert -float(np.mean(log_px)) < -bounds[50] + 5.0
+
+
+def test_burda_two_layer_model_has_the_papers_shapes():
+  config = burda_iwae.get_config('iwae_k5_two_layer')
+  member = dict(config.sweep[0])
+  assert member == {'objective': 'iwae', 'num_samples': 5,
+                    'model.name': 'two_layer_vae'}
+  config.model.name = 'two_layer_vae'
+  validation.validate(config)
+  assert train.count_params(config.model, (28, 28)) == (
+      # q(h1|x): 784-200-200-(100, 100); q(h2|h1): 100-100-100-(50, 50)
+      784 * 200 + 200 + 200 * 200 + 200 + 2 * (200 * 100 + 100)
+      + 100 * 100 + 100 + 100 * 100 + 100 + 2 * (100 * 50 + 50)
+      # p(h1|h2): 50-100-100-(100, 100); p(x|h1): 100-200-200-784
+      + 50 * 100 + 100 + 100 * 100 + 100 + 2 * (100 * 100 + 100)
+      + 100 * 200 + 200 + 200 * 200 + 200 + 200 * 784 + 784)
+  config.objective = 'elbo'
+  with pytest.raises(validation.ConfigError, match='k-sample bound'):
+    validation.validate(config)
+
+
+def test_a_sweep_of_both_models_trains_draws_and_evaluates(tmp_path):
+  from vae_jax import sweep
+  from vae_jax.evaluation import workdir as evaluation
+  config, _, _ = _two_layer()
+  config.plots = True
+  config.sweep = [{'objective': 'iwae', 'num_samples': 3},
+                  {'objective': 'vae', 'num_samples': 2,
+                   'model.name': 'mlp_vae'}]
+  dataset = tiny_dataset(side=28)
+  sweep.run_sweep(config, tmp_path, dataset=dataset)
+  results = evaluation.evaluate_workdir(
+      tmp_path, ['iwae', 'active_units'],
+      settings=evaluation.Settings(iwae_samples=10, iwae_batch=20),
+      dataset=dataset)
+  assert [r['settings'].get('model.name') for r in results] == [
+      None, 'mlp_vae']
+  assert all(np.isfinite(r['iwae_nll']) and r['active_units'] >= 0
+             for r in results)
+  assert (tmp_path / 'member_000' / 'samples.png').stat().st_size > 0

@@ -28,11 +28,12 @@ from vae_jax.models import MODEL_FIELDS
 log = logging.getLogger('vae_jax.checkpoint')
 
 # Keys that may differ between the run in a workdir and the config resuming it:
-# they say where data lives, how long or how fast to train, not what is
-# trained.
+# they say where data lives, how long or how fast to train, or what to
+# compare with, not what is trained.
 RESUMABLE_KEYS = frozenset({
     'num_epochs', 'data.dir', 'data.cache_dir', 'data.download',
     'checkpoint.keep_latest', 'plots', 'scan_unroll',
+    'reported',  # the published numbers a results table shows beside ours
 })
 
 
@@ -56,6 +57,8 @@ ADDED_KEYS_DEFAULTS = {
     'objective': 'elbo',
     'num_samples': 1,
     'lr_schedule': 'constant',
+    'model.first_latent_size': 100,
+    'model.inner_widths': [100, 100],
 }
 
 

@@ -183,16 +183,19 @@ def create_train_state(model, optimizer: optax.GradientTransformation,
 # ---------------------------------------------------------------------------- step
 def importance_sampled_terms(model, variables, images: jax.Array,
                              labels: jax.Array,
-                             posterior: objectives.GaussianPosterior,
+                             posterior: objectives.GaussianPosterior | None,
                              hparams: Hyperparams, sample_keys: jax.Array,
                              reconstruction_fn: Callable,
                              beta: jax.Array | float = 1.0):
   """One z ~ q(z|x) per key and image, decoded in one batch.
 
+  A model with several stochastic layers computes its weights itself
+  (its `log_importance_weights`, e.g. TwoStochasticLayerVAE).
+
   Args:
     model, variables: the VAE and {'params': ...}.
     images: model input [B, H, W]; labels: int32 [B].
-    posterior: q(z|x) of the images, each [B, latent].
+    posterior: q(z|x) of the images, each [B, latent] (None: encoded here).
     hparams: the prior and latent_mask (masked dimensions enter neither
       density).
     sample_keys: PRNG keys [S]; key s draws z_s for every image
@@ -203,6 +206,12 @@ def importance_sampled_terms(model, variables, images: jax.Array,
   Returns:
     (log w [S, B], reconstruction [S, B], sampled KL [S, B]).
   """
+  if hasattr(model, 'log_importance_weights'):
+    return model.apply(variables, images, sample_keys, hparams.prior_mean,
+                       hparams.prior_std, beta,
+                       method=model.log_importance_weights)
+  if posterior is None:
+    posterior = model.apply(variables, images, labels, method=model.encode)
   z = jax.vmap(objectives.sample_posterior, in_axes=(0, None, None))(
       sample_keys, posterior, hparams.latent_mask)  # [S, B, latent]
   num_samples, batch = z.shape[:2]
@@ -247,15 +256,15 @@ def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
   def loss_fn(params, batch, hparams: Hyperparams, rng):
     variables = {'params': params}
     images, labels = batch['images'], batch['labels']
-    posterior = model.apply(variables, images, labels, method=model.encode)
     if bound is not None:
       log_weights, reconstruction, sampled_kl = importance_sampled_terms(
-          model, variables, images, labels, posterior, hparams,
+          model, variables, images, labels, None, hparams,
           jax.random.split(rng, num_samples), reconstruction_fn, hparams.beta)
       terms = objectives.ElboTerms(jnp.mean(reconstruction, axis=0),
                                    jnp.mean(sampled_kl, axis=0),
                                    -bound(log_weights))
       return jnp.mean(terms.loss), terms
+    posterior = model.apply(variables, images, labels, method=model.encode)
     if sample:
       z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
     else:

@@ -78,6 +78,9 @@ _RULES = (
      'a tuple of integers >= 1 (empty: no convolutions)'),
     ('model.hidden_size', lambda v: _integer(v) and v >= 1,
      'an integer >= 1'),
+    ('model.first_latent_size', lambda v: _integer(v) and v >= 1,
+     'an integer >= 1'),
+    ('model.inner_widths', lambda v: _widths(v), 'a tuple of integers >= 1'),
     ('model.posterior_scale', lambda v: v in POSTERIOR_SCALES,
      f'one of {POSTERIOR_SCALES}'),
     ('model.output_bias', lambda v: v in OUTPUT_BIASES,
@@ -133,15 +136,26 @@ def _check_combinations(config: ml_collections.ConfigDict, where: str) -> None:
       raise ConfigError(
           f'config.objective = {objective!r}{where} needs q(z|x), and '
           'config.model.variational is False: set --config.objective=elbo.')
-  if config.model.name != 'mlp_vae':
+  if config.model.name not in ('mlp_vae', 'two_layer_vae'):
     for field, plain in (('posterior_scale', 'log_variance'),
                          ('output_bias', 'init')):
       value = config.model.get(field, plain)
       if value != plain:
         raise ConfigError(
-            f'config.model.{field} = {value!r}{where} is mlp_vae\'s only '
-            f'(this model is {config.model.name!r}): set '
+            f'config.model.{field} = {value!r}{where} is for mlp_vae and '
+            f'two_layer_vae (this model is {config.model.name!r}): set '
             f'--config.model.{field}={plain}.')
+  if config.model.name == 'two_layer_vae':
+    if objective == 'elbo':
+      raise ConfigError(
+          f"config.model.name = 'two_layer_vae'{where} trains a k-sample "
+          "bound (its KL has no closed form): set --config.objective=vae "
+          'or iwae.')
+    if config.model.num_classes or not config.model.variational:
+      raise ConfigError(
+          f"config.model.name = 'two_layer_vae'{where} is neither "
+          'conditional nor a plain autoencoder: set '
+          '--config.model.num_classes=0 and --config.model.variational=True.')
 
 
 def validate_with_data(config: ml_collections.ConfigDict, num_train: int,
