@@ -126,7 +126,10 @@ def test_quick_mode_trains_each_experiment_on_its_own_budget(study):
     assert (quick.num_epochs, quick.data.train_subset,
             quick.data.test_subset) == (budget.epochs, budget.train_images,
                                         budget.test_images)
-    assert full.data.train_subset is None and full.data.test_subset is None
+    # The full budget is the study's own (all images, or as its report).
+    own = experiment.get_config().data
+    assert (full.data.train_subset, full.data.test_subset) == (
+        own.train_subset, own.test_subset)
     assert budget.epochs <= full.num_epochs
     # Everything but the budget is the study's own setting.
     for key in ('learning_rate', 'batch_size', 'optimizer', 'sweep'):
