@@ -29,7 +29,8 @@ from vae_jax import workdir as workdir_lib
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory of the sweep.', required=True)
 flags.DEFINE_bool('overwrite', False, 'Delete a sweep of a different config '
-                  'in --workdir instead of refusing to start.')
+                  'in --workdir (only what vae_jax wrote; refused while '
+                  'anything else is there) instead of refusing to start.')
 flags.DEFINE_bool('distributed', False, 'Join the other processes through '
                   'jax.distributed.initialize(), the cluster found by JAX '
                   '(implied by --coordinator_address).')

@@ -20,7 +20,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and '
                     'figures.', required=True)
 flags.DEFINE_bool('overwrite', False, 'Delete a run of a different config in '
-                  '--workdir instead of refusing to start.')
+                  '--workdir (only what vae_jax wrote; refused while '
+                  'anything else is there) instead of refusing to start.')
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                 lock_config=True)
 flags.mark_flags_as_required(['config'])
