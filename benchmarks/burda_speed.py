@@ -71,12 +71,12 @@ from benchmarks.frameworks import dense_train_flops_per_image, paired_speedup
 from configs import burda_iwae
 from launch import common
 from vae_jax import data as data_lib
+from vae_jax.data import pipeline
 from vae_jax import loop
 from vae_jax import models
 from vae_jax import optimizers
 from vae_jax import train
 from vae_jax import validation
-from vae_jax.data import pipeline
 
 # How PyTorch trains, by --torch_variants name; the Adam actually used is
 # appended (TorchEpochs.description).
@@ -241,7 +241,7 @@ class JaxEpochs:
   def __init__(self, config: ml_collections.ConfigDict,
                dataset: data_lib.Dataset):
     model = models.build_model(config.model, dataset.image_shape)
-    optimizer = train.make_optimizer(config.optimizer)
+    optimizer = optimizers.make_optimizer(config.optimizer)
     self.hparams = train.hyperparams_from_config(config)
     self.state = train.create_train_state(
         model, optimizer, self.hparams, dataset.image_shape,

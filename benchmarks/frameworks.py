@@ -52,9 +52,10 @@ from benchmarks.common import (REPO, TORCH_VARIANTS, MatmulClock,
                                round_matmul_summary, torch_synchronizer)
 from launch import common
 from vae_jax import data as data_lib
-from vae_jax import models
-from vae_jax import train
 from vae_jax.data import pipeline
+from vae_jax import models
+from vae_jax import optimizers
+from vae_jax import train
 
 # What the config may vary while the PyTorch twin still trains the same thing.
 _TORCH_MODELS = ('mlp_vae', 'conv_vae')
@@ -126,7 +127,7 @@ def check_comparable(config) -> None:
 def jax_training(config, dataset: data_lib.Dataset):
   """JAX's side: (model, hparams, initial state, device data, jitted epoch)."""
   model = models.build_model(config.model, dataset.image_shape)
-  optimizer = train.make_optimizer(config.optimizer)
+  optimizer = optimizers.make_optimizer(config.optimizer)
   hparams = train.hyperparams_from_config(config)
   state = train.create_train_state(model, optimizer, hparams,
                                    dataset.image_shape)

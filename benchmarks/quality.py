@@ -12,8 +12,9 @@ import numpy as np
 from benchmarks.frameworks import GOALS, check_comparable
 from launch import common
 from vae_jax import data as data_lib
-from vae_jax import loop
 from vae_jax.data import pipeline
+from vae_jax import grid as grid_lib
+from vae_jax import loop
 
 # --quality_init: whose initial weights each seed starts from.
 QUALITY_INITS = ('own', 'torch')
@@ -72,7 +73,7 @@ def compare_quality(config, seeds: int, epochs: int,
     raise app.UsageError(f'--quality_first_seed={first_seed}: seeds are >= 0.')
   seed_ids = list(range(first_seed, first_seed + seeds))
   with config.unlocked():
-    config.sweep = sweep.product(seed=seed_ids)
+    config.sweep = grid_lib.product(seed=seed_ids)
 
   initial_params = None
   if init == 'torch':

@@ -7,8 +7,12 @@ import time
 
 import numpy as np
 
-from vae_jax import train
 from vae_jax.data import pipeline
+from vae_jax import driver
+from vae_jax import grid as grid_lib
+from vae_jax import group as group_lib
+from vae_jax import optimizers
+from vae_jax import train
 
 
 def benchmark_sweep(config, members: int, epochs: int) -> dict:
@@ -17,10 +21,10 @@ def benchmark_sweep(config, members: int, epochs: int) -> dict:
   config.num_epochs = epochs
   config.plots = False
   dataset = pipeline.load_data(config)
-  grid = sweep.product(seed=list(range(members)))
+  grid = grid_lib.product(seed=list(range(members)))
   with tempfile.TemporaryDirectory() as tmp:
     start = time.perf_counter()
-    sequential = [train.train_and_evaluate(sweep.member_config(config, m),
+    sequential = [driver.train_and_evaluate(grid_lib.member_config(config, m),
                                            f'{tmp}/run{i}', dataset=dataset)
                   for i, m in enumerate(grid)]
     sequential_seconds = time.perf_counter() - start
@@ -83,22 +87,21 @@ def benchmark_groups(config, rounds: int, train_images: int,
   import jax
   import jax.numpy as jnp
   from vae_jax import models
-  from vae_jax import sweep as sweep_lib
   config.data.train_subset = train_images
   dataset = pipeline.load_data(config)
-  configs = [sweep_lib.member_config(config, m) for m in config.sweep]
-  mesh = sweep_lib.sweep_mesh()
+  configs = [grid_lib.member_config(config, m) for m in config.sweep]
+  mesh = group_lib.sweep_mesh()
   train_data = pipeline.device_data(dataset.train_images, dataset.train_labels)
   groups = []
-  for indices in sweep_lib.group_members(configs):
+  for indices in group_lib.group_members(configs):
     members = [configs[i] for i in indices]
-    group = sweep_lib.SweepGroup(members, dataset.image_shape, mesh,
+    group = group_lib.SweepGroup(members, dataset.image_shape, mesh,
                                  execution)
     group_state = group.create_state()
     singles = []
     for member in members:
       model = models.build_model(member.model, dataset.image_shape)
-      optimizer = train.make_optimizer(member.optimizer)
+      optimizer = optimizers.make_optimizer(member.optimizer)
       hparams = train.hyperparams_from_config(member)
       epoch = jax.jit(train.make_train_epoch(
           model, optimizer, member.batch_size, member.data.preprocessing,
@@ -139,7 +142,7 @@ def benchmark_groups(config, rounds: int, train_images: int,
     images = (len(dataset.train_images) // members[0].batch_size
               * members[0].batch_size)
     groups.append({
-        'members': [sweep_lib.member_label(config.sweep[i]) for i in indices],
+        'members': [grid_lib.member_label(config.sweep[i]) for i in indices],
         'group_img_per_s': float(len(indices) * images
                                  / np.median(group_seconds)),
         'serial_img_per_s': float(len(indices) * images

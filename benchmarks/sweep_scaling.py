@@ -23,8 +23,9 @@ from absl import flags
 from ml_collections import config_flags
 
 from launch import common
-from vae_jax import sweep
 from vae_jax.data import pipeline
+from vae_jax import grid as grid_lib
+from vae_jax import sweep
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/study_d.py', 'Config.')
@@ -46,7 +47,7 @@ def measure(config, members: int, epochs: int, dataset) -> dict:
   with config.unlocked():
     config.num_epochs = epochs
     config.plots = False
-    config.sweep = sweep.product(seed=list(range(members)))
+    config.sweep = grid_lib.product(seed=list(range(members)))
   with tempfile.TemporaryDirectory() as tmp:
     start = time.perf_counter()
     results = sweep.run_sweep(config, Path(tmp) / 'sweep', dataset=dataset)

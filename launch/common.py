@@ -56,7 +56,7 @@ def user_errors():
   (usage errors), or a run that diverged (exit status 1)."""
   from vae_jax import checkpoint
   from vae_jax import classifier
-  from vae_jax import train
+  from vae_jax import driver
   from vae_jax import validation
   from vae_jax import workdir
   try:
@@ -65,7 +65,7 @@ def user_errors():
           checkpoint.CorruptCheckpointError,
           classifier.ClassifierError) as error:
     raise app.UsageError(str(error)) from None
-  except train.DivergedError as error:
+  except driver.DivergedError as error:
     logging.error('%s', error)
     raise SystemExit(f'vae_jax: {error}') from None
 

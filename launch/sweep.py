@@ -23,6 +23,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from launch import common
+from vae_jax import group as group_lib
 from vae_jax import sweep
 from vae_jax import workdir as workdir_lib
 
@@ -60,7 +61,7 @@ def main(argv):
   with common.user_errors():
     results = sweep.run_sweep(FLAGS.config, FLAGS.workdir,
                               overwrite=FLAGS.overwrite)
-  if sweep.is_primary():
+  if group_lib.is_primary():
     print((Path(FLAGS.workdir) / workdir_lib.RESULTS_MD).read_text())
   diverged = [r for r in results if r['status'] != 'finished']
   if diverged:

@@ -14,7 +14,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from launch import common
-from vae_jax import train
+from vae_jax import driver
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and '
@@ -32,7 +32,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
   with common.user_errors():
-    results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir,
+    results = driver.train_and_evaluate(FLAGS.config, FLAGS.workdir,
                                        overwrite=FLAGS.overwrite)
   print(json.dumps(results, indent=2))
 

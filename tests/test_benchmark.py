@@ -26,6 +26,8 @@ from benchmarks import quality
 from benchmarks import torch_reference
 from configs import default
 from vae_jax import data
+from vae_jax import driver
+from vae_jax import optimizers
 
 REPO = Path(__file__).resolve().parents[1]
 EAGER_VARIANTS = ('dataloader', 'preloaded', 'fused_adam')
@@ -100,7 +102,7 @@ def test_jax_training_steps_follow_the_pytorch_twin(one_torch_thread):
   torch.manual_seed(0)
   twin = torch_reference.MLPVAE(784, 2, (16, 8))
   model = models.build_model(config.model, (28, 28))
-  optimizer = train.make_optimizer('adam')
+  optimizer = optimizers.make_optimizer('adam')
   initial = torch_reference.mlp_params_for_jax(twin)
   state = train.state_from_params(initial, optimizer)
   step = jax.jit(train.make_train_step(model, optimizer))
@@ -280,11 +282,10 @@ def test_quality_mode_compares_seed_means(one_torch_thread, caplog):
   # The same model and optimiser from the same initialisation scheme.
   assert abs(result['difference']) < 4 * result['standard_error'] + 1.0
   # Seed 1 on JAX's side is what a separate run of seed 1 reaches.
-  from vae_jax import train
   single = copy.deepcopy(config)
   single.seed, single.num_epochs, single.plots = 1, 2, False
   with tempfile.TemporaryDirectory() as tmp:
-    separate = train.train_and_evaluate(single, tmp + '/run', dataset=dataset)
+    separate = driver.train_and_evaluate(single, tmp + '/run', dataset=dataset)
   assert jax_losses[1] == pytest.approx(separate['test_loss'], rel=2e-5)
   markdown = quality.quality_markdown(result)
   assert f"{result['difference']:+.2f} nats" in markdown
@@ -369,11 +370,10 @@ def test_quality_mode_can_start_at_a_later_seed(one_torch_thread):
                                        device='cpu')
     assert result['torch']['test_loss'][index] == alone['test_loss']
   # JAX's are the sweep members of seeds 2 and 3.
-  from vae_jax import train
   single = copy.deepcopy(config)
   single.seed, single.num_epochs, single.plots = 3, 1, False
   with tempfile.TemporaryDirectory() as tmp:
-    separate = train.train_and_evaluate(single, tmp + '/run', dataset=dataset)
+    separate = driver.train_and_evaluate(single, tmp + '/run', dataset=dataset)
   assert result['jax']['test_loss'][1] == pytest.approx(
       separate['test_loss'], rel=2e-5)
   markdown = quality.quality_markdown(result)

@@ -9,13 +9,14 @@ from scipy import stats
 from test_train import tiny_config
 from vae_jax import classifier
 from vae_jax import data
-from vae_jax import models
-from vae_jax import objectives
-from vae_jax import train
 from vae_jax.data import pipeline
 from vae_jax.evaluation import classifier_metrics as metrics
 from vae_jax.evaluation import fid
+from vae_jax import models
 from vae_jax.models.classifier import MNISTClassifier
+from vae_jax import objectives
+from vae_jax import optimizers
+from vae_jax import train
 
 
 def _random_classifier(seed=0):
@@ -194,7 +195,7 @@ def vae_samples(real_mnist):
                           'model.latent_size': 20, 'batch_size': 128})
   dataset = _subset(real_mnist, 12_800)
   model = models.build_model(config.model, dataset.image_shape)
-  optimizer = train.make_optimizer(config.optimizer)
+  optimizer = optimizers.make_optimizer(config.optimizer)
   hparams = train.hyperparams_from_config(config)
   state = train.create_train_state(model, optimizer, hparams,
                                    dataset.image_shape)

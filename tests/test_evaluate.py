@@ -18,10 +18,11 @@ from vae_jax.evaluation import workdir as evaluate
 from test_train import tiny_config, tiny_dataset
 from vae_jax import classifier
 from vae_jax import data
-from vae_jax import sweep
-from vae_jax import train
-from vae_jax import workdir as workdir_lib
+from vae_jax import driver
+from vae_jax import grid as grid_lib
 from vae_jax.models.classifier import MNISTClassifier
+from vae_jax import sweep
+from vae_jax import workdir as workdir_lib
 
 REPO = Path(__file__).resolve().parents[1]
 # The tests judge with an untrained classifier: no accuracy threshold.
@@ -54,7 +55,7 @@ def test_run_gains_every_number_and_keeps_its_own(tmp_path,
                                                   untrained_classifier):
   dataset = tiny_dataset(side=28)  # the classifier's image size
   run = tmp_path / 'run'
-  before = train.train_and_evaluate(tiny_config(), str(run), dataset=dataset)
+  before = driver.train_and_evaluate(tiny_config(), str(run), dataset=dataset)
   evaluate.evaluate_workdir(run, ALL_BUT_INCEPTION, untrained_classifier,
                             SETTINGS, dataset=dataset)
   saved = json.loads((run / 'results.json').read_text())
@@ -86,9 +87,9 @@ def test_sweep_members_and_table_gain_the_numbers(tmp_path,
   dataset = tiny_dataset(side=28)
   config = tiny_config(**{'model.num_classes': 10})  # CVAE members
   # Two members in one group, one in another.
-  config.sweep = sweep.concat(
-      sweep.product(beta=[1.0, 0.5], model__latent_size=[1]),
-      sweep.product(batch_size=[32]))
+  config.sweep = grid_lib.concat(
+      grid_lib.product(beta=[1.0, 0.5], model__latent_size=[1]),
+      grid_lib.product(batch_size=[32]))
   workdir = tmp_path / 'sweep'
   before = sweep.run_sweep(config, workdir, dataset=dataset)
   results = evaluate.evaluate_workdir(workdir, ALL_BUT_INCEPTION,
@@ -125,8 +126,8 @@ def test_evaluation_resumes_and_computes_only_what_is_missing_or_stale(
     tmp_path, monkeypatch):
   dataset = tiny_dataset()
   config = tiny_config()
-  config.sweep = sweep.concat(sweep.product(beta=[1.0, 0.5]),
-                              sweep.product(batch_size=[32]))
+  config.sweep = grid_lib.concat(grid_lib.product(beta=[1.0, 0.5]),
+                              grid_lib.product(batch_size=[32]))
   workdir = tmp_path / 'sweep'
   sweep.run_sweep(config, workdir, dataset=dataset)
   iwae = evaluate.EVALUATORS['iwae']
@@ -179,9 +180,9 @@ def test_reconstruction_confusion_reads_each_members_reconstructions(
   dataset = tiny_dataset(side=28)
   config = tiny_config()
   # Latent 1 is a mask on the latent-2 model; the autoencoder has no prior.
-  config.sweep = sweep.concat(
-      sweep.product(model__latent_size=[1, 2]),
-      sweep.product(model__variational=[False]))
+  config.sweep = grid_lib.concat(
+      grid_lib.product(model__latent_size=[1, 2]),
+      grid_lib.product(model__variational=[False]))
   workdir = tmp_path / 'sweep'
   sweep.run_sweep(config, workdir, dataset=dataset)
   results = evaluate.evaluate_workdir(
@@ -221,9 +222,9 @@ def test_reconstruction_confusion_reads_each_members_reconstructions(
 def test_one_member_evaluates_as_the_same_run_alone(tmp_path):
   dataset = tiny_dataset()
   config = tiny_config()
-  config.sweep = sweep.product(seed=[0, 1])
+  config.sweep = grid_lib.product(seed=[0, 1])
   sweep.run_sweep(config, tmp_path / 'sweep', dataset=dataset)
-  train.train_and_evaluate(tiny_config(seed=1), str(tmp_path / 'run'),
+  driver.train_and_evaluate(tiny_config(seed=1), str(tmp_path / 'run'),
                            dataset=dataset)
   settings = evaluate.Settings(iwae_samples=10)
   member = evaluate.evaluate_workdir(tmp_path / 'sweep', ['iwae'],
@@ -236,7 +237,7 @@ def test_one_member_evaluates_as_the_same_run_alone(tmp_path):
 def test_clear_errors(tmp_path):
   dataset = tiny_dataset()
   run = tmp_path / 'run'
-  train.train_and_evaluate(tiny_config(loss='mse', num_epochs=1), str(run),
+  driver.train_and_evaluate(tiny_config(loss='mse', num_epochs=1), str(run),
                            dataset=dataset)
   with pytest.raises(ValueError, match="Unknown metrics \\['nll'\\]"):
     evaluate.evaluate_workdir(run, ['nll'], dataset=dataset)
@@ -260,7 +261,7 @@ def test_inception_fid_without_weights_is_a_clear_error(tmp_path,
                       lambda: None)
   run = tmp_path / 'run'
   dataset = tiny_dataset()
-  train.train_and_evaluate(tiny_config(num_epochs=1,
+  driver.train_and_evaluate(tiny_config(num_epochs=1,
                                        **{'data.download': False}),
                            str(run), dataset=dataset)
   with pytest.raises(data.DataNotFoundError,
@@ -281,7 +282,7 @@ def test_inception_fid_call_site(tmp_path, monkeypatch):
                       lambda params: features)
   run = tmp_path / 'run'
   dataset = tiny_dataset()
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(run),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(run),
                            dataset=dataset)
   results = evaluate.evaluate_workdir(run, ['fid'], settings=SETTINGS,
                                       dataset=dataset)
@@ -303,7 +304,7 @@ def test_the_library_module_defines_no_flags():
 
 def test_launcher_without_a_classifier_names_the_command(tmp_path):
   run = tmp_path / 'run'
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(run),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(run),
                            dataset=tiny_dataset())
   result = subprocess.run(
       [sys.executable, '-m', 'launch.evaluate', f'--workdir={run}',
@@ -324,7 +325,7 @@ def test_evaluate_finds_the_data_the_run_found_without_its_environment(
   config.data.test_subset = 32
   config.data.download = False
   run = tmp_path / 'run'
-  train.train_and_evaluate(config, str(run))
+  driver.train_and_evaluate(config, str(run))
   assert json.loads((run / workdir_lib.DATA_FILE).read_text()) == {
       'name': 'mnist', 'source': str(mnist_dir)}
   # Later, in a shell without it: the run's record points at the same files.

@@ -24,12 +24,14 @@ import pytest
 
 from test_train import tiny_config, tiny_dataset
 from vae_jax import checkpoint
+from vae_jax import driver
+from vae_jax.evaluation import workdir as evaluation
+from vae_jax import grid as grid_lib
+from vae_jax import group as group_lib
 from vae_jax import report
 from vae_jax import sweep
-from vae_jax import train
 from vae_jax import validation
 from vae_jax import workdir as workdir_lib
-from vae_jax.evaluation import workdir as evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 FAULT_TRIALS = 20
@@ -47,14 +49,14 @@ def _snapshot(directory: Path) -> dict:
 # ------------------------------------------------------------ user files
 def test_overwrite_is_refused_while_the_workdir_holds_a_users_files(tmp_path):
   workdir = tmp_path / 'run'
-  train.train_and_evaluate(tiny_config(), str(workdir), dataset=tiny_dataset())
+  driver.train_and_evaluate(tiny_config(), str(workdir), dataset=tiny_dataset())
   (workdir / 'thesis.tex').write_text('draft')
   (workdir / 'src').mkdir()
   (workdir / 'src' / 'main.py').write_text('print(1)')
   (workdir / 'checkpoints' / 'mine.txt').write_text('kept')
   before = _snapshot(workdir)
   with pytest.raises(workdir_lib.WorkdirError) as error:
-    train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1),
+    driver.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1),
                              str(workdir), overwrite=True,
                              dataset=tiny_dataset())
   message = str(error.value)
@@ -64,7 +66,7 @@ def test_overwrite_is_refused_while_the_workdir_holds_a_users_files(tmp_path):
   # With the user's files moved out, --overwrite starts the new run.
   for name in ('thesis.tex', 'src', 'checkpoints/mine.txt'):
     (workdir / name).rename(tmp_path / name.replace('/', '_'))
-  train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1), str(workdir),
+  driver.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1), str(workdir),
                            overwrite=True, dataset=tiny_dataset())
   assert json.loads((workdir / 'config.json').read_text())['beta'] == 0.5
   assert not (workdir / 'checkpoints' / '2').exists()
@@ -79,7 +81,7 @@ def test_a_directory_with_another_tools_config_is_refused(tmp_path):
   before = _snapshot(other)
   for overwrite in (False, True):
     with pytest.raises(workdir_lib.WorkdirError) as error:
-      train.train_and_evaluate(tiny_config(), str(other), overwrite=overwrite,
+      driver.train_and_evaluate(tiny_config(), str(other), overwrite=overwrite,
                                dataset=tiny_dataset())
     message = str(error.value)
     assert 'not a vae_jax workdir' in message
@@ -113,8 +115,8 @@ def test_report_evaluate_and_reproduce_keep_out_of_a_users_directory(tmp_path):
 # ----------------------------------------------------------- divergence
 def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path):
   workdir = tmp_path / 'run'
-  with pytest.raises(train.DivergedError) as error:
-    train.train_and_evaluate(tiny_config(**DIVERGING), str(workdir),
+  with pytest.raises(driver.DivergedError) as error:
+    driver.train_and_evaluate(tiny_config(**DIVERGING), str(workdir),
                              dataset=tiny_dataset())
   results_text = (workdir / 'results.json').read_text()
   results = json.loads(results_text, parse_constant=lambda c: pytest.fail(
@@ -133,7 +135,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path):
            (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert lines[-1]['epoch'] == epoch and None in lines[-1].values()
   # Evaluation refuses it rather than scoring a broken model.
-  with pytest.raises(train.DivergedError, match='not evaluated'):
+  with pytest.raises(driver.DivergedError, match='not evaluated'):
     evaluation.evaluate_workdir(workdir, ['recon_at_mean'],
                                 dataset=tiny_dataset())
 
@@ -141,7 +143,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path):
 def test_a_diverging_sweep_member_freezes_and_the_others_finish(tmp_path):
   config = tiny_config(**DIVERGING)
   config.checkpoint.keep_latest = 20
-  config.sweep = sweep.product(learning_rate=[0.05, 0.7])
+  config.sweep = grid_lib.product(learning_rate=[0.05, 0.7])
   workdir = tmp_path / 'sweep'
   results = sweep.run_sweep(config, workdir, dataset=tiny_dataset())
   assert results[0]['status'] == 'finished' and results[0]['epochs'] == 10
@@ -154,9 +156,9 @@ def test_a_diverging_sweep_member_freezes_and_the_others_finish(tmp_path):
              parse_constant=lambda c: pytest.fail(f'{c} in results.json'))
   assert 'diverged at epoch' in (workdir / 'results.md').read_text()
   # Its slice of every later checkpoint is its last finite state.
-  group = sweep.SweepGroup([sweep.member_config(config, m)
+  group = group_lib.SweepGroup([grid_lib.member_config(config, m)
                             for m in config.sweep], (8, 8),
-                           sweep.sweep_mesh())
+                           group_lib.sweep_mesh())
   checkpoints = checkpoint.RunCheckpoints(workdir / 'group_0')
   frozen = group.unstack(checkpoints.restore(
       epoch - 1, like=group.abstract_state()).params)
@@ -181,7 +183,7 @@ def test_bad_values_are_refused_before_anything_is_written(tmp_path, key,
                                                            value):
   workdir = tmp_path / 'run'
   with pytest.raises(validation.ConfigError) as error:
-    train.train_and_evaluate(tiny_config(**{key: value}), str(workdir),
+    driver.train_and_evaluate(tiny_config(**{key: value}), str(workdir),
                              dataset=tiny_dataset())
   message = str(error.value)
   assert f'config.{key} = {value!r}' in message and '\n' not in message
@@ -193,10 +195,10 @@ def test_a_refused_config_leaves_nothing_in_the_way_of_the_corrected_one(
   workdir = tmp_path / 'run'
   workdir.mkdir()  # an empty directory the user made for the run
   with pytest.raises(validation.ConfigError):
-    train.train_and_evaluate(tiny_config(prior_std=-1.0), str(workdir),
+    driver.train_and_evaluate(tiny_config(prior_std=-1.0), str(workdir),
                              dataset=tiny_dataset())
   assert list(workdir.iterdir()) == []
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
                            dataset=tiny_dataset())
 
 
@@ -227,20 +229,20 @@ def test_one_process_per_workdir_and_kill_releases_the_lock(tmp_path):
     assert holder.stdout.readline().strip() == 'held'
     with pytest.raises(workdir_lib.WorkdirError,
                        match=f'in use by process {holder.pid}'):
-      train.train_and_evaluate(tiny_config(), str(workdir),
+      driver.train_and_evaluate(tiny_config(), str(workdir),
                                dataset=tiny_dataset())
   finally:
     holder.send_signal(signal.SIGKILL)
     holder.wait()
   # The kernel released it with the process: no stale lock.
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
                            dataset=tiny_dataset())
 
 
 # ---------------------------------------------------------- checksums
 def test_a_flipped_bit_in_a_checkpoint_is_refused(tmp_path):
   workdir = tmp_path / 'run'
-  train.train_and_evaluate(tiny_config(), str(workdir), dataset=tiny_dataset())
+  driver.train_and_evaluate(tiny_config(), str(workdir), dataset=tiny_dataset())
   step = workdir / 'checkpoints' / '2'
   biggest = max((p for p in step.rglob('*') if p.is_file()),
                 key=lambda p: p.stat().st_size)
@@ -248,15 +250,15 @@ def test_a_flipped_bit_in_a_checkpoint_is_refused(tmp_path):
   data[len(data) // 2] ^= 0x10
   biggest.write_bytes(bytes(data))
   with pytest.raises(checkpoint.CorruptCheckpointError) as error:
-    train.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
+    driver.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
                              dataset=tiny_dataset())
   message = str(error.value)
   assert str(biggest) in message and 'epoch(s) 1' in message
   # As offered: moving the corrupted epoch away resumes from epoch 1.
   step.rename(tmp_path / 'corrupted')
-  resumed = train.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
+  resumed = driver.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
                                      dataset=tiny_dataset())
-  straight = train.train_and_evaluate(tiny_config(num_epochs=3),
+  straight = driver.train_and_evaluate(tiny_config(num_epochs=3),
                                       str(tmp_path / 'straight'),
                                       dataset=tiny_dataset())
   assert resumed['test_loss'] == straight['test_loss']
@@ -267,14 +269,15 @@ _CHILD = '''
 import sys
 sys.path.insert(0, {tests!r})
 from test_train import tiny_config, tiny_dataset
-from vae_jax import sweep, train
+from vae_jax import driver, sweep
+from vae_jax import grid as grid_lib
 config = tiny_config(num_epochs={epochs})
 if {as_sweep}:
-  config.sweep = sweep.product(beta=[1.0, 0.5])
+  config.sweep = grid_lib.product(beta=[1.0, 0.5])
   sweep.run_sweep(config, {workdir!r}, dataset=tiny_dataset(num_train=256))
 else:
-  train.train_and_evaluate(config, {workdir!r},
-                           dataset=tiny_dataset(num_train=256))
+  driver.train_and_evaluate(config, {workdir!r},
+                            dataset=tiny_dataset(num_train=256))
 '''
 
 
@@ -375,15 +378,15 @@ import sys, shutil, time
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_train import tiny_config, tiny_dataset
-from vae_jax import train
+from vae_jax import driver
 # Every deletion waits a little, so that a kill at a random moment lands
 # inside the cleanup as often as in the training after it.
 rmtree, unlink = shutil.rmtree, Path.unlink
 shutil.rmtree = lambda *a, **k: (time.sleep(0.02), rmtree(*a, **k))
 Path.unlink = lambda self, *a, **k: (time.sleep(0.02), unlink(self, *a, **k))
 print('started', flush=True)
-train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2), {workdir!r},
-                         overwrite=True, dataset=tiny_dataset())
+driver.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2), {workdir!r},
+                          overwrite=True, dataset=tiny_dataset())
 '''
 
 
@@ -406,22 +409,22 @@ def _kill_overwrites(tmp_path: Path, delays: list[float]) -> dict:
   the new config (refused without --overwrite while the old config is
   there) ends where a straight run of it ends."""
   straight = tmp_path / 'straight'
-  train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2), str(straight),
+  driver.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2), str(straight),
                            dataset=tiny_dataset())
   expected = _final_state(straight, as_sweep=False)
   counts = {'trials': len(delays), 'killed': 0, 'identical': 0}
   for trial, delay in enumerate(delays):
     workdir = tmp_path / f'trial_{trial}'
-    train.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
+    driver.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
                              dataset=tiny_dataset())
     counts['killed'] += _kill_child(_OVERWRITE_CHILD.format(
         tests=str(REPO / 'tests'), workdir=str(workdir)), delay)
     try:
-      train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2),
+      driver.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2),
                                str(workdir), dataset=tiny_dataset())
     except workdir_lib.WorkdirError as error:
       assert 'different config' in str(error)  # the old config.json is there
-      train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2),
+      driver.train_and_evaluate(tiny_config(beta=0.5, num_epochs=2),
                                str(workdir), overwrite=True,
                                dataset=tiny_dataset())
     lines, arrays = _final_state(workdir, as_sweep=False)

@@ -10,12 +10,12 @@ from scipy import special
 
 from configs import burda_iwae
 from test_train import tiny_config, tiny_dataset
+from vae_jax.data import pipeline
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import optimizers
 from vae_jax import train
 from vae_jax import validation
-from vae_jax.data import pipeline
 
 
 def _batch(dataset, count=16):
@@ -33,7 +33,7 @@ def _model(config, dataset):
 def _train_iwae(model, config, dataset, num_samples: int):
   """15 epochs of the IWAE objective at Adam 3e-3 on the tiny blobs;
   returns (state, hparams), after checking the loss fell."""
-  optimizer = train.make_optimizer('adam')
+  optimizer = optimizers.make_optimizer('adam')
   hparams = train.hyperparams_from_config(config)._replace(
       learning_rate=jnp.float32(3e-3))
   state = train.create_train_state(model, optimizer, hparams,
@@ -148,7 +148,7 @@ def test_burda_adam_follows_its_formula_with_the_one_step_lag():
 
 
 def test_burda_adam_through_make_optimizer_takes_the_steps_learning_rate():
-  optimizer = train.make_optimizer('burda_adam')
+  optimizer = optimizers.make_optimizer('burda_adam')
   params = {'w': jnp.zeros(2)}
   state = optimizer.init(params)
   grads = {'w': jnp.array([1.0, -2.0])}
@@ -189,7 +189,7 @@ def test_scheduled_epochs_use_the_stage_of_the_state_step():
   config = tiny_config()
   dataset = tiny_dataset(num_train=32)  # 2 steps of 16 per epoch
   model = models.build_model(config.model, dataset.image_shape)
-  optimizer = train.make_optimizer('sgd')
+  optimizer = optimizers.make_optimizer('sgd')
   hparams = train.hyperparams_from_config(config)._replace(
       learning_rate=jnp.float32(0.1))
   data = pipeline.device_data(dataset.train_images, dataset.train_labels)
@@ -216,7 +216,7 @@ def test_unshuffled_epochs_visit_the_images_in_file_order():
   dataset = tiny_dataset(num_train=40)
   model, optimizer, hparams = (models.build_model(config.model,
                                                   dataset.image_shape),
-                               train.make_optimizer('sgd'),
+                               optimizers.make_optimizer('sgd'),
                                train.hyperparams_from_config(config))
   state = train.create_train_state(model, optimizer, hparams,
                                    dataset.image_shape)
@@ -281,7 +281,7 @@ def test_dynamic_binarization_is_fresh_every_epoch_and_fixed_by_the_seed():
   config = tiny_config()
   dataset = tiny_dataset(num_train=32)
   model = models.build_model(config.model, dataset.image_shape)
-  optimizer = train.make_optimizer('sgd')
+  optimizer = optimizers.make_optimizer('sgd')
   hparams = train.hyperparams_from_config(config)
   data = pipeline.device_data(dataset.train_images, dataset.train_labels)
   epoch = jax.jit(train.make_train_epoch(model, optimizer, 16,

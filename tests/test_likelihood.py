@@ -9,11 +9,12 @@ import pytest
 from scipy import special
 
 from test_train import tiny_config, tiny_dataset
-from vae_jax import models
-from vae_jax import objectives
-from vae_jax import train
 from vae_jax.data import pipeline
 from vae_jax.evaluation import likelihood
+from vae_jax import models
+from vae_jax import objectives
+from vae_jax import optimizers
+from vae_jax import train
 
 
 def _model(config, dataset, seed=0):
@@ -27,7 +28,7 @@ def _model(config, dataset, seed=0):
 
 def _trained(config, dataset, epochs):
   model = models.build_model(config.model, dataset.image_shape)
-  optimizer = train.make_optimizer(config.optimizer)
+  optimizer = optimizers.make_optimizer(config.optimizer)
   hparams = train.hyperparams_from_config(config)
   state = train.create_train_state(model, optimizer, hparams,
                                    dataset.image_shape)

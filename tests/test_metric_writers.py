@@ -15,9 +15,10 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 from test_train import tiny_config, tiny_dataset
+from vae_jax import driver
+from vae_jax import grid as grid_lib
 from vae_jax import metric_writers
 from vae_jax import sweep
-from vae_jax import train
 
 
 def read_events(directory: Path) -> list:
@@ -66,7 +67,7 @@ def hparams_plugin_data(events) -> list[bytes]:
 
 def test_a_run_writes_its_curves_images_and_hparams_for_tensorboard(tmp_path):
   config = tiny_config(num_epochs=3)
-  train.train_and_evaluate(config, str(tmp_path), dataset=tiny_dataset())
+  driver.train_and_evaluate(config, str(tmp_path), dataset=tiny_dataset())
   lines = [json.loads(l) for l in
            (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   events = read_events(tmp_path)
@@ -78,14 +79,14 @@ def test_a_run_writes_its_curves_images_and_hparams_for_tensorboard(tmp_path):
         {l['epoch']: l[key] for l in lines}, rel=1e-6), key
   side = tiny_dataset().image_shape[0]
   assert images(events)['reconstructions'] == {
-      epoch: (2 * side, train.TRACKED_IMAGES * side) for epoch in (1, 2, 3)}
+      epoch: (2 * side, driver.TRACKED_IMAGES * side) for epoch in (1, 2, 3)}
   plugin_data = b''.join(hparams_plugin_data(events))
   assert b'model.latent_size' in plugin_data and b'test/loss' in plugin_data
 
 
 def test_each_sweep_member_is_a_tensorboard_run(tmp_path):
   config = tiny_config(num_epochs=2)
-  config.sweep = sweep.product(beta=[1.0, 0.25])
+  config.sweep = grid_lib.product(beta=[1.0, 0.25])
   sweep.run_sweep(config, tmp_path, dataset=tiny_dataset())
   lines = [json.loads(l) for l in
            (tmp_path / 'metrics.jsonl').read_text().splitlines()]

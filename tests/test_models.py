@@ -10,10 +10,11 @@ import pytest
 
 from tests.test_train import tiny_config, tiny_dataset
 from vae_jax import classifier as classifier_lib
+from vae_jax import driver
 from vae_jax import models
+from vae_jax.models.classifier import MNISTClassifier
 from vae_jax import objectives
 from vae_jax import train
-from vae_jax.models.classifier import MNISTClassifier
 
 
 def _param_count(params) -> int:
@@ -156,7 +157,7 @@ def test_autoencoder_trains_with_sgd(tmp_path):
   config = tiny_config(**{'model.variational': False, 'loss': 'mse',
                           'optimizer': 'sgd', 'learning_rate': 0.05,
                           'num_epochs': 3})
-  results = train.train_and_evaluate(config, str(tmp_path / 'ae'),
+  results = driver.train_and_evaluate(config, str(tmp_path / 'ae'),
                                      dataset=tiny_dataset())
   history = [json.loads(l) for l in
              (tmp_path / 'ae' / 'metrics.jsonl').read_text().splitlines()]
@@ -246,7 +247,7 @@ def test_perceptual_bce_run_trains_end_to_end(tmp_path, untrained_classifier_dir
   config = tiny_config(**{'loss': 'perceptual+bce', 'num_epochs': 3,
                           'perceptual.classifier_dir':
                               str(untrained_classifier_dir[0])})
-  train.train_and_evaluate(config, str(tmp_path / 'run'),
+  driver.train_and_evaluate(config, str(tmp_path / 'run'),
                            dataset=tiny_dataset(num_train=128))
   history = [json.loads(l) for l in
              (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]

@@ -27,9 +27,10 @@ _CHILD = textwrap.dedent('''
                                  process_id=int(sys.argv[1]),
                                  heartbeat_timeout_seconds=10)
     from test_train import tiny_config, tiny_dataset
+    from vae_jax import grid as grid_lib
     from vae_jax import sweep
     config = tiny_config(num_epochs={epochs})
-    config.sweep = sweep.product(beta=[1.0, 0.5], seed=[0, 1])
+    config.sweep = grid_lib.product(beta=[1.0, 0.5], seed=[0, 1])
     sweep.run_sweep(config, {workdir!r}, dataset=tiny_dataset(num_train=256))
     print('done', jax.process_index(), flush=True)
 ''')

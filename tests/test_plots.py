@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from vae_jax import figure_data
+from vae_jax import optimizers
 from vae_jax import plots
 
 
@@ -119,7 +120,7 @@ def _trained_tiny(latent_size, num_epochs=1, **overrides):
   dataset = tiny_dataset(num_train=32, num_test=48)
   model = models.build_model(config.model, dataset.image_shape)
   hparams = train.hyperparams_from_config(config)
-  state = train.create_train_state(model, train.make_optimizer(
+  state = train.create_train_state(model, optimizers.make_optimizer(
       config.optimizer), hparams, dataset.image_shape)
   return model, state.params, hparams, dataset
 

@@ -4,6 +4,7 @@ sweep's Markdown / CSV and in the HTML report."""
 import csv
 import json
 
+from vae_jax import grid as grid_lib
 from vae_jax import report
 from vae_jax import sweep
 from vae_jax import workdir
@@ -14,7 +15,7 @@ BASE = {'learning_rate': 0.001, 'batch_size': 256,
 
 def _results():
   def member(index, settings, loss):
-    return {'member': index, 'label': sweep.member_label(settings),
+    return {'member': index, 'label': grid_lib.member_label(settings),
             'settings': settings, 'group': 0, 'epochs': 1,
             'test_recon': loss - 5.0, 'test_kl': 5.0, 'test_loss': loss,
             'img_per_s': 1234.5, 'num_params': 5678}

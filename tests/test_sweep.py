@@ -16,18 +16,22 @@ import pytest
 from configs import study_a
 from configs import study_d
 from test_train import tiny_config, tiny_dataset
+from vae_jax.data import pipeline
+from vae_jax import driver
+from vae_jax.evaluation import workdir as workdir_evaluation
+from vae_jax import grid as grid_lib
+from vae_jax import group as group_lib
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax import optimizers
 from vae_jax import sweep
 from vae_jax import train
-from vae_jax.data import pipeline
-from vae_jax.evaluation import workdir as workdir_evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 
-GRID = sweep.concat(
-    sweep.zipped(beta=[1.0, 0.5], learning_rate=[1e-3, 3e-3], seed=[0, 1]),
-    sweep.product(model__latent_size=[1], prior_std=[2.0]),
+GRID = grid_lib.concat(
+    grid_lib.zipped(beta=[1.0, 0.5], learning_rate=[1e-3, 3e-3], seed=[0, 1]),
+    grid_lib.product(model__latent_size=[1], prior_std=[2.0]),
 )
 
 
@@ -38,14 +42,14 @@ def sweep_config(grid=GRID, **overrides):
 
 
 def test_grid_helpers():
-  assert sweep.product(a=[1, 2], model__b=[3]) == [
+  assert grid_lib.product(a=[1, 2], model__b=[3]) == [
       {'a': 1, 'model.b': 3}, {'a': 2, 'model.b': 3}]
-  assert sweep.zipped(a=[1, 2], b=[3, 4]) == [{'a': 1, 'b': 3},
+  assert grid_lib.zipped(a=[1, 2], b=[3, 4]) == [{'a': 1, 'b': 3},
                                               {'a': 2, 'b': 4}]
   with pytest.raises(ValueError, match='equal lengths'):
-    sweep.zipped(a=[1, 2], b=[3])
+    grid_lib.zipped(a=[1, 2], b=[3])
   with pytest.raises(KeyError, match='not a config key'):
-    sweep.member_config(tiny_config(), {'model.latent_sizes': 3})
+    grid_lib.member_config(tiny_config(), {'model.latent_sizes': 3})
 
 
 def test_sweep_members_equal_separate_runs(tmp_path):
@@ -58,8 +62,8 @@ def test_sweep_members_equal_separate_runs(tmp_path):
       # A masked member: its parameter count is its own model's, not the
       # group's larger one; its metrics equal its own run's like the others'.
       assert results[member]['num_params'] < results[0]['num_params']
-    single = train.train_and_evaluate(
-        sweep.member_config(config, overrides), tmp_path / f'single{member}',
+    single = driver.train_and_evaluate(
+        grid_lib.member_config(config, overrides), tmp_path / f'single{member}',
         dataset=tiny_dataset())
     assert results[member]['num_params'] == single['num_params']
     for key in ('test_recon', 'test_kl', 'test_loss'):
@@ -75,7 +79,7 @@ def test_a_group_of_one_runs_the_single_run_program_bit_for_bit(tmp_path):
   # numbers are its single run's exactly, epoch by epoch.
   config = sweep_config(grid=[{'beta': 0.5}], num_epochs=2)
   sweep.run_sweep(config, tmp_path / 'sweep', dataset=tiny_dataset())
-  train.train_and_evaluate(sweep.member_config(config, {'beta': 0.5}),
+  driver.train_and_evaluate(grid_lib.member_config(config, {'beta': 0.5}),
                            tmp_path / 'single', dataset=tiny_dataset())
   lines = lambda path: [
       {k: v for k, v in json.loads(l).items()
@@ -88,7 +92,7 @@ def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
   # Members swap initial weights: seed 0's shuffles and noise train seed 1's
   # draw and vice versa. The reference is one compiled epoch from those
   # weights, outside the sweep.
-  grid = sweep.zipped(seed=[0, 1])
+  grid = grid_lib.zipped(seed=[0, 1])
   config = sweep_config(grid, num_epochs=1)
   dataset = tiny_dataset()
   model = models.build_model(config.model, dataset.image_shape)
@@ -98,7 +102,7 @@ def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
              jax.tree.map(np.asarray, drawn[0])]
   results = sweep.run_sweep(config, tmp_path / 'sweep', dataset=dataset,
                             initial_params=swapped)
-  optimizer = train.make_optimizer(config.optimizer)
+  optimizer = optimizers.make_optimizer(config.optimizer)
   epoch = jax.jit(train.make_train_epoch(model, optimizer, config.batch_size,
                                          config.data.preprocessing))
   evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
@@ -107,7 +111,7 @@ def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
   test_data = pipeline.device_data(dataset.test_images, dataset.test_labels)
   for member, params in enumerate(swapped):
     hparams = train.hyperparams_from_config(
-        sweep.member_config(config, grid[member]))
+        grid_lib.member_config(config, grid[member]))
     state, _ = epoch(train.state_from_params(params, optimizer), hparams,
                      train_data, jnp.int32(1))
     expected = evaluate(state.params, hparams, test_data)
@@ -130,12 +134,12 @@ def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
 
 
 def test_shape_changing_settings_split_groups(tmp_path):
-  grid = sweep.product(batch_size=[8, 16], beta=[1.0, 2.0])
+  grid = grid_lib.product(batch_size=[8, 16], beta=[1.0, 2.0])
   config = sweep_config(grid, num_epochs=1)
-  configs = [sweep.member_config(config, m) for m in grid]
-  assert sweep.group_members(configs) == [[0, 1], [2, 3]]
+  configs = [grid_lib.member_config(config, m) for m in grid]
+  assert group_lib.group_members(configs) == [[0, 1], [2, 3]]
   results = sweep.run_sweep(config, tmp_path / 'sweep', dataset=tiny_dataset())
-  single = train.train_and_evaluate(configs[3], tmp_path / 'single',
+  single = driver.train_and_evaluate(configs[3], tmp_path / 'single',
                                     dataset=tiny_dataset())
   assert results[3]['group'] == 1
   assert results[3]['test_loss'] == pytest.approx(single['test_loss'],
@@ -145,7 +149,7 @@ def test_shape_changing_settings_split_groups(tmp_path):
 # The layer of each maskable model that takes z as its input.
 DECODER_INPUT_LAYER = {'mlp_vae': 'dec_0', 'conv_vae': 'dec_input',
                        'conv_fc_vae': 'dec_hidden'}
-MASKED_MODELS = [(name, 0) for name in sorted(sweep.MASKABLE_MODELS)] + [
+MASKED_MODELS = [(name, 0) for name in sorted(group_lib.MASKABLE_MODELS)] + [
     ('mlp_vae', 3)]  # a conditional VAE: its one-hot label follows z
 
 
@@ -165,7 +169,7 @@ def test_masked_latent_equals_smaller_model(model_name, num_classes):
   small_params = train.init_params(small, jnp.uint32(0), image_shape)
   like = jax.eval_shape(lambda: train.init_params(big, jnp.uint32(0),
                                                   image_shape))
-  big_params = sweep.pad_latent_dimensions(small_params, like, 2)
+  big_params = group_lib.pad_latent_dimensions(small_params, like, 2)
   assert jax.tree.map(lambda a: a.shape, big_params) == jax.tree.map(
       lambda a: a.shape, like)
   eps = jax.random.normal(jax.random.PRNGKey(1), (6, 5))
@@ -207,7 +211,7 @@ def test_pad_latent_dimensions_rejects_shapes_that_do_not_fit():
   small = {'kernel': jnp.ones((4, 2))}
   like = {'kernel': jax.ShapeDtypeStruct((3, 5), jnp.float32)}
   with pytest.raises(ValueError, match='Cannot pad'):
-    sweep.pad_latent_dimensions(small, like, 2)
+    group_lib.pad_latent_dimensions(small, like, 2)
 
 
 @pytest.mark.parametrize('name, reference', [
@@ -220,10 +224,10 @@ def test_learning_rate_as_array_matches_plain_optax(name, reference):
   config = tiny_config(optimizer=name)
   dataset = tiny_dataset()
   model = models.build_model(config.model, dataset.image_shape)
-  optimizer = train.make_optimizer(name)
+  optimizer = optimizers.make_optimizer(name)
   base = train.hyperparams_from_config(config)
   rates = [1e-3, 3e-2]
-  hparams = sweep.stack_hyperparams(
+  hparams = group_lib.stack_hyperparams(
       [base._replace(learning_rate=jnp.float32(r)) for r in rates], 2)
   state = jax.vmap(lambda h: train.create_train_state(
       model, optimizer, h, dataset.image_shape))(hparams)
@@ -299,7 +303,7 @@ def test_a_sweep_is_readable_while_it_trains_and_resumes_past_finished_groups(
     tmp_path, monkeypatch, caplog):
   # Two groups (batch size splits them); the call is cut short as the second
   # group starts training.
-  config = sweep_config(sweep.product(batch_size=[8, 16], beta=[1.0, 2.0]),
+  config = sweep_config(grid_lib.product(batch_size=[8, 16], beta=[1.0, 2.0]),
                         num_epochs=1, plots=True)
   workdir = tmp_path / 'sweep'
   train_epochs = sweep.loop.train_epochs
@@ -342,16 +346,16 @@ def test_a_sweep_is_readable_while_it_trains_and_resumes_past_finished_groups(
   assert [r['status'] for r in resumed] == ['finished'] * 4
   # Group 0's results, evaluation included, are kept as they were.
   assert resumed[:2] == evaluated[:2]
-  single = train.train_and_evaluate(
-      sweep.member_config(config, config.sweep[3]), tmp_path / 'single',
+  single = driver.train_and_evaluate(
+      grid_lib.member_config(config, config.sweep[3]), tmp_path / 'single',
       dataset=tiny_dataset())
   assert resumed[3]['test_loss'] == pytest.approx(single['test_loss'],
                                                   rel=2e-5)
 
 
 def test_sweep_figures(tmp_path):
-  grid = sweep.concat(sweep.product(beta=[0.5, 1.0, 2.0]),
-                      sweep.product(model__latent_size=[1, 3]))
+  grid = grid_lib.concat(grid_lib.product(beta=[0.5, 1.0, 2.0]),
+                      grid_lib.product(model__latent_size=[1, 3]))
   sweep.run_sweep(sweep_config(grid, num_epochs=1, plots=True), tmp_path,
                   dataset=tiny_dataset())
   for name in ('metrics_vs_beta.png', 'metrics_vs_latent_size.png',
@@ -390,7 +394,7 @@ def test_four_devices_equal_one(tmp_path):
 
 
 def test_reported_numbers_sit_beside_matching_members(tmp_path):
-  grid = sweep.product(model__latent_size=[1, 2], beta=[1.0])
+  grid = grid_lib.product(model__latent_size=[1, 2], beta=[1.0])
   config = sweep_config(grid, num_epochs=1)
   config.reported = [{'model.latent_size': 2, 'beta': 1.0, 'test_recon': 137.7,
                       'test_kl': 6.8, 'test_loss': 144.49}]
@@ -416,9 +420,9 @@ def test_every_study_d_row_option_is_one_program_with_the_report_beside_it(
   # members differ only in array-valued settings) and every member must find
   # the report's row for its latent size and beta.
   config = study_d.get_config(rows)
-  members = [sweep.member_config(config, overrides)
+  members = [grid_lib.member_config(config, overrides)
              for overrides in config.sweep]
-  assert sweep.group_members(members) == [list(range(len(members)))]
+  assert group_lib.group_members(members) == [list(range(len(members)))]
   for overrides in config.sweep:
     reported = sweep._reported_for(overrides, config.reported)  # pylint: disable=protected-access
     key = (overrides['model.latent_size'], overrides['beta'])

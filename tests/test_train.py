@@ -14,12 +14,14 @@ import pytest
 from configs import default
 from vae_jax import checkpoint
 from vae_jax import data
+from vae_jax.data import pipeline
+from vae_jax import driver
 from vae_jax import loop
-from vae_jax import workdir as workdir_lib
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax import optimizers
 from vae_jax import train
-from vae_jax.data import pipeline
+from vae_jax import workdir as workdir_lib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +67,7 @@ def _data(images, labels=None):
 
 def _parts(config, dataset):
   model = models.build_model(config.model, dataset.image_shape)
-  optimizer = train.make_optimizer(config.optimizer)
+  optimizer = optimizers.make_optimizer(config.optimizer)
   hparams = train.hyperparams_from_config(config)
   state = train.create_train_state(model, optimizer, hparams,
                                    dataset.image_shape)
@@ -303,7 +305,7 @@ def test_dynamic_binarization_samples_grey_levels():
 
 # ------------------------------------------------- train_and_evaluate & workdir
 def _run(config, workdir, **kwargs):
-  return train.train_and_evaluate(config, str(workdir), dataset=tiny_dataset(),
+  return driver.train_and_evaluate(config, str(workdir), dataset=tiny_dataset(),
                                   **kwargs)
 
 
@@ -327,7 +329,7 @@ def test_train_and_evaluate_writes_metrics_results_figures(tmp_path):
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000, name
   with np.load(run / workdir_lib.RECONSTRUCTIONS_BY_EPOCH) as tracked:
     assert tracked['epochs'].tolist() == [1, 2]
-    assert tracked['outputs'].shape == (2, train.TRACKED_IMAGES, 8, 8)
+    assert tracked['outputs'].shape == (2, driver.TRACKED_IMAGES, 8, 8)
     # Training changes the reconstructions between epochs.
     assert not np.allclose(tracked['outputs'][0], tracked['outputs'][1])
   assert (run / 'checkpoints' / '2').is_dir()
@@ -453,7 +455,7 @@ def test_default_config_reaches_pytorch_example_loss(tmp_path, mnist_dir):
   config = default.get_config()
   config.data.dir = str(mnist_dir)
   config.plots = False
-  results = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  results = driver.train_and_evaluate(config, str(tmp_path / 'run'))
   assert results['epochs'] == 10
   assert results['test_loss'] <= 105.6
 
@@ -505,7 +507,7 @@ def test_cvae_generates_the_requested_class(tmp_path):
   dataset = data.Dataset('bars', images, labels, images[:64], labels[:64],
                          'synthetic')
   config = tiny_config(num_epochs=40, **{'model.num_classes': 2})
-  train.train_and_evaluate(config, str(tmp_path / 'cvae'), dataset=dataset)
+  driver.train_and_evaluate(config, str(tmp_path / 'cvae'), dataset=dataset)
   manager = checkpoint.RunCheckpoints(tmp_path / 'cvae')
   model, _, _, like = _parts(config, dataset)
   params = manager.restore(manager.latest_epoch(), like=like).params
@@ -535,7 +537,7 @@ def test_usps_16x16_trains_end_to_end(tmp_path, usps_dir, model_name, loss):
   config.num_epochs = 2
   config.batch_size = 64
   config.plots = True
-  results = train.train_and_evaluate(config, str(tmp_path / 'usps'))
+  results = driver.train_and_evaluate(config, str(tmp_path / 'usps'))
   lines = [json.loads(l) for l in
            (tmp_path / 'usps' / 'metrics.jsonl').read_text().splitlines()]
   assert lines[1]['test_loss'] < lines[0]['test_loss']  # it learns

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from test_classifier import bars
@@ -17,13 +16,14 @@ from test_faults import REPO, _snapshot
 from test_train import tiny_config, tiny_dataset
 from vae_jax import checkpoint
 from vae_jax import classifier
+from vae_jax import driver
+from vae_jax.evaluation import workdir as evaluation
+from vae_jax import grid as grid_lib
+from vae_jax.models.classifier import MNISTClassifier
 from vae_jax import plots
 from vae_jax import sweep
-from vae_jax import train
 from vae_jax import validation
 from vae_jax import workdir as workdir_lib
-from vae_jax.evaluation import workdir as evaluation
-from vae_jax.models.classifier import MNISTClassifier
 
 SETTINGS = evaluation.Settings(iwae_samples=20, iwae_chunk=10, iwae_batch=20,
                                num_samples=100, batch_size=50)
@@ -52,7 +52,7 @@ def test_overwrite_never_deletes_another_tools_experiment(tmp_path, config):
   before = _snapshot(other)
   for overwrite in (False, True):
     with pytest.raises(workdir_lib.WorkdirError) as error:
-      train.train_and_evaluate(tiny_config(), str(other), overwrite=overwrite,
+      driver.train_and_evaluate(tiny_config(), str(other), overwrite=overwrite,
                                dataset=tiny_dataset())
     message = str(error.value)
     assert 'not a vae_jax workdir' in message
@@ -65,7 +65,7 @@ def test_overwrite_never_deletes_another_tools_experiment(tmp_path, config):
 def test_a_run_from_before_the_marker_is_adopted_only_when_all_is_its_own(
     tmp_path):
   run = tmp_path / 'old'
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(run),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(run),
                            dataset=tiny_dataset())
   (run / workdir_lib.MARKER_FILE).unlink()
   (run / workdir_lib.LOCK_FILE).unlink()
@@ -73,10 +73,10 @@ def test_a_run_from_before_the_marker_is_adopted_only_when_all_is_its_own(
   (run / 'checkpoints' / 'notes.txt').write_text('mine')
   assert workdir_lib.marked_kind(run) is None
   with pytest.raises(workdir_lib.WorkdirError, match='checkpoints/notes.txt'):
-    train.train_and_evaluate(tiny_config(num_epochs=2), str(run),
+    driver.train_and_evaluate(tiny_config(num_epochs=2), str(run),
                              dataset=tiny_dataset())
   (run / 'checkpoints' / 'notes.txt').unlink()
-  train.train_and_evaluate(tiny_config(num_epochs=2), str(run),
+  driver.train_and_evaluate(tiny_config(num_epochs=2), str(run),
                            dataset=tiny_dataset())
   assert json.loads((run / 'results.json').read_text())['epochs'] == 2
 
@@ -84,10 +84,10 @@ def test_a_run_from_before_the_marker_is_adopted_only_when_all_is_its_own(
 def test_overwrite_never_deletes_a_nested_live_run_or_a_users_files(tmp_path):
   """Case 2: O/sub (in use by another process), O/NOTES.md, O/classifier/."""
   outer = tmp_path / 'O'
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(outer),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(outer),
                            dataset=tiny_dataset())
   nested = outer / 'sub'
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(nested),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(nested),
                            dataset=tiny_dataset())
   (outer / 'NOTES.md').write_text('my notes')
   (outer / 'classifier').mkdir()
@@ -95,7 +95,7 @@ def test_overwrite_never_deletes_a_nested_live_run_or_a_users_files(tmp_path):
   before = _snapshot(outer)
   with workdir_lib.WorkdirLock(nested):  # the nested run's process
     with pytest.raises(workdir_lib.WorkdirError) as error:
-      train.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1),
+      driver.train_and_evaluate(tiny_config(beta=0.5, num_epochs=1),
                                str(outer), overwrite=True,
                                dataset=tiny_dataset())
   message = str(error.value)
@@ -110,11 +110,11 @@ def test_overwrite_never_deletes_a_nested_live_run_or_a_users_files(tmp_path):
 def test_overwrite_of_a_sweep_keeps_a_users_file_in_a_member_directory(
     tmp_path):
   config = tiny_config()
-  config.sweep = sweep.product(beta=[1.0, 2.0])
+  config.sweep = grid_lib.product(beta=[1.0, 2.0])
   sweep.run_sweep(config, tmp_path, dataset=tiny_dataset())
   notes = tmp_path / 'member_001' / 'my_notes.txt'
   notes.write_text('keep me')
-  config.sweep = sweep.product(beta=[0.5])
+  config.sweep = grid_lib.product(beta=[0.5])
   with pytest.raises(workdir_lib.WorkdirError,
                      match='member_001/my_notes.txt'):
     sweep.run_sweep(config, tmp_path, overwrite=True, dataset=tiny_dataset())
@@ -128,7 +128,7 @@ def test_a_nested_workdir_in_use_is_never_deleted(tmp_path):
   lock, _ = workdir_lib.claim(study, 'study')
   lock.release()
   config = tiny_config(num_epochs=1)
-  config.sweep = sweep.product(beta=[1.0])
+  config.sweep = grid_lib.product(beta=[1.0])
   sweep.run_sweep(config, study / 'experiment', dataset=tiny_dataset())
   before = _snapshot(study / 'experiment')
   with workdir_lib.WorkdirLock(study), \
@@ -148,10 +148,10 @@ def test_evaluation_uses_the_checkpoint_its_results_were_written_from(
   checkpoint still has results.json of epoch 2."""
   dataset = tiny_dataset()
   extended, straight = tmp_path / 'extended', tmp_path / 'straight'
-  train.train_and_evaluate(tiny_config(), str(extended), dataset=dataset)
+  driver.train_and_evaluate(tiny_config(), str(extended), dataset=dataset)
   shutil.copytree(extended, straight)
   results_of_epoch_2 = (extended / 'results.json').read_text()
-  train.train_and_evaluate(tiny_config(num_epochs=3), str(extended),
+  driver.train_and_evaluate(tiny_config(num_epochs=3), str(extended),
                            dataset=dataset)
   (extended / 'results.json').write_text(results_of_epoch_2)  # the kill
   got = evaluation.evaluate_workdir(extended, ['iwae'], settings=SETTINGS,
@@ -227,7 +227,7 @@ def test_train_classifier_flags_are_one_line_usage_errors(tmp_path):
 
 def test_evaluation_refuses_a_classifier_below_the_stated_accuracy(tmp_path):
   dataset = tiny_dataset(side=28)
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path / 'run'),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path / 'run'),
                            dataset=dataset)
   params = MNISTClassifier().init(jax.random.PRNGKey(0),
                                   jnp.zeros((1, 28, 28)))['params']
@@ -250,19 +250,19 @@ def test_values_are_checked_against_the_data_before_the_workdir_is_claimed(
   """Case 7: nothing written, and the corrected rerun needs no --overwrite."""
   workdir = tmp_path / 'run'
   with pytest.raises(validation.ConfigError) as error:
-    train.train_and_evaluate(tiny_config(**override), str(workdir),
+    driver.train_and_evaluate(tiny_config(**override), str(workdir),
                              dataset=tiny_dataset())
   key = next(iter(override))
   assert f'config.{key}' in str(error.value)
   assert not workdir.exists()
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
+  driver.train_and_evaluate(tiny_config(num_epochs=1), str(workdir),
                            dataset=tiny_dataset())
 
 
 def test_a_sweep_member_too_large_for_the_data_is_refused_before_writing(
     tmp_path):
   config = tiny_config()
-  config.sweep = sweep.product(batch_size=[16, 500])
+  config.sweep = grid_lib.product(batch_size=[16, 500])
   with pytest.raises(validation.ConfigError, match='sweep member 1'):
     sweep.run_sweep(config, tmp_path / 's', dataset=tiny_dataset())
   assert not (tmp_path / 's').exists()
@@ -270,11 +270,11 @@ def test_a_sweep_member_too_large_for_the_data_is_refused_before_writing(
 
 def test_resuming_with_fewer_epochs_than_trained_is_refused(tmp_path):
   workdir = tmp_path / 'run'
-  train.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
+  driver.train_and_evaluate(tiny_config(num_epochs=3), str(workdir),
                            dataset=tiny_dataset())
   saved = (workdir / 'config.json').read_text()
   with pytest.raises(validation.ConfigError, match='fewer than the 3 epochs'):
-    train.train_and_evaluate(tiny_config(num_epochs=2), str(workdir),
+    driver.train_and_evaluate(tiny_config(num_epochs=2), str(workdir),
                              dataset=tiny_dataset())
   assert (workdir / 'config.json').read_text() == saved
   assert checkpoint.trained_epochs(workdir) == 3

@@ -1,6 +1,6 @@
 """Grids of sweep members: lists of {dotted config key: value} dicts.
 
-Pure Python (no JAX), so config files can build their sweeps with it:
+No JAX, so config files can build their sweeps with it:
 
   config.sweep = grid.concat(
       grid.product(model__latent_size=[1, 2, 64], beta=[1.0]),
@@ -9,8 +9,11 @@ Pure Python (no JAX), so config files can build their sweeps with it:
 
 from __future__ import annotations
 
+import copy
 import itertools
 from typing import Any, Sequence
+
+import ml_collections
 
 
 def product(**axes: Sequence[Any]) -> list[dict]:
@@ -33,3 +36,28 @@ def zipped(**axes: Sequence[Any]) -> list[dict]:
 def concat(*grids: list[dict]) -> list[dict]:
   """The grids' members one after another."""
   return [member for grid in grids for member in grid]
+
+
+def member_config(base: ml_collections.ConfigDict,
+                  overrides: dict) -> ml_collections.ConfigDict:
+  """The base config with one member's overrides (unknown keys are errors)."""
+  config = copy.deepcopy(base)
+  with config.unlocked():
+    for key in ('sweep', 'reported'):
+      if key in config:
+        del config[key]
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split('.')
+    try:
+      for parent in parents:
+        node = node[parent]
+      node[leaf]  # pylint: disable=pointless-statement
+    except (KeyError, AttributeError):
+      raise KeyError(f'Sweep member key {key!r} is not a config key.') from None
+    node[leaf] = value
+  return config
+
+
+def member_label(overrides: dict) -> str:
+  return ', '.join(f'{k.split(".")[-1]}={v}' for k, v in overrides.items())

@@ -1,8 +1,9 @@
-"""Train state, the pure train step, a compiled epoch, and `train_and_evaluate`.
+"""Train state, the pure train step, a compiled epoch, evaluation.
 
 Reads top to bottom: hyperparameters as arrays, optimiser, state, one step,
 one epoch (a `lax.scan` over batches of the on-device uint8 data, shuffled
-inside the program from (seed, epoch)), evaluation, and the loop.
+inside the program from (seed, epoch)), evaluation. vae_jax.driver runs
+them epoch by epoch (`train_and_evaluate`).
 
 Everything a sweep varies is in `Hyperparams` (arrays), so
 `jax.vmap(make_train_epoch(...), in_axes=(0, 0, None, None))` trains a stack of
@@ -11,11 +12,7 @@ configurations as one program.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import time
-from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -25,21 +22,12 @@ import numpy as np
 import optax
 from flax import struct
 
-from vae_jax import checkpoint as checkpoint_lib
-from vae_jax import data as data_lib
 from vae_jax.data import pipeline
-from vae_jax import figure_data
-from vae_jax import loop
-from vae_jax import metric_writers
 from vae_jax import models
+from vae_jax.models.classifier import FEATURE_LAYERS
 from vae_jax import objectives
 from vae_jax import optimizers
-from vae_jax.optimizers import make_optimizer
 from vae_jax import validation
-from vae_jax import workdir as workdir_lib
-from vae_jax.models.classifier import FEATURE_LAYERS
-
-# Reconstructions of a few test digits after every epoch (see plots).
 
 log = logging.getLogger(__name__)
 
@@ -487,209 +475,3 @@ def make_reconstruct(model):
     return jax.nn.sigmoid(model.apply(variables, z, labels, method=model.decode))
 
   return reconstruct
-
-
-TRACKED_IMAGES = 8  # test digits whose reconstructions are kept every epoch
-
-
-# ---------------------------------------------------------------------------- loop
-def read_metrics(path: Path, up_to_epoch: int) -> list[dict]:
-  """The metrics.jsonl lines of epochs <= up_to_epoch ([] without a file)."""
-  if not path.exists():
-    return []
-  lines = [json.loads(line) for line in path.read_text().splitlines() if line]
-  return [line for line in lines if line['epoch'] <= up_to_epoch]
-
-
-class DivergedError(RuntimeError):
-  """Training produced a NaN or infinite metric."""
-
-
-@dataclasses.dataclass(frozen=True)
-class _RunProgram:
-  """A single run's compiled functions as the loop's group of one."""
-
-  train_epoch: Callable[[TrainState, int], tuple[TrainState, list[dict]]]
-  evaluate: Callable[[TrainState], list[dict]]
-  reconstruct: Callable[[TrainState], list[np.ndarray]]
-  count: int = 1
-
-
-def _one(state_and_metrics):
-  state, metrics = state_and_metrics
-  return state, [jax.device_get(metrics)]
-
-
-def divergence_message(epoch: int, metrics: list[str], line: dict,
-                       config: ml_collections.ConfigDict, kept: int | None,
-                       who: str = 'The run') -> str:
-  """One paragraph: where it diverged, what was kept, what to try."""
-  values = ', '.join(f'{k} = {line[k]}' for k in metrics)
-  kept_text = (f'the last finite checkpoint (epoch {kept}) is kept as latest'
-               if kept else 'no epoch finished with finite metrics')
-  return (f'{who} diverged at epoch {epoch}: {values}; {kept_text}. Likely '
-          f'causes: a learning rate too high (config.learning_rate = '
-          f'{config.learning_rate:g}), a small prior_std ({config.prior_std:g}'
-          f') or a large beta ({config.beta:g}). Lower the learning rate and '
-          'start a new workdir.')
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       overwrite: bool = False,
-                       dataset: data_lib.Dataset | None = None) -> dict:
-  """Trains `config` in `workdir`, resuming a run of the same config there.
-
-  Writes config.json, checkpoints/, metrics.jsonl (a line per epoch),
-  results.json and the PNG figures. `dataset` replaces the configured data
-  (tests pass small arrays). Returns the results dict.
-
-  Raises:
-    validation.ConfigError: a config value out of range (before anything is
-      written).
-    workdir_lib.WorkdirError: the workdir is not this run's to write.
-    DivergedError: a metric became NaN or infinite; the run stopped there,
-      its latest checkpoint is the last finite epoch, and results.json says
-      where it diverged.
-  """
-  validation.validate(config)
-  if dataset is None:
-    dataset = pipeline.load_data(config)
-  validation.validate_with_data(config, len(dataset.train_images))
-  if workdir_lib.check_writable(workdir, 'run'):
-    validation.validate_epochs(
-        config, checkpoint_lib.epochs_to_resume(workdir, config))
-  lock, resuming = workdir_lib.claim(
-      workdir, 'run', checkpoint_lib.config_as_dict(config), overwrite,
-      checkpoint_lib.config_differences)
-  try:
-    return _train_and_evaluate(config, Path(workdir), resuming, dataset)
-  finally:
-    lock.release()
-
-
-def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path,
-                        resuming: bool, dataset: data_lib.Dataset) -> dict:
-  log.info('Data: %s, %d train / %d test images of %s from %s',
-               dataset.name, len(dataset.train_images),
-               len(dataset.test_images), dataset.image_shape, dataset.source)
-  workdir_lib.record_data_source(workdir, dataset.name, dataset.source)
-
-  model = models.build_model(config.model, dataset.image_shape)
-  optimizer = make_optimizer(config.optimizer)
-  hparams = hyperparams_from_config(config)
-  state = create_train_state(
-      model, optimizer, hparams, dataset.image_shape,
-      initial_output_bias(config.model, dataset.train_images))
-  num_params = sum(x.size for x in jax.tree.leaves(state.params))
-
-  train_data = pipeline.device_data(dataset.train_images, dataset.train_labels)
-  test_data = pipeline.device_data(dataset.test_images, dataset.test_labels)
-  loss = reconstruction_loss_for(config)
-  train_epoch = jax.jit(
-      make_train_epoch(model, optimizer, config.batch_size,
-                       config.data.preprocessing, loss, config.scan_unroll,
-                       **epoch_options(config)),
-      donate_argnums=0)
-  evaluate = jax.jit(make_evaluate(model, config.eval_batch_size,
-                                   config.data.preprocessing, loss,
-                                   **objective_options(config)))
-
-  checkpoints = checkpoint_lib.RunCheckpoints(workdir,
-                                              config.checkpoint.keep_latest)
-  metrics_path = workdir / workdir_lib.METRICS_FILE
-  start_epoch, history = 0, []
-  latest = checkpoints.latest_epoch() if resuming else None
-  if latest is not None:
-    state = checkpoints.restore(latest, like=state)
-    start_epoch = latest
-    history = read_metrics(metrics_path, up_to_epoch=latest)
-    log.info('Resuming %s from epoch %d.', workdir, latest)
-  writer = metric_writers.MultiWriter([
-      metric_writers.JsonlWriter(metrics_path, list(history)),
-      metric_writers.TensorBoardWriter(workdir, purge_step=start_epoch + 1)])
-
-  compile_start = time.perf_counter()
-  epoch0 = jnp.int32(start_epoch + 1)
-  train_epoch = train_epoch.lower(state, hparams, train_data, epoch0).compile()
-  evaluate = evaluate.lower(state.params, hparams, test_data).compile()
-  compile_seconds = time.perf_counter() - compile_start
-  log.info('Model %s with %d parameters; compiled in %.1f s.',
-               config.model.name, num_params, compile_seconds)
-
-  reconstruct = jax.jit(make_reconstruct(model))
-  tracked_inputs = dataset.test_images[:TRACKED_IMAGES].astype(np.float32) / 255
-  tracked_labels = dataset.test_labels[:TRACKED_IMAGES]
-  program = _RunProgram(
-      train_epoch=lambda state, epoch: _one(train_epoch(
-          state, hparams, train_data, jnp.int32(epoch))),
-      evaluate=lambda state: [jax.device_get(
-          evaluate(state.params, hparams, test_data))],
-      reconstruct=lambda state: [np.asarray(reconstruct(
-          state.params, hparams, tracked_inputs, tracked_labels))])
-  run = loop.Model(history, writer,
-                   workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH)
-
-  def stop(state, epoch, indices):
-    raise loop.Diverged
-
-  def progress(epoch, img_per_s, seconds, eta):
-    line = history[-1]
-    log.info(
-        'epoch %d/%d  train loss %.2f  test loss %.2f (recon %.2f, kl %.2f)  '
-        '%.0f img/s  %.1f s  ETA %s', epoch, config.num_epochs,
-        line['train_loss'], line['test_loss'], line['test_recon'],
-        line['test_kl'], img_per_s, seconds, loop.format_duration(eta))
-
-  try:
-    state = loop.train_epochs(
-        program, state, [run], start_epoch=start_epoch,
-        num_epochs=config.num_epochs,
-        images_per_epoch=(len(dataset.train_images) // config.batch_size
-                          * config.batch_size),
-        checkpoints=checkpoints, tracked_inputs=tracked_inputs,
-        on_diverged=stop, progress=progress)
-  except loop.Diverged:
-    writer.close()
-    checkpoints.close()
-    epoch = run.diverged_at
-    line = history[-1]
-    diverged = loop.non_finite_metrics(line)
-    kept = epoch - 1 if epoch > 1 else None
-    message = divergence_message(epoch, diverged, line, config, kept)
-    finite = history[-2] if len(history) > 1 else {}
-    workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, {
-        'status': 'diverged', 'diverged_epoch': epoch,
-        'diverged_metrics': diverged, 'epochs': kept or 0,
-        **{k: finite[k] for k in ('test_recon', 'test_kl', 'test_loss')
-           if k in finite},
-        'message': message})
-    raise DivergedError(message) from None
-  checkpoints.close()
-  best_loss = min((line['test_loss'] for line in history), default=np.inf)
-
-  if not history:
-    writer.close()
-    raise ValueError(f'Nothing to train: config.num_epochs is '
-                     f'{config.num_epochs}.')
-  final = history[-1]
-  trained_now = history[start_epoch:]
-  results = {
-      'test_recon': final['test_recon'], 'test_kl': final['test_kl'],
-      'test_loss': final['test_loss'], 'epochs': final['epoch'],
-      'img_per_s': (float(np.median([h['img_per_s'] for h in trained_now]))
-                    if trained_now else None),
-      'best_test_loss': best_loss, 'compile_seconds': compile_seconds,
-      'num_params': int(num_params),
-  }
-  results['status'] = 'finished'
-  workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, results)
-  writer.write_hparams(
-      metric_writers.flat_settings(checkpoint_lib.config_as_dict(config)),
-      {k: results[k] for k in ('test_recon', 'test_kl', 'test_loss')})
-  writer.close()
-  if config.plots:
-    from vae_jax import plots  # matplotlib only when figures are wanted
-    figures = figure_data.compute_run_figures(
-        model, state.params, hparams, dataset, config.model.variational)
-    plots.plot_run(workdir, figures, history, loss=config.loss)
-  return results

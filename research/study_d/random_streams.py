@@ -47,6 +47,7 @@ from launch import common
 from vae_jax import data as data_lib
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax import optimizers
 from vae_jax import train
 
 FLAGS = flags.FLAGS
@@ -105,7 +106,7 @@ def main(argv):
     train_twins(config, dataset)
     return
   model = models.build_model(config.model, dataset.image_shape)
-  optimizer = train.make_optimizer('adam')
+  optimizer = optimizers.make_optimizer('adam')
   hparams = train.hyperparams_from_config(config)
   loss_fn = train.make_loss_fn(model)
   num_images = len(dataset.train_images)

@@ -59,14 +59,18 @@ import numpy as np
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import classifier as classifier_lib
 from vae_jax import data as data_lib
-from vae_jax import models
-from vae_jax import sweep as sweep_lib
-from vae_jax import train
-from vae_jax import workdir as workdir_lib
 from vae_jax.data import pipeline
+from vae_jax import driver
 from vae_jax.evaluation import classifier_metrics
 from vae_jax.evaluation import fid
 from vae_jax.evaluation import likelihood
+from vae_jax import grid as grid_lib
+from vae_jax import group as group_lib
+from vae_jax import models
+from vae_jax import optimizers
+from vae_jax import sweep as sweep_lib
+from vae_jax import train
+from vae_jax import workdir as workdir_lib
 
 log = logging.getLogger('vae_jax.evaluate')
 
@@ -175,21 +179,21 @@ def restore_members(workdir: Path, config: ml_collections.ConfigDict,
   if 'sweep' not in config:
     model = models.build_model(config.model, image_shape)
     hparams = train.hyperparams_from_config(config)
-    like = train.create_train_state(model, train.make_optimizer(
+    like = train.create_train_state(model, optimizers.make_optimizer(
         config.optimizer), hparams, image_shape)
     epoch = results['epochs']
     state = _restore_epoch(workdir, like, epoch)
     return [Member(None, workdir, config, model, state.params, hparams, epoch)]
 
   grid = list(config.sweep)
-  configs = [sweep_lib.member_config(config, overrides) for overrides in grid]
+  configs = [grid_lib.member_config(config, overrides) for overrides in grid]
   epochs = {r['member']: r.get('epochs') for r in results}
-  mesh = sweep_lib.sweep_mesh()
+  mesh = group_lib.sweep_mesh()
   members = []
-  for group_index, indices in enumerate(sweep_lib.group_members(configs)):
+  for group_index, indices in enumerate(group_lib.group_members(configs)):
     if set(indices) <= skip:
       continue
-    group = sweep_lib.SweepGroup([configs[i] for i in indices], image_shape,
+    group = group_lib.SweepGroup([configs[i] for i in indices], image_shape,
                                  mesh)
     # A diverged member stopped earlier; the group trained on to the others'.
     epoch = max(epochs[i] or 0 for i in indices)
@@ -609,7 +613,7 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
                             'finished; train it to the end first.')
   results = json.loads(results_path.read_text())
   if isinstance(results, dict) and results.get('status') == 'diverged':
-    raise train.DivergedError(
+    raise driver.DivergedError(
         f'{workdir} diverged at epoch {results["diverged_epoch"]}: its '
         'checkpoint is not a trained model, so it is not evaluated. '
         + results.get('message', ''))
@@ -618,7 +622,7 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
     data_dir = workdir_lib.recorded_data_dir(workdir)
   if data_dir is not None:
     config.data.dir = data_dir
-  base = (sweep_lib.member_config(config, config.sweep[0])
+  base = (grid_lib.member_config(config, config.sweep[0])
           if 'sweep' in config else config)
   # What is missing fails here, before data, models and the first metrics.
   classifier = inception_weights = None
