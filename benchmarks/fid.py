@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from launch import common
-from vae_jax.evaluation import inception_weights
+from vae_jax.evaluation import inception_names
 from vae_jax.models import inception
 
 def benchmark_feature_extraction(num_images: int = 64, batch_size: int = 32,
@@ -51,11 +51,11 @@ def benchmark_feature_extraction(num_images: int = 64, batch_size: int = 32,
   """
   from benchmarks import torch_fid_compat as compat
   torch, _, _ = compat.import_pytorch_fid()
-  state = inception_weights.random_state_dict(seed)
+  state = inception_names.random_state_dict(seed)
   torch_model = compat.build_pytorch_fid_inception(
       {k: torch.from_numpy(v) for k, v in state.items()})
   feature_fn = inception.fid_feature_fn(
-      inception_weights.state_dict_to_params(state), conv_impl=conv_impl,
+      inception_names.state_dict_to_params(state), conv_impl=conv_impl,
       chunk_size=batch_size)
   images = np.random.default_rng(seed).uniform(
       size=(num_images, image_size, image_size)).astype(np.float32)

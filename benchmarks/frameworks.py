@@ -205,10 +205,9 @@ def products_only_rates(products: list[Product], batch_size: int,
   `seconds_per_product` at 100 GFLOP/s, on random operands in the layout the
   step uses (a transposed operand as a transposed view on PyTorch's side,
   a transposing dot_general on JAX's); the best of `rounds` rounds, JAX and
-  PyTorch alternating, is summed over the step's products. (Runs of 20 ms
-  read JAX's products up to 20% slower than runs of 200 ms on 2 CPU cores,
-  PyTorch's not; a start-up cost per call, which an epoch pays once, is the
-  likely reason.)
+  PyTorch alternating, is summed over the step's products. (Shorter runs
+  read JAX's products slower, PyTorch's not: a start-up cost per call,
+  which an epoch pays once, is the likely reason; docs/cpu_kernels.md.)
 
   Returns:
     {'jax': images/s, 'torch': images/s, 'products': count}.

@@ -82,7 +82,7 @@ def benchmark_groups(config, rounds: int, train_images: int,
   ratio is the members' summed single-run seconds over the group's seconds,
   i.e. the group's aggregate images/s over that of the runs one after
   another; the median over rounds is reported, since single epochs on a
-  shared CPU move by 5-10%.
+  shared CPU move from one to the next (docs/cpu_kernels.md).
   """
   import jax
   import jax.numpy as jnp

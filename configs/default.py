@@ -94,7 +94,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Training steps per iteration of the compiled epoch's loop (lax.scan's
   # unroll). Speed only: the steps are the same. 2 lets XLA overlap one
   # step's small kernels with the next's on CPU; it pays for some models
-  # (configs/study_d.py) and not for others (this one: 0.98x).
+  # (configs/study_d.py) and not for this one (docs/cpu_kernels.md).
   config.scan_unroll = 1
 
   config.checkpoint = ml_collections.ConfigDict()

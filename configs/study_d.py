@@ -59,9 +59,9 @@ def get_config(rows: str = 'all'):
   config.batch_size = 256
   config.learning_rate = 1e-4
   config.num_epochs = 300
-  # Two steps per loop iteration: 1.03-1.05x per epoch for this MLP on the
-  # 2-core CPU (1.00-1.03x as the 7-member sweep), interleaved A/B in one
-  # process; the steps are the same (configs/default.py: scan_unroll).
+  # Two steps per loop iteration: faster epochs for this MLP on CPU
+  # (docs/cpu_kernels.md); the steps are the same (configs/default.py:
+  # scan_unroll).
   config.scan_unroll = 2
   config.sweep = grid.concat(
       grid.product(model__latent_size=[1, 2, 64], beta=[1.0]),

