@@ -149,7 +149,8 @@ def test_shape_changing_settings_split_groups(tmp_path):
 # The layer of each maskable model that takes z as its input.
 DECODER_INPUT_LAYER = {'mlp_vae': 'dec_0', 'conv_vae': 'dec_input',
                        'conv_fc_vae': 'dec_hidden'}
-MASKED_MODELS = [(name, 0) for name in sorted(group_lib.MASKABLE_MODELS)] + [
+MASKED_MODELS = [(name, 0) for name in sorted(
+    n for n in models.model_names() if models.get_model(n).maskable_latent)] + [
     ('mlp_vae', 3)]  # a conditional VAE: its one-hot label follows z
 
 

@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from vae_jax import workdir as workdir_lib
-from vae_jax.models import MODEL_FIELDS
+from vae_jax import models
 
 log = logging.getLogger('vae_jax.checkpoint')
 
@@ -77,11 +77,13 @@ def flatten_config(tree: Any, prefix: str = '') -> dict[str, Any]:
 def _unused_model_keys(saved_flat: dict, current_flat: dict) -> set[str]:
   """model.* keys that the (same) model of both configs is not built from."""
   name = saved_flat.get('model.name')
-  if name != current_flat.get('model.name') or name not in MODEL_FIELDS:
+  if (name != current_flat.get('model.name')
+      or name not in models.model_names()):
     return set()
+  fields = models.get_model(name).fields
   return {k for k in set(saved_flat) | set(current_flat)
           if k.startswith('model.') and k.count('.') == 1
-          and k.split('.')[1] not in MODEL_FIELDS[name]}
+          and k.split('.')[1] not in fields}
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:

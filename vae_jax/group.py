@@ -35,8 +35,6 @@ from vae_jax import train
 # Config keys that become arrays in train.Hyperparams and so never split a group.
 ARRAY_KEYS = frozenset({'beta', 'prior_mean', 'prior_std', 'learning_rate',
                         'seed', 'model.latent_size'})
-# Models whose latent size can be a mask over a larger model.
-MASKABLE_MODELS = frozenset({'mlp_vae', 'conv_vae', 'conv_fc_vae'})
 
 
 def host_values(tree):
@@ -57,7 +55,7 @@ def is_primary() -> bool:
 def _static_signature(config: ml_collections.ConfigDict) -> str:
   flat = checkpoint_lib.flatten_config(checkpoint_lib.config_as_dict(config))
   varying = set(ARRAY_KEYS)
-  if config.model.name not in MASKABLE_MODELS:
+  if not models.get_model(config.model.name).maskable_latent:
     varying.discard('model.latent_size')
   if config.data.preprocessing == 'static_binarized':
     varying.discard('seed')  # the seed picks the binarised copy of the data
@@ -143,9 +141,8 @@ def over_members(fn, in_axes: tuple, size: int, execution: str = 'vmap'):
   in_axes entry is 0: jax.vmap ('vmap'), the members one after another in
   one program with lax.map ('map'), or for a group of one, fn itself on
   the squeezed arrays. XLA's CPU matrix products with a batch dimension of
-  one run up to 30% slower than unbatched ones
-  (results/benchmark_sweep_groups_cpu.md), and a lone member should train
-  at its single run's speed."""
+  one run slower than unbatched ones (docs/cpu_kernels.md), and a lone
+  member should train at its single run's speed."""
   if size > 1 and execution == 'vmap':
     return jax.vmap(fn, in_axes=in_axes)
   if size > 1:

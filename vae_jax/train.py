@@ -391,7 +391,7 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
     batches = order[:num_steps * batch_size].reshape(num_steps, batch_size)
 
     # Batches are gathered (and rescaled) as rows of H * W pixels: XLA CPU
-    # copies whole rows, where [H, W] slices cost it about 2.7 times more.
+    # copies whole rows faster than [H, W] slices (docs/cpu_kernels.md).
     image_rows = data['images'].reshape(num_images, -1)
     image_shape = data['images'].shape[1:]
 

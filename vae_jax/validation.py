@@ -13,7 +13,7 @@ import ml_collections
 
 from vae_jax import objectives
 from vae_jax import optimizers
-from vae_jax.models import MODELS
+from vae_jax import models
 from vae_jax.models.initializers import INIT_SCHEMES
 from vae_jax.models.mlp import ACTIVATIONS, POSTERIOR_SCALES
 
@@ -51,7 +51,8 @@ def _widths(value: Any) -> bool:
           and all(_integer(v) and v >= 1 for v in value))
 
 
-# key -> (test, what is allowed), in the order they are checked.
+# key -> (test, what is allowed (or a function giving it)), in the order
+# they are checked.
 _RULES = (
     ('data.name', lambda v: v in DATASETS, f'one of {DATASETS}'),
     ('data.source', lambda v: v in SOURCES, f'one of {SOURCES}'),
@@ -62,7 +63,9 @@ _RULES = (
     ('data.test_subset', lambda v: v is None or (_integer(v) and v >= 1),
      'an integer >= 1, or None for all images'),
     ('data.shuffle', lambda v: isinstance(v, bool), 'True or False'),
-    ('model.name', lambda v: v in MODELS, f'one of {MODELS}'),
+    # Read when checked: a model registered after this module loaded counts.
+    ('model.name', lambda v: v in models.model_names(),
+     lambda: f'one of {models.model_names()}'),
     ('model.latent_size', lambda v: _integer(v) and v >= 1,
      'an integer >= 1'),
     ('model.init_scheme', lambda v: v in INIT_SCHEMES,
@@ -118,6 +121,7 @@ def validate(config: ml_collections.ConfigDict, where: str = '') -> None:
     except (KeyError, AttributeError):
       continue  # an older config without the key: its default applies
     if not test(value):
+      allowed = allowed() if callable(allowed) else allowed
       raise ConfigError(f'config.{key} = {value!r}{where} is not allowed: it '
                         f'must be {allowed}. Set --config.{key}=...')
   _check_combinations(config, where)
@@ -136,26 +140,9 @@ def _check_combinations(config: ml_collections.ConfigDict, where: str) -> None:
       raise ConfigError(
           f'config.objective = {objective!r}{where} needs q(z|x), and '
           'config.model.variational is False: set --config.objective=elbo.')
-  if config.model.name not in ('mlp_vae', 'two_layer_vae'):
-    for field, plain in (('posterior_scale', 'log_variance'),
-                         ('output_bias', 'init')):
-      value = config.model.get(field, plain)
-      if value != plain:
-        raise ConfigError(
-            f'config.model.{field} = {value!r}{where} is for mlp_vae and '
-            f'two_layer_vae (this model is {config.model.name!r}): set '
-            f'--config.model.{field}={plain}.')
-  if config.model.name == 'two_layer_vae':
-    if objective == 'elbo':
-      raise ConfigError(
-          f"config.model.name = 'two_layer_vae'{where} trains a k-sample "
-          "bound (its KL has no closed form): set --config.objective=vae "
-          'or iwae.')
-    if config.model.num_classes or not config.model.variational:
-      raise ConfigError(
-          f"config.model.name = 'two_layer_vae'{where} is neither "
-          'conditional nor a plain autoencoder: set '
-          '--config.model.num_classes=0 and --config.model.variational=True.')
+  message = models.get_model(config.model.name).check(config, where)
+  if message:
+    raise ConfigError(message)
 
 
 def validate_with_data(config: ml_collections.ConfigDict, num_train: int,

@@ -8,6 +8,7 @@ from flax import linen as nn
 
 from vae_jax.models.conv import Conv, ConvTranspose
 from vae_jax.models.initializers import dense
+from vae_jax.models.registry import ModelSpec, register_model
 from vae_jax.objectives import GaussianPosterior
 
 
@@ -148,3 +149,48 @@ class DenseBottleneckConvVAE(nn.Module):
   def __call__(self, images: jax.Array, labels: jax.Array | None = None):
     posterior = self.encode(images)
     return self.decode(posterior.mean), posterior
+
+
+def _check(config, where: str) -> str | None:
+  """The conv VAEs have neither a conditional form nor mlp_vae's posterior
+  and output-bias options."""
+  name = config.model.name
+  if config.model.get('num_classes', 0):
+    return (f'config.model.num_classes = {config.model.num_classes}{where}: '
+            f'{name} has no conditional form; set '
+            '--config.model.num_classes=0 or use mlp_vae.')
+  for field, plain in (('posterior_scale', 'log_variance'),
+                       ('output_bias', 'init')):
+    value = config.model.get(field, plain)
+    if value != plain:
+      return (f'config.model.{field} = {value!r}{where} is for mlp_vae and '
+              f'two_layer_vae (this model is {name!r}): set '
+              f'--config.model.{field}={plain}.')
+  return None
+
+
+register_model(ModelSpec(
+    name='conv_vae',
+    build=lambda model_config, image_shape: ConvVAE(
+        image_shape=image_shape, latent_size=model_config.latent_size,
+        init_scheme=model_config.init_scheme,
+        conv_impl=model_config.conv_impl,
+        variational=model_config.variational),
+    fields=frozenset({'name', 'latent_size', 'init_scheme', 'conv_impl',
+                      'variational', 'num_classes'}),
+    maskable_latent=True, check=_check,
+    description="Study E's conv VAE (conv 32-64-64-64, transposed-conv "
+                'decoder)'))
+
+register_model(ModelSpec(
+    name='conv_fc_vae',
+    build=lambda model_config, image_shape: DenseBottleneckConvVAE(
+        image_shape=image_shape, latent_size=model_config.latent_size,
+        hidden_size=model_config.hidden_size,
+        init_scheme=model_config.init_scheme,
+        conv_impl=model_config.conv_impl,
+        variational=model_config.variational),
+    fields=frozenset({'name', 'latent_size', 'hidden_size', 'init_scheme',
+                      'conv_impl', 'variational', 'num_classes'}),
+    maskable_latent=True, check=_check,
+    description="Study A's conv VAE with a dense bottleneck"))

@@ -9,7 +9,7 @@ swaps in four FID-specific blocks that reproduce the TensorFlow graph of
 * FIDInceptionE_2 (Mixed_7c): the pooling branch max-pools instead.
 
 This module is that network, layer for layer and with the same names, so a
-checkpoint maps one to one (see vae_jax.evaluation.inception_weights):
+checkpoint maps one to one (see vae_jax.evaluation.inception_names):
 torch key `Mixed_6b.branch7x7_2.conv.weight` is params['Mixed_6b']
 ['branch7x7_2']['kernel']. Inference only: each BasicConv2d keeps its frozen
 BatchNorm statistics as parameters and folds them into the convolution.

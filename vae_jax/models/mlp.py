@@ -10,6 +10,7 @@ from flax import linen as nn
 
 from vae_jax.models.conv import Conv
 from vae_jax.models.initializers import dense
+from vae_jax.models.registry import ModelSpec, register_model
 from vae_jax.objectives import GaussianPosterior
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -138,10 +139,8 @@ class MLPVAE(nn.Module):
     The heads stay two Dense layers in the parameters (checkpoints, the
     PyTorch twin and sweep padding see `enc_mean` and `enc_log_variance`), but
     a product only `latent` wide (1 to 64 here) uses a CPU's matmul kernel
-    poorly. On 2 CPU cores one product of twice the width trained the
-    default MLP (latent 20) 1.00x, 1.03x and 1.05x as fast in three
-    interleaved runs, Study D's (latent 64) 1.00x and 1.01x; the values are
-    the same up to float rounding.
+    poorly; one product of twice the width trains no slower
+    (docs/cpu_kernels.md), and the values are the same up to float rounding.
     """
     if self.is_initializing():
       mean, scale = self.mean_head(h), self.log_variance_head(h)
@@ -170,3 +169,33 @@ class MLPVAE(nn.Module):
     samples z itself)."""
     posterior = self.encode(images, labels)
     return self.decode(posterior.mean, labels), posterior
+
+
+def _build(model_config, image_shape: tuple[int, int]) -> MLPVAE:
+  return MLPVAE(
+      image_shape=image_shape,
+      latent_size=model_config.latent_size,
+      encoder_widths=tuple(model_config.encoder_widths),
+      decoder_widths=(None if model_config.decoder_widths is None
+                      else tuple(model_config.decoder_widths)),
+      activation=model_config.activation,
+      init_scheme=model_config.init_scheme,
+      num_classes=model_config.num_classes,
+      encoder_conv_channels=tuple(model_config.encoder_conv_channels),
+      conv_impl=model_config.conv_impl,
+      variational=model_config.variational,
+      posterior_scale=model_config.posterior_scale,
+  )
+
+
+register_model(ModelSpec(
+    name='mlp_vae', build=_build,
+    # output_bias is read where the parameters are drawn
+    # (train.initial_output_bias), not by the module.
+    fields=frozenset({'name', 'latent_size', 'encoder_widths',
+                      'decoder_widths', 'activation', 'init_scheme',
+                      'num_classes', 'encoder_conv_channels', 'conv_impl',
+                      'variational', 'posterior_scale', 'output_bias'}),
+    maskable_latent=True,
+    description='MLP VAE or conditional VAE, optionally with convolutions '
+                'before the encoder (Studies B, C, D; Burda et al.)'))

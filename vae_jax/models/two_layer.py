@@ -23,6 +23,7 @@ from flax import linen as nn
 from vae_jax import objectives
 from vae_jax.models.initializers import dense
 from vae_jax.models.mlp import activation_fn, POSTERIOR_SCALES
+from vae_jax.models.registry import ModelSpec, register_model
 from vae_jax.objectives import GaussianPosterior
 
 
@@ -173,3 +174,35 @@ class TwoStochasticLayerVAE(nn.Module):
         - objectives.gaussian_log_density(h2, prior_mean,
                                           2.0 * jnp.log(prior_std)))
     return -reconstruction - beta * sampled_kl, reconstruction, sampled_kl
+
+
+def _check(config, where: str) -> str | None:
+  if config.get('objective', 'elbo') == 'elbo':
+    return (f"config.model.name = 'two_layer_vae'{where} trains a k-sample "
+            "bound (its KL has no closed form): set --config.objective=vae "
+            'or iwae.')
+  if config.model.num_classes or not config.model.variational:
+    return (f"config.model.name = 'two_layer_vae'{where} is neither "
+            'conditional nor a plain autoencoder: set '
+            '--config.model.num_classes=0 and --config.model.variational=True.')
+  return None
+
+
+register_model(ModelSpec(
+    name='two_layer_vae',
+    build=lambda model_config, image_shape: TwoStochasticLayerVAE(
+        image_shape=image_shape, latent_size=model_config.latent_size,
+        first_latent_size=model_config.first_latent_size,
+        encoder_widths=tuple(model_config.encoder_widths),
+        inner_widths=tuple(model_config.inner_widths),
+        activation=model_config.activation,
+        init_scheme=model_config.init_scheme,
+        posterior_scale=model_config.posterior_scale),
+    fields=frozenset({'name', 'latent_size', 'first_latent_size',
+                      'encoder_widths', 'inner_widths', 'activation',
+                      'init_scheme', 'posterior_scale', 'output_bias',
+                      'variational', 'num_classes'}),
+    # The latent size is the top layer's, behind a second stochastic layer.
+    maskable_latent=False, check=_check,
+    description="Burda et al.'s two stochastic layers (trains a k-sample "
+                'bound)'))

@@ -1,0 +1,81 @@
+"""Models by name: each model module registers how a config builds it.
+
+A model is registered once, from the module that defines it, as a
+`ModelSpec`: the function that builds the Flax module from `config.model`,
+the config fields that function reads, whether a smaller latent size can
+train as a mask over a larger model (so a sweep puts both in one compiled
+group), and the combinations of settings it refuses. Everything that picks
+a model by name (building, validation, resume compatibility, sweep groups)
+reads this registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import ml_collections
+from flax import linen as nn
+
+ModelBuilder = Callable[[ml_collections.ConfigDict, tuple[int, int]],
+                        nn.Module]
+ConfigCheck = Callable[[ml_collections.ConfigDict, str], 'str | None']
+
+
+def _accepts_every_config(config: ml_collections.ConfigDict,
+                          where: str) -> None:
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """How a config builds one model.
+
+  name: the value of config.model.name that selects it.
+  build: (config.model, image shape (H, W)) -> the Flax module, whose
+    `encode`, `decode` and `__call__` follow vae_jax.models.mlp.MLPVAE's.
+  fields: the config.model fields `build` reads; the other model fields do
+    not change what it trains (a resumed run may differ in them).
+  maskable_latent: whether the model at latent size n with all but the
+    first m latent dimensions masked trains exactly as the model built at m
+    (the first layers that touch z are dense), so sweep members differing
+    only in latent size share one program.
+  check: (the whole config, where) -> a one-line message naming a setting
+    this model cannot train with and what to set instead, or None; `where`
+    names the sweep member ('' for a run) and follows the setting's value.
+  description: one line for listings.
+  """
+
+  name: str
+  build: ModelBuilder
+  fields: frozenset[str]
+  maskable_latent: bool = False
+  check: ConfigCheck = _accepts_every_config
+  description: str = ''
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+  """Adds `spec` under its name; a second model of the same name is an
+  error (names are what saved configs refer to)."""
+  if spec.name in _MODELS and _MODELS[spec.name] is not spec:
+    raise ValueError(f'A model named {spec.name!r} is already registered '
+                     f'({_MODELS[spec.name].description}); choose another '
+                     'name.')
+  _MODELS[spec.name] = spec
+  return spec
+
+
+def model_names() -> tuple[str, ...]:
+  """The registered models' names, in registration order."""
+  return tuple(_MODELS)
+
+
+def get_model(name: str) -> ModelSpec:
+  try:
+    return _MODELS[name]
+  except KeyError:
+    raise ValueError(f'Unknown model {name!r} in config.model.name; choose '
+                     f'one of {model_names()}.') from None
