@@ -6,10 +6,16 @@ latent mask) is an array argument, so `jax.vmap` over a sweep axis and
 
 Conventions: losses are *per image* and summed over pixels / latent
 dimensions; a batch of B images gives arrays of shape [B].
+
+Reconstruction losses (config.loss) and k-sample bounds (config.objective)
+are registered by name (`register_reconstruction_loss`, `register_bound`);
+validation, training and evaluation look them up there, so a new one is a
+registration in the module that defines it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, NamedTuple, Sequence
 
@@ -196,16 +202,51 @@ def absolute_error_from_logits(logits: jax.Array, targets: jax.Array) -> jax.Arr
   return jnp.sum(jnp.abs(jax.nn.sigmoid(logits) - targets), axis=-1)
 
 
-RECONSTRUCTION_LOSSES = {
-    'bce': bernoulli_nll_from_logits,
-    'mse': squared_error_from_logits,
-    'mae': absolute_error_from_logits,
-}
-
 # Losses that compare classifier features of the reconstruction and the
 # input (Study A); each needs a feature function. 'perceptual+X' adds the
 # pixel loss X to `perceptual_weight` times the perceptual term.
 PERCEPTUAL_LOSSES = ('perceptual', 'perceptual+bce', 'perceptual+mse')
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructionLoss:
+  """A per-image reconstruction term that config.loss names.
+
+  per_image: (logits [B, H, W], images [B, H, W] in [0, 1]) -> [B].
+  likelihood: whether it is -log p(x|z) of a normalised decoder
+    distribution; the k-sample bounds and the IWAE NLL need one, a distance
+    (MSE, MAE) is not.
+  """
+
+  name: str
+  per_image: Callable[[jax.Array, jax.Array], jax.Array]
+  likelihood: bool = False
+  description: str = ''
+
+
+_RECONSTRUCTION_LOSSES: dict[str, ReconstructionLoss] = {}
+
+
+def register_reconstruction_loss(loss: ReconstructionLoss
+                                 ) -> ReconstructionLoss:
+  """Makes `loss` selectable as config.loss = loss.name."""
+  if loss.name in PERCEPTUAL_LOSSES or (
+      loss.name in _RECONSTRUCTION_LOSSES
+      and _RECONSTRUCTION_LOSSES[loss.name] is not loss):
+    raise ValueError(f'A reconstruction loss named {loss.name!r} exists '
+                     'already; choose another name.')
+  _RECONSTRUCTION_LOSSES[loss.name] = loss
+  return loss
+
+
+for _loss in (
+    ReconstructionLoss('bce', bernoulli_nll_from_logits, likelihood=True,
+                       description='Bernoulli negative log-likelihood'),
+    ReconstructionLoss('mse', squared_error_from_logits,
+                       description='summed squared error of sigmoid(logits)'),
+    ReconstructionLoss('mae', absolute_error_from_logits,
+                       description='summed absolute error of sigmoid(logits)'),
+):
+  register_reconstruction_loss(_loss)
 
 FeatureFn = Callable[[jax.Array], Sequence[jax.Array]]
 
@@ -229,29 +270,39 @@ def perceptual_distance(feature_fn: FeatureFn, logits: jax.Array,
   return total
 
 
+def loss_names() -> tuple[str, ...]:
+  """Every value config.loss may take."""
+  return (*sorted(_RECONSTRUCTION_LOSSES), *PERCEPTUAL_LOSSES)
+
+
+def is_likelihood(loss: str) -> bool:
+  """Whether config.loss = `loss` is a decoder log-likelihood."""
+  return (loss in _RECONSTRUCTION_LOSSES
+          and _RECONSTRUCTION_LOSSES[loss].likelihood)
+
+
 def reconstruction_loss(kind: str, feature_fn: FeatureFn | None = None,
                         perceptual_weight: float = 0.01):
   """The per-image loss (logits [B, H, W], targets [B, H, W]) -> [B] named `kind`.
 
   Args:
-    kind: a key of RECONSTRUCTION_LOSSES or one of PERCEPTUAL_LOSSES.
+    kind: a registered reconstruction loss or one of PERCEPTUAL_LOSSES.
     feature_fn: required by the perceptual losses (see perceptual_distance).
     perceptual_weight: weight of the perceptual term in 'perceptual+bce' and
       'perceptual+mse' (Study A used 0.01); plain 'perceptual' is unweighted.
   """
-  if kind in RECONSTRUCTION_LOSSES:
-    return RECONSTRUCTION_LOSSES[kind]
+  if kind in _RECONSTRUCTION_LOSSES:
+    return _RECONSTRUCTION_LOSSES[kind].per_image
   if kind not in PERCEPTUAL_LOSSES:
     raise ValueError(f'Unknown reconstruction loss {kind!r} in config.loss; '
-                     f'choose one of {sorted(RECONSTRUCTION_LOSSES)} or '
-                     f'{list(PERCEPTUAL_LOSSES)}.')
+                     f'choose one of {loss_names()}.')
   if feature_fn is None:
     raise ValueError(f'Loss {kind!r} needs the classifier features; set '
                      'config.perceptual.classifier_dir to a classifier trained '
                      'by `python -m launch.train_classifier`.')
   if kind == 'perceptual':
     return functools.partial(perceptual_distance, feature_fn)
-  pixel_loss = RECONSTRUCTION_LOSSES[kind.split('+')[1]]
+  pixel_loss = _RECONSTRUCTION_LOSSES[kind.split('+')[1]].per_image
 
   def combined(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return (pixel_loss(logits, targets) + perceptual_weight *
@@ -298,8 +349,8 @@ def negative_elbo(
 # KL ELBO above with one sample (beta-weighted); 'vae' and 'iwae' are Burda,
 # Grosse & Salakhutdinov's (2016) k-sample bounds on log p(x), built from
 # the log importance weights log w_s = log p(x|z_s) + log p(z_s) - log q(z_s|x)
-# of k = config.num_samples draws z_s ~ q(z|x).
-OBJECTIVES = ('elbo', 'vae', 'iwae')
+# of k = config.num_samples draws z_s ~ q(z|x). Further bounds register
+# with `register_bound`.
 
 
 def log_importance_weights(
@@ -349,4 +400,45 @@ def vae_bound(log_weights: jax.Array) -> jax.Array:
   return jnp.mean(log_weights, axis=0)
 
 
-K_SAMPLE_BOUNDS = {'vae': vae_bound, 'iwae': iwae_bound}
+@dataclasses.dataclass(frozen=True)
+class KSampleBound:
+  """A bound on log p(x) from k log importance weights, that
+  config.objective names: bound(log w [k, B]) -> [B]. Training maximises
+  it; the test loss is minus it."""
+
+  name: str
+  bound: Callable[[jax.Array], jax.Array]
+  description: str = ''
+
+
+_BOUNDS: dict[str, KSampleBound] = {}
+
+
+def register_bound(bound: KSampleBound) -> KSampleBound:
+  """Makes `bound` selectable as config.objective = bound.name."""
+  if bound.name == 'elbo' or (bound.name in _BOUNDS
+                              and _BOUNDS[bound.name] is not bound):
+    raise ValueError(f'An objective named {bound.name!r} exists already; '
+                     'choose another name.')
+  _BOUNDS[bound.name] = bound
+  return bound
+
+
+register_bound(KSampleBound('vae', vae_bound,
+                            'the k-sample ELBO, mean of the log weights'))
+register_bound(KSampleBound('iwae', iwae_bound,
+                            'the importance-weighted bound (Burda et al.)'))
+
+
+def objective_names() -> tuple[str, ...]:
+  """Every value config.objective may take: 'elbo' (one sample, the KL in
+  closed form) and the registered k-sample bounds."""
+  return ('elbo', *_BOUNDS)
+
+
+def get_bound(name: str) -> KSampleBound:
+  try:
+    return _BOUNDS[name]
+  except KeyError:
+    raise ValueError(f'Unknown objective {name!r} in config.objective; '
+                     f'choose one of {objective_names()}.') from None

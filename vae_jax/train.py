@@ -220,7 +220,7 @@ def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
 
   batch: {'images': float32 [B, H, W] in [0, 1], 'labels': int32 [B]}; the
   labels reach the model (conditional models use them, others ignore them).
-  loss: the reconstruction term: a name in objectives.RECONSTRUCTION_LOSSES,
+  loss: the reconstruction term: a name of objectives.loss_names(),
     or a per-image function (logits [B, H, W], images [B, H, W]) -> [B] such
     as `reconstruction_loss_for(config)` builds for the perceptual losses.
   A model with `variational=False` (a plain autoencoder) decodes the
@@ -228,7 +228,7 @@ def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
   decode_mean: decode the posterior mean instead of a sample (the KL term
     stays; the reconstruction is then not the ELBO's, and rng is unused).
   objective: 'elbo' (one sample, closed-form KL) or a k-sample bound of
-    objectives.K_SAMPLE_BOUNDS ('vae', 'iwae') over num_samples draws, the
+    objectives.get_bound ('vae', 'iwae', ...) over num_samples draws, the
     loss being minus the bound and the terms' reconstruction and KL the
     means over the draws (the KL sampled). decode_mean uses the 'elbo'.
   """
@@ -236,10 +236,10 @@ def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
       loss)
   variational = getattr(model, 'variational', True)
   sample = variational and not decode_mean
-  if objective not in objectives.OBJECTIVES:
-    raise ValueError(f'Unknown objective {objective!r} in config.objective; '
-                     f'choose one of {objectives.OBJECTIVES}.')
-  bound = (objectives.K_SAMPLE_BOUNDS.get(objective) if sample else None)
+  bound = (None if objective == 'elbo'
+           else objectives.get_bound(objective).bound)  # a bad name fails here
+  if not sample:
+    bound = None
 
   def loss_fn(params, batch, hparams: Hyperparams, rng):
     variables = {'params': params}

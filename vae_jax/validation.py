@@ -22,8 +22,6 @@ SOURCES = ('files', 'tfds')
 PREPROCESSING_MODES = ('grey', 'dynamic_binarized', 'static_binarized')
 OPTIMIZERS = optimizers.OPTIMIZERS
 OUTPUT_BIASES = ('init', 'data_mean')
-LOSSES = (*sorted(objectives.RECONSTRUCTION_LOSSES),
-          *objectives.PERCEPTUAL_LOSSES)
 
 
 class ConfigError(ValueError):
@@ -88,9 +86,10 @@ _RULES = (
      f'one of {POSTERIOR_SCALES}'),
     ('model.output_bias', lambda v: v in OUTPUT_BIASES,
      f'one of {OUTPUT_BIASES}'),
-    ('loss', lambda v: v in LOSSES, f'one of {LOSSES}'),
-    ('objective', lambda v: v in objectives.OBJECTIVES,
-     f'one of {objectives.OBJECTIVES}'),
+    ('loss', lambda v: v in objectives.loss_names(),
+     lambda: f'one of {objectives.loss_names()}'),
+    ('objective', lambda v: v in objectives.objective_names(),
+     lambda: f'one of {objectives.objective_names()}'),
     ('num_samples', lambda v: _integer(v) and v >= 1, 'an integer >= 1'),
     ('beta', lambda v: _number(v) and v >= 0, 'a finite number >= 0'),
     ('prior_mean', _number, 'a finite number'),
@@ -131,7 +130,7 @@ def _check_combinations(config: ml_collections.ConfigDict, where: str) -> None:
   """Values that are each allowed but not together."""
   objective = config.get('objective', 'elbo')
   if objective != 'elbo':
-    if config.loss != 'bce':
+    if not objectives.is_likelihood(config.loss):
       raise ConfigError(
           f'config.objective = {objective!r}{where} needs a decoder '
           f'likelihood, and config.loss = {config.loss!r} is a distance: set '
