@@ -196,7 +196,7 @@ def train_group(group: group_lib.SweepGroup,
   for k, history in enumerate(histories):
     resumed_divergence = [l['epoch'] for l in history if l.get('diverged')]
     member_files = files[k] if files is not None else None
-    members.append(loop.Model(
+    members.append(loop.MemberLog(
         history,
         metric_writers.MultiWriter([
             metrics.with_fields(**member_files.fields),

@@ -1,4 +1,4 @@
-"""The epoch loop every training shares: a run is a group of one model.
+"""The epoch loop every training shares: a run is a group of one member.
 
 `train_epochs` drives a compiled `EpochProgram` (one model, or a sweep
 group's members stacked into one program) from a start epoch to the last:
@@ -43,8 +43,9 @@ class EpochProgram(Protocol):
 
 
 @dataclasses.dataclass
-class Model:
-  """One model of the program: where its numbers go.
+class MemberLog:
+  """One member of the program (a model trained in it): its history and
+  where its numbers go.
 
   history: its metrics lines so far (a resumed run's kept lines), one dict
     per epoch; the loop appends to it.
@@ -116,7 +117,8 @@ def non_finite_metrics(line: dict) -> list[str]:
           if isinstance(v, float) and not np.isfinite(v)]
 
 
-def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
+def train_epochs(program: EpochProgram, state: Any,
+                 members: Sequence[MemberLog],
                  *, start_epoch: int, num_epochs: int, images_per_epoch: int,
                  checkpoints, tracked_inputs: np.ndarray,
                  on_diverged: Callable[[Any, int, list[int]], Any],
@@ -129,7 +131,7 @@ def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
   Args:
     program: the compiled epoch, evaluation and reconstruction.
     state: the state after start_epoch (restored or initial).
-    models: one per model of the program, in its order.
+    members: one per member of the program, in its order.
     start_epoch, num_epochs: the epochs to train are the ones after
       start_epoch up to num_epochs.
     images_per_epoch: training images each model sees per epoch.
@@ -153,43 +155,43 @@ def train_epochs(program: EpochProgram, state: Any, models: Sequence[Model],
     seconds = time.perf_counter() - epoch_start
     img_per_s = images_per_epoch / train_seconds
     newly = []
-    for k, model in enumerate(models):
-      if model.diverged_at is not None:
+    for k, member in enumerate(members):
+      if member.diverged_at is not None:
         continue
       line = {f'train_{n}': float(v) for n, v in train_metrics[k].items()}
       line.update({f'test_{n}': float(v) for n, v in test_metrics[k].items()})
       line.update(img_per_s=img_per_s, seconds=seconds)
       if non_finite_metrics(line):
         line['diverged'] = True
-        model.diverged_at = epoch
+        member.diverged_at = epoch
         newly.append(k)
-      model.history.append({'epoch': epoch, **line})
-      if model.writer is not None:
-        model.writer.write_scalars(epoch, line)
+      member.history.append({'epoch': epoch, **line})
+      if member.writer is not None:
+        member.writer.write_scalars(epoch, line)
     if newly:
-      for model in models:
-        if model.writer is not None:
-          model.writer.flush()
+      for member in members:
+        if member.writer is not None:
+          member.writer.flush()
       flush()
       state = on_diverged(state, epoch, newly)
     # A run's checkpoint carries its test loss; a group's, the mean over
     # the members still training.
-    finite = [m.history[-1]['test_loss'] for m in models
+    finite = [m.history[-1]['test_loss'] for m in members
               if m.diverged_at is None]
     checkpoints.save(epoch, state,
                      float(np.mean(finite)) if finite else float('inf'))
     tracked = program.reconstruct(state)
-    for k, model in enumerate(models):
-      if model.diverged_at is not None:
+    for k, member in enumerate(members):
+      if member.diverged_at is not None:
         continue
-      if model.writer is not None:
-        model.writer.write_images(epoch, {
+      if member.writer is not None:
+        member.writer.write_images(epoch, {
             'reconstructions': metric_writers.reconstruction_strip(
                 tracked_inputs, tracked[k])})
-        model.writer.flush()
-      if model.tracked_path is not None:
-        model.tracked_path.parent.mkdir(exist_ok=True)
-        track_reconstructions(model.tracked_path, epoch, tracked_inputs,
+        member.writer.flush()
+      if member.tracked_path is not None:
+        member.tracked_path.parent.mkdir(exist_ok=True)
+        track_reconstructions(member.tracked_path, epoch, tracked_inputs,
                               tracked[k])
     flush()
     if progress is not None:
