@@ -136,25 +136,14 @@ def _checked_params(params, like, member: int):
   return jax.tree.map(lambda x, e: jnp.asarray(x, e.dtype), params, like)
 
 
-def over_members(fn, in_axes: tuple, size: int, execution: str = 'vmap'):
+def over_members(fn, in_axes: tuple, size: int):
   """fn mapped over the leading (members) axis of the arguments whose
-  in_axes entry is 0: jax.vmap ('vmap'), the members one after another in
-  one program with lax.map ('map'), or for a group of one, fn itself on
-  the squeezed arrays. XLA's CPU matrix products with a batch dimension of
-  one run slower than unbatched ones (docs/cpu_kernels.md), and a lone
-  member should train at its single run's speed."""
-  if size > 1 and execution == 'vmap':
-    return jax.vmap(fn, in_axes=in_axes)
+  in_axes entry is 0: jax.vmap, or for a group of one, fn itself on the
+  squeezed arrays. XLA's CPU matrix products with a batch dimension of one
+  run slower than unbatched ones (docs/cpu_kernels.md), and a lone member
+  should train at its single run's speed."""
   if size > 1:
-    def one_after_another(*args):
-      mapped = tuple(arg for arg, axis in zip(args, in_axes) if axis == 0)
-
-      def member(member_args):
-        member_args = iter(member_args)
-        return fn(*[next(member_args) if axis == 0 else arg
-                    for arg, axis in zip(args, in_axes)])
-      return jax.lax.map(member, mapped)
-    return one_after_another
+    return jax.vmap(fn, in_axes=in_axes)
 
   def single(*args):
     args = [jax.tree.map(lambda x: x[0], arg) if axis == 0 else arg
@@ -168,7 +157,6 @@ class SweepGroup:
 
   def __init__(self, configs: Sequence[ml_collections.ConfigDict],
                image_shape: tuple[int, int], mesh: Mesh,
-               execution: str = 'vmap',
                output_bias: np.ndarray | None = None):
     """output_bias: the members' starting decoder output bias
     (train.initial_output_bias), None for the init scheme's."""
@@ -191,12 +179,12 @@ class SweepGroup:
     self._latent_sizes = [c.model.latent_size for c in configs]
     self._seeds = [c.seed for c in configs]
     loss = train.reconstruction_loss_for(base)
-    epoch = train.make_train_epoch(self.model, self.optimizer, base.batch_size,
-                                   base.data.preprocessing, loss,
-                                   base.scan_unroll,
-                                   **train.epoch_options(base))
+    # One member's epoch (state, hparams, data, epoch), before mapping.
+    self.member_epoch = train.make_train_epoch(
+        self.model, self.optimizer, base.batch_size, base.data.preprocessing,
+        loss, base.scan_unroll, **train.epoch_options(base))
     self.train_epoch = jax.jit(
-        over_members(epoch, (0, 0, None, None), self.size, execution),
+        over_members(self.member_epoch, (0, 0, None, None), self.size),
         donate_argnums=0,
         out_shardings=self.sharded)
     evaluate = train.make_evaluate(self.model, base.eval_batch_size,
