@@ -122,9 +122,9 @@ def compute_run_figures(model, params, hparams, dataset,
 
   # 8x8 samples; a conditional model's rows are its classes, 8 of each.
   rows = num_classes or 8
-  eps = objectives.standard_normal_per_latent(jax.random.PRNGKey(0),
-                                               (rows * 8, latent_size))
-  z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
+  z = objectives.sample_prior(jax.random.PRNGKey(0), rows * 8,
+                             hparams.prior_mean, hparams.prior_std,
+                             jnp.asarray(hparams.latent_mask))
   figures.samples = np.asarray(decode(z, jnp.repeat(jnp.arange(rows), 8)))
   figures.sample_title = (f'Samples from the prior N('
                           f'{float(hparams.prior_mean):g}, '

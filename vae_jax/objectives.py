@@ -129,6 +129,17 @@ def _draws_nest(rng: jax.Array) -> bool:
           and str(jax.random.key_impl(rng)) == 'threefry2x32')
 
 
+def sample_prior(rng: jax.Array, num: int, prior_mean: jax.Array | float,
+                 prior_std: jax.Array | float,
+                 latent_mask: jax.Array) -> jax.Array:
+  """z ~ N(prior_mean, prior_std^2) per dimension, masked dimensions 0:
+  [num, latent] for latent_mask [latent]. The noise is one draw of shape
+  [num, latent] (standard_normal_per_latent), so a sample depends neither
+  on how it is batched nor on a sweep model's masked dimensions."""
+  eps = standard_normal_per_latent(rng, (num, latent_mask.shape[-1]))
+  return (prior_mean + prior_std * eps) * latent_mask
+
+
 def sample_posterior(
     rng: jax.Array,
     posterior: GaussianPosterior,

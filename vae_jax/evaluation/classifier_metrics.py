@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import objectives
+from vae_jax import train
 from vae_jax.data import dataset as dataset_lib
 from vae_jax.evaluation import fid
 
@@ -29,9 +30,8 @@ def prior_samples(model, params, hparams, num: int, rng: jax.Array,
     hparams: train.Hyperparams of the run (prior_mean, prior_std,
       latent_mask [latent]).
     num: number of images.
-    rng: PRNG key; the noise is one draw of shape [num, latent]
-      (objectives.standard_normal_per_latent), so a sample depends neither on
-      batch_size nor on the masked dimensions of a sweep's model.
+    rng: PRNG key (objectives.sample_prior: a sample depends neither on
+      batch_size nor on the masked dimensions of a sweep's model).
     labels: int [num], the requested classes of a conditional model (None
       for an unconditional one).
     batch_size: images decoded per call.
@@ -39,9 +39,8 @@ def prior_samples(model, params, hparams, num: int, rng: jax.Array,
   Returns:
     float32 [num, H, W], sigmoid of the decoder's logits (Bernoulli means).
   """
-  latent = hparams.latent_mask.shape[-1]
-  eps = objectives.standard_normal_per_latent(rng, (num, latent))
-  z = (hparams.prior_mean + hparams.prior_std * eps) * hparams.latent_mask
+  z = objectives.sample_prior(rng, num, hparams.prior_mean, hparams.prior_std,
+                             jnp.asarray(hparams.latent_mask))
   decode = _compiled_decode(model)
   return np.concatenate([
       np.asarray(decode(params, z[i:i + batch_size],
@@ -67,9 +66,9 @@ def reconstructions(model, params, hparams, images: np.ndarray,
   unconditional one).
   """
   reconstruct = _compiled_reconstruct(model)
-  mask = jnp.asarray(hparams.latent_mask)
   return np.concatenate([
-      np.asarray(reconstruct(params, mask, jnp.asarray(images[i:i + batch_size]),
+      np.asarray(reconstruct(params, hparams,
+                             jnp.asarray(images[i:i + batch_size]),
                              None if labels is None
                              else jnp.asarray(labels[i:i + batch_size])))
       for i in range(0, len(images), batch_size)])
@@ -77,13 +76,7 @@ def reconstructions(model, params, hparams, images: np.ndarray,
 
 @functools.lru_cache(maxsize=None)
 def _compiled_reconstruct(model):
-  def reconstruct(params, mask, images, labels):
-    posterior = model.apply({'params': params}, images, labels,
-                            method=model.encode)
-    return jax.nn.sigmoid(model.apply({'params': params},
-                                      posterior.mean * mask, labels,
-                                      method=model.decode))
-  return jax.jit(reconstruct)
+  return jax.jit(train.make_reconstruct(model))
 
 
 @functools.lru_cache(maxsize=None)

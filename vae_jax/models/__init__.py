@@ -6,10 +6,11 @@ Each VAE module registers itself by name (vae_jax.models.registry);
 
 from vae_jax.models.registry import ModelSpec, get_model, model_names
 from vae_jax.models.registry import register_model
-# Imported for their registrations, in the order listings show them.
-from vae_jax.models import mlp  # pylint: disable=unused-import
-from vae_jax.models import conv_vae  # pylint: disable=unused-import
-from vae_jax.models import two_layer  # pylint: disable=unused-import
+# Importing the modules registers their models, in the order listings show
+# them.
+from vae_jax.models.mlp import MLPVAE
+from vae_jax.models.conv_vae import ConvVAE, DenseBottleneckConvVAE
+from vae_jax.models.two_layer import TwoStochasticLayerVAE
 
 
 def build_model(model_config, image_shape: tuple[int, int]):
