@@ -134,11 +134,11 @@ class _File:
     self.unverified = verify and not verified
 
   def check_content(self, problem: str = '') -> None:
-    """Raises ChecksumError unless the file is verified (or `problem`)."""
+    """Raises ChecksumError, telling `problem` too, unless the file matched
+    a checksum."""
     if not self.unverified:
       return
-    if not problem and any(_matches(c, self.content)
-                           for c in self.content_checksums):
+    if any(_matches(c, self.content) for c in self.content_checksums):
       self.unverified = False
       return
     checked = self.stored_checked + [(c, self.content, 'decompressed bytes')
