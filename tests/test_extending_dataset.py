@@ -41,7 +41,7 @@ DECOMPRESSED_SHA256 = {
         '20b4dedac5cffa549c31ec0f9cfc16b9e7c7591996b41f1e2023e81881ae6e45',
 }
 
-SPEC = data.register(data.DatasetSpec(
+SPEC = data.register_dataset(data.DatasetSpec(
     name=NAME,
     description='toy bars: class c is a bright bar on rows 2c and 2c + 1, '
     '8x8 grey (vae_jax tests)',
@@ -169,7 +169,7 @@ def test_config_validation_reads_the_registry():
 
 def test_registering_refuses_a_taken_name_and_a_file_without_checksum():
   with pytest.raises(ValueError, match='already registered'):
-    data.register(dataclasses.replace(SPEC, description='other'))
+    data.register_dataset(dataclasses.replace(SPEC, description='other'))
   with pytest.raises(ValueError, match='no checksum for t10k-labels'):
     dataclasses.replace(SPEC, name='toy_unchecked',
                         checksums=SPEC.checksums[:3])

@@ -54,5 +54,5 @@ from vae_jax.data.registry import Checksum
 from vae_jax.data.registry import DatasetSpec
 from vae_jax.data.registry import dataset_names
 from vae_jax.data.registry import dataset_spec
-from vae_jax.data.registry import register
+from vae_jax.data.registry import register_dataset
 from vae_jax.data import catalog  # registers the built-in data sets

@@ -127,7 +127,7 @@ class DatasetSpec:
 _REGISTRY: dict[str, DatasetSpec] = {}
 
 
-def register(spec: DatasetSpec) -> DatasetSpec:
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
   """Makes `spec` known by its name; returns it.
 
   Raises:

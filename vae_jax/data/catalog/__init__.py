@@ -1,9 +1,6 @@
-"""The built-in data sets, one module each; every module here is imported
-(and so registers its data set) when vae_jax.data is, so a new data set is
-one new file in this directory."""
+"""The built-in data sets, one module each, registered when imported."""
 
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-  importlib.import_module(f'{__name__}.{_module.name}')
+# Imported for their registrations.
+from vae_jax.data.catalog import fashion_mnist  # pylint: disable=unused-import
+from vae_jax.data.catalog import mnist  # pylint: disable=unused-import
+from vae_jax.data.catalog import usps  # pylint: disable=unused-import

@@ -7,7 +7,7 @@ MNIST classifier (perceptual losses, classifier metrics) cannot judge them.
 """
 
 from vae_jax.data.formats import IDX_TEST_STEMS, IDX_TRAIN_STEMS, parse_idx_split
-from vae_jax.data.registry import Checksum, DatasetSpec, register
+from vae_jax.data.registry import Checksum, DatasetSpec, register_dataset
 
 # The files are Zalando Research's (github.com/zalandoresearch/fashion-mnist,
 # data/fashion/, MIT licence), also packaged by Debian as
@@ -31,7 +31,7 @@ ZALANDO_ARCHIVE_MD5 = {
     't10k-labels-idx1-ubyte.gz': 'bb300cfdad3c16e7a12a480ee83cd310',
 }
 
-SPEC = register(DatasetSpec(
+SPEC = register_dataset(DatasetSpec(
     name='fashion_mnist',
     description="Zalando's article images in 10 classes (clothes, shoes, "
     'bags), 28x28 grey (Xiao, Rasul and Vollgraf, 2017)',

@@ -1,7 +1,7 @@
 """MNIST (LeCun, Cortes and Burges): handwritten digits, 28x28 grey."""
 
 from vae_jax.data.formats import IDX_TEST_STEMS, IDX_TRAIN_STEMS, parse_idx_split
-from vae_jax.data.registry import Checksum, DatasetSpec, register
+from vae_jax.data.registry import Checksum, DatasetSpec, register_dataset
 
 # MD5 of the *decompressed* IDX files: the canonical MNIST checksums. Mirrors
 # re-compress the .gz files differently, so only the decompressed bytes have a
@@ -13,7 +13,7 @@ DECOMPRESSED_MD5 = {
     't10k-labels-idx1-ubyte': '27ae3e4e09519cfbb04c329615203637',
 }
 
-SPEC = register(DatasetSpec(
+SPEC = register_dataset(DatasetSpec(
     name='mnist',
     description='handwritten digits 0-9, 28x28 grey (LeCun, Cortes and '
     'Burges)',

@@ -4,7 +4,7 @@ in the LIBSVM multiclass distribution."""
 from typing import Sequence
 
 from vae_jax.data.formats import parse_usps_libsvm
-from vae_jax.data.registry import Checksum, DatasetSpec, register
+from vae_jax.data.registry import Checksum, DatasetSpec, register_dataset
 
 # SHA-256 of the reference .bz2 files in the project's shared data directory.
 # Those are `bzip2 -9` re-compressions of the LIBSVM text, so they are not
@@ -35,7 +35,7 @@ def _parse_split(contents: Sequence[bytes], origins: Sequence[str]):
   return parse_usps_libsvm(text, origin)
 
 
-SPEC = register(DatasetSpec(
+SPEC = register_dataset(DatasetSpec(
     name='usps',
     description='handwritten digits 0-9 from US postal envelopes, 16x16 grey '
     '(Hull, 1994; LIBSVM multiclass files)',
