@@ -230,7 +230,7 @@ def plot_latent_traversal(images: np.ndarray, values: np.ndarray,
   return _save(fig, path)
 
 
-def _digit_colorbar(fig, points, ax, pad: float = 0.05):
+def _class_colorbar(fig, points, ax, pad: float = 0.05):
   colorbar = fig.colorbar(points, ax=ax, ticks=range(10), pad=pad)
   colorbar.set_label('class')
 
@@ -252,7 +252,7 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
     ax.set_xlabel('$z_1$')
     ax.set_ylabel('$z_2$')
     ax.set_zlabel('$z_3$')
-    _digit_colorbar(fig, points, ax, pad=0.12)  # room for the z label
+    _class_colorbar(fig, points, ax, pad=0.12)  # room for the z label
     ax.set_title(title)
     return _save(fig, path)
   fig, ax = plt.subplots(figsize=(7, 6))
@@ -277,7 +277,7 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
     ax.set_ylabel('t-SNE 2')
     title += (f',\nt-SNE of {d}-d (perplexity {latent_map.perplexity:g},'
               f' {len(keep)} images)')
-  _digit_colorbar(fig, points, ax)
+  _class_colorbar(fig, points, ax)
   ax.set_title(title)
   ax.grid(alpha=0.3)
   return _save(fig, path)
