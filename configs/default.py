@@ -14,9 +14,12 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = 'mnist'  # 'mnist' | 'usps'
+  # A registered data set (vae_jax/data/catalog/; `python -m vae_jax.data`
+  # lists them).
+  config.data.name = 'mnist'
   config.data.source = 'files'  # 'files' (IDX / LIBSVM) | 'tfds'
-  # Where the files are; None looks in $VAE_JAX_DATA_DIR, then the cache.
+  # Where the files are; None looks in $VAE_JAX_DATA_DIR, then the cache,
+  # then where a system package installs them.
   config.data.dir = ml_collections.config_dict.placeholder(str)
   config.data.cache_dir = ml_collections.config_dict.placeholder(str)
   config.data.download = True

@@ -39,7 +39,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
   with common.user_errors():
-    dataset = data.load_dataset('mnist', data_dir=FLAGS.data_dir)
+    dataset = data.load_dataset(classifier.TRAINED_ON,
+                                data_dir=FLAGS.data_dir)
     info = classifier.train_into(
         FLAGS.workdir, dataset, FLAGS.epochs, FLAGS.batch_size,
         FLAGS.learning_rate, FLAGS.seed, FLAGS.overwrite)

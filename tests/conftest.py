@@ -7,7 +7,8 @@ import pytest
 
 from vae_jax import data
 
-MNIST_GZ_NAMES = tuple(stem + '.gz' for stem in data.MNIST_MD5)
+MNIST_GZ_NAMES = tuple(f'{stem}.gz'
+                       for stem in data.dataset_spec('mnist').stems)
 USPS_BZ2_NAMES = ('usps.bz2', 'usps.t.bz2')
 
 
@@ -42,12 +43,12 @@ def usps_dir() -> Path:
 
 @pytest.fixture(scope='session')
 def real_mnist(mnist_dir) -> data.Dataset:
-  return data.load_mnist_dir(mnist_dir)
+  return data.load_from_dir('mnist', mnist_dir)
 
 
 @pytest.fixture(scope='session')
 def real_usps(usps_dir) -> data.Dataset:
-  return data.load_usps_dir(usps_dir)
+  return data.load_from_dir('usps', usps_dir)
 
 
 

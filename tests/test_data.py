@@ -8,6 +8,7 @@ local port).
 """
 
 import bz2
+import dataclasses
 import gzip
 import hashlib
 import http.server
@@ -22,7 +23,8 @@ import numpy as np
 import pytest
 
 from vae_jax import data
-from vae_jax.data import digits
+from vae_jax.data import registry
+from vae_jax.data.catalog import mnist, usps
 
 from conftest import MNIST_GZ_NAMES, USPS_BZ2_NAMES
 
@@ -73,15 +75,16 @@ def _isolated_environment(monkeypatch, tmp_path):
   monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
   monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / 'default_cache'))
   closed = (_closed_local_url(),)
-  monkeypatch.setattr(digits, 'MNIST_MIRRORS', closed)
-  monkeypatch.setattr(digits, 'USPS_MIRRORS', closed)
+  for name in data.dataset_names():
+    monkeypatch.setitem(registry._REGISTRY, name, dataclasses.replace(
+        data.dataset_spec(name), mirrors=closed))
 
 
 @pytest.fixture(scope='module')
 def mnist_raw(mnist_dir) -> dict[str, bytes]:
   """Decompressed bytes of each MNIST file, keyed by stem."""
   return {stem: gzip.decompress((mnist_dir / f'{stem}.gz').read_bytes())
-          for stem in data.MNIST_MD5}
+          for stem in mnist.DECOMPRESSED_MD5}
 
 
 class _Server:
@@ -178,7 +181,7 @@ def test_hardcoded_mnist_md5_match_md5sums_file(mnist_dir):
   for line in (mnist_dir / 'MD5SUMS.raw').read_text().splitlines():
     digest, name = line.split()
     listed[name] = digest
-  assert data.MNIST_MD5 == listed
+  assert mnist.DECOMPRESSED_MD5 == listed
 
 
 def test_hardcoded_usps_sha256_match_sha256sums_file(usps_dir):
@@ -186,13 +189,13 @@ def test_hardcoded_usps_sha256_match_sha256sums_file(usps_dir):
   for line in (usps_dir / 'SHA256SUMS').read_text().splitlines():
     digest, name = line.split()
     listed[Path(name).name] = digest
-  assert data.USPS_SHA256 == listed
+  assert usps.ARCHIVE_SHA256 == listed
 
 
 def test_raw_idx_files_load_the_same_as_gz(tmp_path, mnist_raw, real_mnist):
   for stem, raw in mnist_raw.items():
     (tmp_path / stem).write_bytes(raw)
-  ds = data.load_mnist_dir(tmp_path)
+  ds = data.load_from_dir('mnist', tmp_path)
   assert ds.source == str(tmp_path)
   for field in ('train_images', 'train_labels', 'test_images', 'test_labels'):
     np.testing.assert_array_equal(getattr(ds, field), getattr(real_mnist, field))
@@ -200,7 +203,7 @@ def test_raw_idx_files_load_the_same_as_gz(tmp_path, mnist_raw, real_mnist):
 
 def test_mnist_found_in_name_subdirectory(tmp_path, mnist_dir):
   _link_files(mnist_dir, tmp_path / 'mnist', MNIST_GZ_NAMES)
-  ds = data.load_mnist_dir(tmp_path)
+  ds = data.load_from_dir('mnist', tmp_path)
   assert ds.source == str(tmp_path / 'mnist')
   assert ds.test_images.shape == (10000, 28, 28)
 
@@ -216,15 +219,15 @@ def test_flipped_byte_raises_checksum_error_and_leaves_files(
   before = _snapshot(tmp_path)
 
   with pytest.raises(data.ChecksumError) as info:
-    data.load_mnist_dir(tmp_path)
+    data.load_from_dir('mnist', tmp_path)
 
   message = str(info.value)
   assert str(tmp_path / stem) in message
-  assert data.MNIST_MD5[stem] in message
+  assert mnist.DECOMPRESSED_MD5[stem] in message
   assert hashlib.md5(corrupted).hexdigest() in message
   assert _snapshot(tmp_path) == before
   # Without verification the same file loads, showing the check is what failed.
-  unverified = data.load_mnist_dir(tmp_path, verify=False)
+  unverified = data.load_from_dir('mnist', tmp_path, verify=False)
   assert unverified.test_labels[100 - 8] == mnist_raw[stem][100] ^ 0xFF
 
 
@@ -236,7 +239,7 @@ def test_truncated_gz_raises_data_error_naming_file(tmp_path, mnist_dir):
   before = _snapshot(tmp_path)
 
   with pytest.raises(data.DataError) as info:
-    data.load_mnist_dir(tmp_path)
+    data.load_from_dir('mnist', tmp_path)
 
   message = str(info.value)
   assert str(tmp_path / name) in message
@@ -252,7 +255,7 @@ def test_missing_file_raises_not_found_listing_file_and_places(
   before = _snapshot(tmp_path)
 
   with pytest.raises(data.DataNotFoundError) as info:
-    data.load_mnist_dir(tmp_path)
+    data.load_from_dir('mnist', tmp_path)
 
   assert isinstance(info.value, FileNotFoundError)
   message = str(info.value)
@@ -472,7 +475,7 @@ def test_offline_download_failure_is_reported(tmp_path):
     data.load_dataset('usps', cache_dir=tmp_path / 'cache')
   message = str(info.value)
   assert 'download was attempted and failed' in message
-  assert digits.USPS_MIRRORS[0] + 'usps.bz2' in message
+  assert data.dataset_spec('usps').mirrors[0] + 'usps.bz2' in message
   assert data.DATA_DIR_ENV in message
   assert list((tmp_path / 'cache' / 'usps').iterdir()) == []
 
@@ -499,7 +502,7 @@ def test_usps_decompressed_files_load_the_same(tmp_path, usps_dir, real_usps):
   for name in USPS_BZ2_NAMES:
     raw = bz2.decompress((usps_dir / name).read_bytes())
     (tmp_path / name[:-len('.bz2')]).write_bytes(raw)
-  ds = data.load_usps_dir(tmp_path)
+  ds = data.load_from_dir('usps', tmp_path)
   np.testing.assert_array_equal(ds.train_images, real_usps.train_images)
   np.testing.assert_array_equal(ds.test_labels, real_usps.test_labels)
 
@@ -510,9 +513,9 @@ def test_usps_flipped_byte_raises_checksum_error(tmp_path, usps_dir):
   (tmp_path / 'usps.t.bz2').write_bytes(_flip_byte(good, 1000))
   before = _snapshot(tmp_path)
   with pytest.raises(data.ChecksumError) as info:
-    data.load_usps_dir(tmp_path)
+    data.load_from_dir('usps', tmp_path)
   assert str(tmp_path / 'usps.t.bz2') in str(info.value)
-  assert data.USPS_SHA256['usps.t.bz2'] in str(info.value)
+  assert usps.ARCHIVE_SHA256['usps.t.bz2'] in str(info.value)
   assert _snapshot(tmp_path) == before
 
 
@@ -524,9 +527,9 @@ def test_usps_decompressed_file_with_a_changed_label_is_rejected(tmp_path,
   changed = (b'1' if first != b'1' else b'2') + b' ' + rest
   (tmp_path / 'usps.t').write_bytes(changed)
   with pytest.raises(data.ChecksumError) as info:
-    data.load_usps_dir(tmp_path)
+    data.load_from_dir('usps', tmp_path)
   assert str(tmp_path / 'usps.t') in str(info.value)
-  assert data.USPS_TEXT_SHA256['usps.t'] in str(info.value)
+  assert usps.TEXT_SHA256['usps.t'] in str(info.value)
 
 
 def test_usps_decompressed_file_missing_a_line_is_rejected(tmp_path, usps_dir):
@@ -534,7 +537,7 @@ def test_usps_decompressed_file_missing_a_line_is_rejected(tmp_path, usps_dir):
   lines = bz2.decompress((usps_dir / 'usps.t.bz2').read_bytes()).splitlines(True)
   (tmp_path / 'usps.t').write_bytes(b''.join(lines[:-1]))
   with pytest.raises(data.DataError, match='2006 examples.*expected 2007'):
-    data.load_usps_dir(tmp_path)
+    data.load_from_dir('usps', tmp_path)
 
 
 def test_parse_usps_maps_values_and_labels():

@@ -29,10 +29,36 @@ WEIGHTS_DIR = workdir_lib.CLASSIFIER_WEIGHTS_DIR
 MIN_TEST_ACCURACY = 0.95
 # What a classifier is trained with (launch.train_classifier's flags).
 SETTINGS = ('epochs', 'batch_size', 'learning_rate', 'seed')
+# The data set the classifier learns (launch.train_classifier), and the only
+# registered one it can judge: it would read Fashion-MNIST's clothes as
+# digits, and its classes, features and scores would say nothing.
+TRAINED_ON = 'mnist'
+IMAGE_SHAPE = (28, 28)
 
 
 class ClassifierError(ValueError):
-  """A classifier that cannot judge: settings out of range, or too weak."""
+  """A classifier that cannot judge: settings out of range, too weak, or
+  images it was not trained on."""
+
+
+def check_judges(dataset_name: str, image_shape: tuple[int, ...],
+                 purpose: str) -> None:
+  """Raises ClassifierError unless the classifier can judge these images.
+
+  Refused: another image shape, or a registered data set other than
+  TRAINED_ON. An unregistered, in-memory data set is judged by its shape.
+
+  purpose: what needs the classifier, to start the message.
+  """
+  other_data_set = (dataset_name in data_lib.dataset_names()
+                    and dataset_name != TRAINED_ON)
+  if tuple(image_shape) == IMAGE_SHAPE and not other_data_set:
+    return
+  raise ClassifierError(
+      f'{purpose} use the classifier trained on {TRAINED_ON} '
+      f'({data_lib.dataset_spec(TRAINED_ON).description}); it cannot judge '
+      f'{dataset_name} ({image_shape[0]}x{image_shape[1]} images): what it '
+      'says of them would mean nothing.')
 
 
 def weights_sha256(params) -> str:
@@ -223,7 +249,8 @@ def load_classifier(directory: str | Path):
         'one: python -m launch.train_classifier --workdir=' + str(directory))
   info = json.loads(info_path.read_text())
   model = MNISTClassifier()
-  like = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 28, 28)))['params']
+  like = model.init(jax.random.PRNGKey(0),
+                    jnp.zeros((1, *IMAGE_SHAPE)))['params']
   with ocp.StandardCheckpointer() as checkpointer:
     params = checkpointer.restore(directory / 'weights', like)
   sha = weights_sha256(params)

@@ -230,9 +230,9 @@ def plot_latent_traversal(images: np.ndarray, values: np.ndarray,
   return _save(fig, path)
 
 
-def _digit_colorbar(fig, points, ax, pad: float = 0.05):
+def _class_colorbar(fig, points, ax, pad: float = 0.05):
   colorbar = fig.colorbar(points, ax=ax, ticks=range(10), pad=pad)
-  colorbar.set_label('digit')
+  colorbar.set_label('class')
 
 
 def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
@@ -252,7 +252,7 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
     ax.set_xlabel('$z_1$')
     ax.set_ylabel('$z_2$')
     ax.set_zlabel('$z_3$')
-    _digit_colorbar(fig, points, ax, pad=0.12)  # room for the z label
+    _class_colorbar(fig, points, ax, pad=0.12)  # room for the z label
     ax.set_title(title)
     return _save(fig, path)
   fig, ax = plt.subplots(figsize=(7, 6))
@@ -260,7 +260,7 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
     jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(labels))
     points = ax.scatter(z[:, 0], labels + jitter, s=2, alpha=0.6, **colour)
     ax.set_xlabel('$z$')
-    ax.set_ylabel('digit')
+    ax.set_ylabel('class')
     ax.set_yticks(range(10))
   elif d == 2:
     points = ax.scatter(z[:, 0], z[:, 1], s=3, alpha=0.7, **colour)
@@ -276,8 +276,8 @@ def plot_latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path,
     ax.set_xlabel('t-SNE 1')
     ax.set_ylabel('t-SNE 2')
     title += (f',\nt-SNE of {d}-d (perplexity {latent_map.perplexity:g},'
-              f' {len(keep)} digits)')
-  _digit_colorbar(fig, points, ax)
+              f' {len(keep)} images)')
+  _class_colorbar(fig, points, ax)
   ax.set_title(title)
   ax.grid(alpha=0.3)
   return _save(fig, path)
@@ -297,7 +297,7 @@ def plot_latent_by_class(z: np.ndarray, labels: np.ndarray, path: Path,
     mine = labels == digit
     ax.scatter(z[mine, 0], z[mine, 1], s=2, color=colours[digit % 10],
                rasterized=True)
-    ax.set_title(f'digit {digit}')
+    ax.set_title(f'class {digit}')
     ax.grid(alpha=0.3)
   for ax in axes[-1]:
     ax.set_xlabel('$z_1$')
@@ -309,7 +309,7 @@ def plot_latent_by_class(z: np.ndarray, labels: np.ndarray, path: Path,
 
 
 def plot_interpolations(images: np.ndarray, path: Path,
-                        caption: str = 'first digit  ->  second digit'
+                        caption: str = 'first image  ->  second image'
                         ) -> Path:
   """Rows of decoded images [rows, steps, H, W] between two encoded digits."""
   rows, steps = images.shape[:2]
@@ -319,7 +319,7 @@ def plot_interpolations(images: np.ndarray, path: Path,
   ax.set_xticks([])
   ax.set_yticks([])
   ax.set_xlabel(caption)
-  ax.set_title('Interpolations between encoded test digits')
+  ax.set_title('Interpolations between encoded test images')
   return _save(fig, path)
 
 

@@ -11,13 +11,14 @@ from typing import Any
 
 import ml_collections
 
+from vae_jax import classifier
+from vae_jax import data
 from vae_jax import objectives
 from vae_jax import optimizers
 from vae_jax import models
 from vae_jax.models.initializers import INIT_SCHEMES
 from vae_jax.models.mlp import ACTIVATIONS, POSTERIOR_SCALES
 
-DATASETS = ('mnist', 'usps')
 SOURCES = ('files', 'tfds')
 PREPROCESSING_MODES = ('grey', 'dynamic_binarized', 'static_binarized')
 OPTIMIZERS = optimizers.OPTIMIZERS
@@ -52,7 +53,9 @@ def _widths(value: Any) -> bool:
 # key -> (test, what is allowed (or a function giving it)), in the order
 # they are checked.
 _RULES = (
-    ('data.name', lambda v: v in DATASETS, f'one of {DATASETS}'),
+    # Read when checked: a data set registered after this module loaded counts.
+    ('data.name', lambda v: v in data.dataset_names(),
+     lambda: f'a registered data set, one of {data.dataset_names()}'),
     ('data.source', lambda v: v in SOURCES, f'one of {SOURCES}'),
     ('data.preprocessing', lambda v: v in PREPROCESSING_MODES,
      f'one of {PREPROCESSING_MODES}'),
@@ -128,6 +131,13 @@ def validate(config: ml_collections.ConfigDict, where: str = '') -> None:
 
 def _check_combinations(config: ml_collections.ConfigDict, where: str) -> None:
   """Values that are each allowed but not together."""
+  if config.loss in objectives.PERCEPTUAL_LOSSES:
+    try:
+      spec = data.dataset_spec(config.data.name)
+      classifier.check_judges(spec.name, spec.image_shape,
+                              f'config.loss = {config.loss!r}{where} would')
+    except classifier.ClassifierError as error:
+      raise ConfigError(f'{error} Choose a loss without "perceptual".') from None
   objective = config.get('objective', 'elbo')
   if objective != 'elbo':
     if not objectives.is_likelihood(config.loss):

@@ -1,4 +1,4 @@
-"""The in-memory digit data set, the errors every loader raises, and static
+"""The in-memory data set, the errors every loader raises, and static
 binarisation. Plain numpy."""
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ class ChecksumError(DataError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """A digit data set held in memory.
+  """A data set of grey images and their labels, held in memory.
 
   Attributes:
-    name: 'mnist' or 'usps'.
+    name: a registered data set's name (vae_jax.data.dataset_names()), or
+      any name for arrays made in memory.
     train_images: uint8 [N_train, H, W], grey levels 0..255 (0 = background).
-    train_labels: int32 [N_train], digits 0..9.
+    train_labels: int32 [N_train], classes 0 .. num_classes - 1.
     test_images: uint8 [N_test, H, W].
     test_labels: int32 [N_test].
     source: where the data came from: a directory, or 'tfds:<name>'.

@@ -1,19 +1,24 @@
-"""Reading the digit files: IDX (MNIST) and dense LIBSVM text (USPS), raw or
-compressed, with the errors a truncated or garbled file raises."""
+"""Reading data files: IDX (MNIST and its kin) and dense LIBSVM text (USPS),
+raw or compressed, with the errors a truncated or garbled file raises."""
 
 from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import io
 import pathlib
 import zlib
+from typing import Sequence
 
 import numpy as np
 
-from vae_jax.data.dataset import (REDOWNLOAD_HINT, ChecksumError, DataError,
+from vae_jax.data.dataset import (REDOWNLOAD_HINT, DataError,
                                   DataNotFoundError, PathLike)
+
+# The file names MNIST made the convention for IDX data sets (Fashion-MNIST
+# and KMNIST reuse them): images then labels, per split.
+IDX_TRAIN_STEMS = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte')
+IDX_TEST_STEMS = ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 
 USPS_SIDE = 16
 USPS_NUM_PIXELS = USPS_SIDE * USPS_SIDE
@@ -30,35 +35,37 @@ _IDX_DTYPES = {
 }
 
 
-def read_maybe_compressed(path: pathlib.Path, compression: str | None) -> bytes:
-  """Returns the decompressed bytes of `path`.
+def decompress(raw: bytes, compression: str | None, origin: str) -> bytes:
+  """The decompressed bytes of a file's contents `raw`.
 
   Args:
-    path: the file to read.
-    compression: None, 'gz' or 'bz2'. Passed explicitly (not taken from the
-      suffix) so that a download's temporary file can be read before it is
-      renamed.
+    raw: the bytes as stored.
+    compression: None, 'gz' or 'bz2'.
+    origin: the file name, for error messages.
 
   Raises:
-    DataNotFoundError: `path` does not exist.
     DataError: the compressed stream is truncated or garbled.
   """
-  try:
-    raw = path.read_bytes()
-  except FileNotFoundError as err:
-    raise DataNotFoundError(f'{path}: file not found.') from err
   if compression is None:
     return raw
-  decompress = {'gz': gzip.decompress, 'bz2': bz2.decompress}[compression]
+  method = {'gz': gzip.decompress, 'bz2': bz2.decompress}[compression]
   try:
-    return decompress(raw)
+    return method(raw)
   except (EOFError, OSError, zlib.error, ValueError) as err:
     # gzip raises BadGzipFile (an OSError) or EOFError; bz2 raises OSError or
     # EOFError; zlib.error covers a corrupt deflate stream.
     raise DataError(
-        f'{path}: not a valid {compression} file, it is truncated or'
+        f'{origin}: not a valid {compression} file, it is truncated or'
         f' corrupted ({type(err).__name__}: {err}). {REDOWNLOAD_HINT}'
     ) from err
+
+
+def read_bytes(path: pathlib.Path) -> bytes:
+  """The bytes of `path`; DataNotFoundError when there is no such file."""
+  try:
+    return path.read_bytes()
+  except FileNotFoundError as err:
+    raise DataNotFoundError(f'{path}: file not found.') from err
 
 
 def compression_of(path: pathlib.Path) -> str | None:
@@ -127,16 +134,38 @@ def read_idx(path: PathLike) -> np.ndarray:
       message names the file and suggests deleting and re-downloading it.
   """
   path = pathlib.Path(path)
-  return parse_idx(read_maybe_compressed(path, compression_of(path)), str(path))
+  return parse_idx(decompress(read_bytes(path), compression_of(path), str(path)),
+                   str(path))
 
 
-def check_digest(path, algorithm: str, data: bytes, expected: str, what: str):
-  got = hashlib.new(algorithm, data).hexdigest()
-  if got != expected:
-    raise ChecksumError(
-        f'{path}: {algorithm} of the {what} is {got}, expected {expected}. The'
-        f' file is corrupted or is not the expected file. {REDOWNLOAD_HINT}'
+def parse_idx_split(contents: Sequence[bytes], origins: Sequence[str]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """One split of an IDX data set: its images file and its labels file.
+
+  Args:
+    contents: the decompressed bytes of the images file, then the labels file
+      (IDX_TRAIN_STEMS or IDX_TEST_STEMS order).
+    origins: their file names, for error messages.
+
+  Returns:
+    (images, labels): uint8 [N, H, W] and int32 [N].
+
+  Raises:
+    DataError: either file is not IDX, the images are not uint8 [N, H, W],
+      or the labels are not [N].
+  """
+  (images_bytes, labels_bytes), (images_origin, labels_origin) = (contents,
+                                                                  origins)
+  images = parse_idx(images_bytes, images_origin)
+  labels = parse_idx(labels_bytes, labels_origin)
+  if (images.dtype != np.uint8 or images.ndim != 3 or labels.ndim != 1
+      or len(images) != len(labels)):
+    raise DataError(
+        f'{images_origin} and {labels_origin}: images {images.dtype}'
+        f' {images.shape} and labels {labels.shape} do not match (expected'
+        ' uint8 [N, H, W] and [N]). Replace them with a consistent copy.'
     )
+  return images, labels.astype(np.int32)
 
 
 def _first_malformed_line(table_text: bytes) -> int:
@@ -152,22 +181,20 @@ def _first_malformed_line(table_text: bytes) -> int:
   return 0
 
 
-def parse_usps_libsvm(text: bytes, origin: str = '<bytes>',
-                      expected_examples: int | None = None
+def parse_usps_libsvm(text: bytes, origin: str = '<bytes>'
                       ) -> tuple[np.ndarray, np.ndarray]:
   """Parses USPS in dense LIBSVM text: 'LABEL 1:v1 ... 256:v256' per line.
 
   Args:
     text: the decompressed file.
     origin: the file name, for error messages.
-    expected_examples: if given, the number of lines the file must have.
 
   Returns:
     (images, labels): uint8 [N, 16, 16] with v in [-1, 1] mapped to
     round((v + 1) / 2 * 255), and int32 [N] digits 0..9 (LABEL - 1).
 
   Raises:
-    DataError: wrong number of lines, a line without exactly 256 features
+    DataError: a line without exactly 256 features
       numbered 1..256, or a label or value out of range.
   """
   # 'L 1:a 2:b' -> 'L 1 a 2 b': a numeric table, label then (index, value)
@@ -182,12 +209,6 @@ def parse_usps_libsvm(text: bytes, origin: str = '<bytes>',
         f' values. {REDOWNLOAD_HINT}'
     ) from err
   num_examples = table.shape[0] if table.size else 0
-  if expected_examples is not None and num_examples != expected_examples:
-    raise DataError(
-        f'{origin}: {num_examples} examples (lines), expected'
-        f' {expected_examples}. The file is truncated or is not USPS.'
-        f' {REDOWNLOAD_HINT}'
-    )
   if table.shape[1] != 1 + 2 * USPS_NUM_PIXELS:
     raise DataError(
         f'{origin}: {(table.shape[1] - 1) // 2} features per line, expected'

@@ -11,7 +11,7 @@ import numpy as np
 
 from vae_jax import validation
 from vae_jax.data.dataset import Dataset, binarize_static
-from vae_jax.data.digits import load_dataset
+from vae_jax.data.files import load_dataset
 
 
 def load_data(config: ml_collections.ConfigDict) -> Dataset:

@@ -1,5 +1,5 @@
-"""Digit data sets through tensorflow_datasets' data sources (no TensorFlow
-needed)."""
+"""Data sets through tensorflow_datasets' data sources (no TensorFlow
+needed), under the same names (tfds has mnist and fashion_mnist)."""
 
 from __future__ import annotations
 

@@ -650,9 +650,8 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
 
   judge = inception = None
   if classifier is not None:
-    if raw.image_shape != (28, 28):
-      raise ValueError(f'The classifier metrics need 28x28 MNIST-like '
-                       f'images; {raw.name} has {raw.image_shape}.')
+    classifier_lib.check_judges(raw.name, raw.image_shape,
+                                'The classifier metrics')
     cache_name = (None if dataset is not None
                   else f'{raw.name}_test_{len(raw.test_images)}_classifier')
     judge = make_judge(classifier, raw.test_images, cache_name,
