@@ -347,8 +347,10 @@ def test_a_sweep_is_readable_while_it_trains_and_resumes_past_finished_groups(
   assert (workdir / 'member_000' / 'samples.png').stat().st_mtime_ns == (
       drawn_before)
   assert [r['status'] for r in resumed] == ['finished'] * 4
-  # Group 0's results, evaluation included, are kept as they were.
+  # Group 0's results, evaluation included, are kept as they were, and so
+  # is their column.
   assert resumed[:2] == evaluated[:2]
+  assert 'iwae_nll' in (workdir / 'results.md').read_text().splitlines()[0]
   single = driver.train_and_evaluate(
       grid_lib.member_config(config, config.sweep[3]), tmp_path / 'single',
       dataset=tiny_dataset())
