@@ -51,7 +51,8 @@ from vae_jax.evaluation import fid
 from vae_jax.evaluation import likelihood
 from vae_jax.evaluation import member_evaluation
 from vae_jax.evaluation import registry
-import vae_jax.evaluation.metrics  # the built-in metrics register themselves  # pylint: disable=unused-import
+# The built-in metrics register themselves when imported.
+import vae_jax.evaluation.metrics  # pylint: disable=unused-import
 
 log = logging.getLogger('vae_jax.evaluate')
 
