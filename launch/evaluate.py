@@ -7,10 +7,11 @@ r"""Evaluates a trained run or sweep from its checkpoint and writes the numbers.
 
 --workdir is what `launch.train` (one run) or `launch.sweep` (every member is
 evaluated) wrote; each model is evaluated at the checkpoint its results.json
-was written from, and every number records that epoch. --metrics is any of
-iwae, recon_at_mean, inception_score, classifier_fid, confusion and fid, as
-described in vae_jax.evaluation.workdir, which does the work; where the
-numbers go is described there too. The classifier metrics need a classifier from
+was written from, and every number records that epoch. --metrics names
+metrics of vae_jax.evaluation.metrics (the help of --metrics lists them with
+what each computes; every other flag's help names the metrics that read it).
+vae_jax.evaluation.evaluate does the work and describes where the numbers go.
+The classifier metrics need a classifier from
 `python -m launch.train_classifier`, looked for in --classifier_dir
 (default $VAE_JAX_CACHE_DIR/classifier, else ~/.cache/vae_jax/classifier).
 """
@@ -23,38 +24,64 @@ from absl import app
 from absl import flags
 
 from launch import common
-from vae_jax.evaluation import workdir as workdir_lib
+from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import registry
+
+DEFAULTS = registry.Settings()
+
+
+def _help(text: str, setting: str) -> str:
+  """text, and which metrics read Settings field `setting`."""
+  return f'{text} Read by: {", ".join(registry.readers(setting)) or "none"}.'
+
+
+def _metrics_help() -> str:
+  """Every registered metric: its name, what it needs, what it computes."""
+  lines = []
+  for name, evaluator in registry.EVALUATORS.items():
+    needs = ', '.join(sorted(evaluator.needs)) or 'the model only'
+    lines.append(f'{name} (needs {needs}): {evaluator.description}')
+  return 'Any of these. ' + ' '.join(lines)
+
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Workdir of a finished launch.train '
                     'run or launch.sweep sweep.', required=True)
 flags.DEFINE_list('metrics', ['iwae', 'inception_score', 'classifier_fid',
                               'confusion'],
-                  f'Any of {", ".join(workdir_lib.METRICS)}.')
+                  _metrics_help())
 flags.DEFINE_string('classifier_dir', None, 'Trained MNIST classifier '
                     '(launch.train_classifier); default '
                     '$VAE_JAX_CACHE_DIR/classifier, else '
                     '~/.cache/vae_jax/classifier.')
 flags.DEFINE_string('data_dir', None, 'Replaces the run\'s config.data.dir.')
-flags.DEFINE_integer('iwae_samples', workdir_lib.Settings.iwae_samples,
-                     'Importance samples per test image.', lower_bound=1)
-flags.DEFINE_integer('iwae_chunk', workdir_lib.Settings.iwae_chunk,
-                     'Importance samples evaluated at once (memory ~ '
-                     'chunk x batch x pixels).', lower_bound=1)
-flags.DEFINE_integer('iwae_batch', workdir_lib.Settings.iwae_batch,
-                     'Test images per IWAE call.', lower_bound=1)
-flags.DEFINE_integer('num_images', None, 'IWAE on the first N test images '
-                     'only (default: all).', lower_bound=1)
-flags.DEFINE_integer('num_samples', workdir_lib.Settings.num_samples,
-                     'Prior samples for the sample metrics.', lower_bound=1)
-flags.DEFINE_integer('batch_size', workdir_lib.Settings.batch_size,
-                     'Images per classifier or decoder call.', lower_bound=1)
-flags.DEFINE_integer('seed', workdir_lib.Settings.seed, 'Seed of the samples.',
+flags.DEFINE_integer('iwae_samples', DEFAULTS.iwae_samples,
+                     _help('Importance samples per test image.',
+                           'iwae_samples'), lower_bound=1)
+flags.DEFINE_integer('iwae_chunk', DEFAULTS.iwae_chunk,
+                     _help('Importance samples evaluated at once (memory ~ '
+                           'chunk x batch x pixels).', 'iwae_chunk'),
+                     lower_bound=1)
+flags.DEFINE_integer('iwae_batch', DEFAULTS.iwae_batch,
+                     _help('Test images per IWAE call.', 'iwae_batch'),
+                     lower_bound=1)
+flags.DEFINE_integer('num_images', None,
+                     _help('IWAE on the first N test images only (default: '
+                           'all).', 'num_images'), lower_bound=1)
+flags.DEFINE_integer('num_samples', DEFAULTS.num_samples,
+                     _help('Prior samples for the sample metrics.',
+                           'num_samples'), lower_bound=1)
+flags.DEFINE_integer('batch_size', DEFAULTS.batch_size,
+                     _help('Images per classifier or decoder call.',
+                           'batch_size'), lower_bound=1)
+flags.DEFINE_integer('seed', DEFAULTS.seed,
+                     _help('Seed of the samples.', 'seed'),
                      lower_bound=0, upper_bound=2**32 - 1)
 flags.DEFINE_float('min_classifier_accuracy',
-                   workdir_lib.Settings.min_classifier_accuracy,
-                   'The classifier metrics refuse a classifier whose '
-                   'recorded test accuracy is lower.', lower_bound=0.0,
+                   DEFAULTS.min_classifier_accuracy,
+                   _help('The classifier metrics refuse a classifier whose '
+                         'recorded test accuracy is lower.',
+                         'min_classifier_accuracy'), lower_bound=0.0,
                    upper_bound=1.0)
 flags.DEFINE_bool('recompute', False, 'Compute every metric again, even '
                   'those results.json holds for the same checkpoint and '
@@ -65,16 +92,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
-  settings = workdir_lib.Settings(
+  settings = registry.Settings(
       iwae_samples=FLAGS.iwae_samples, iwae_chunk=FLAGS.iwae_chunk,
       iwae_batch=FLAGS.iwae_batch, num_images=FLAGS.num_images,
       num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size,
       seed=FLAGS.seed, min_classifier_accuracy=FLAGS.min_classifier_accuracy)
   with common.user_errors():
-    results = workdir_lib.evaluate_workdir(FLAGS.workdir, FLAGS.metrics,
-                                           FLAGS.classifier_dir, settings,
-                                           FLAGS.data_dir,
-                                           recompute=FLAGS.recompute)
+    results = evaluate.evaluate_workdir(FLAGS.workdir, FLAGS.metrics,
+                                        FLAGS.classifier_dir, settings,
+                                        FLAGS.data_dir,
+                                        recompute=FLAGS.recompute)
   print(json.dumps(results, indent=2))
 
 

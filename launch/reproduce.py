@@ -39,7 +39,8 @@ from vae_jax import loop
 from vae_jax import report
 from vae_jax import sweep
 from vae_jax import workdir as workdir_lib
-from vae_jax.evaluation import workdir as evaluate
+from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import registry
 
 log = logging.getLogger('vae_jax.reproduce')
 
@@ -72,7 +73,7 @@ class Experiment:
   quick: Budget = SMOKE
   # Full mode: how its metrics are computed when its report says (else the
   # launcher's --iwae_samples / --iwae_images).
-  settings: evaluate.Settings | None = None
+  settings: registry.Settings | None = None
 
 
 # Study A's FID needs Inception weights (see vae_jax.evaluation.fid); where
@@ -103,14 +104,14 @@ STUDIES: dict[str, tuple[Experiment, ...]] = {
     # Burda et al. (2016): every test image, k = 5000, batches of 20.
     'IWAE': (Experiment('burda_iwae', burda_iwae.get_config,
                         ('iwae', 'active_units'),
-                        settings=evaluate.Settings(iwae_samples=5000,
+                        settings=registry.Settings(iwae_samples=5000,
                                                    iwae_batch=20)),),
 }
 
 QUICK_CLASSIFIER_IMAGES = 10_000
 # Quick mode's classifier trains one epoch on QUICK_CLASSIFIER_IMAGES
 # digits, which lands near the full threshold; 90% still reads digits.
-QUICK_SETTINGS = evaluate.Settings(iwae_samples=20, num_images=100,
+QUICK_SETTINGS = registry.Settings(iwae_samples=20, num_images=100,
                                    num_samples=500,
                                    min_classifier_accuracy=0.9)
 
@@ -183,15 +184,15 @@ def ensure_classifier(workdir: Path, classifier_dir: str | None,
 def reproduce(study: str, workdir: str | Path, quick: bool | Budget = False,
               data_dir: str | None = None, classifier_dir: str | None = None,
               overwrite: bool = False,
-              settings: evaluate.Settings | None = None) -> Path:
+              settings: registry.Settings | None = None) -> Path:
   """Trains, evaluates and reports every experiment of `study`; returns the
   report's path.
 
   settings: how the metrics are computed; default QUICK_SETTINGS when quick,
-  else evaluate.Settings().
+  else registry.Settings().
   """
   if settings is None:
-    settings = QUICK_SETTINGS if quick else evaluate.Settings()
+    settings = QUICK_SETTINGS if quick else registry.Settings()
   workdir = Path(workdir)
   lock, _ = workdir_lib.claim(workdir, 'study')
   try:
@@ -203,10 +204,10 @@ def reproduce(study: str, workdir: str | Path, quick: bool | Budget = False,
 
 def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | None,
                classifier_dir: str | None, overwrite: bool,
-               settings: evaluate.Settings) -> Path:
+               settings: registry.Settings) -> Path:
   experiments = STUDIES[study]
   wants_classifier = any(e.needs_classifier_in_training or
-                         set(e.metrics) & evaluate.CLASSIFIER_METRICS
+                         registry.needing('classifier', e.metrics)
                          for e in experiments)
   classifier = (ensure_classifier(workdir, classifier_dir, quick, data_dir)
                 if wants_classifier else None)
@@ -222,11 +223,12 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
                                 training_seconds(results))
     metrics = list(experiment.metrics)
     # A quick run never waits on a download.
-    if 'fid' in metrics and not _inception_weights_available(not quick):
-      log.warning('Inception weights not found: skipping the Inception FID '
-                  '(see vae_jax.evaluation.inception_weights for how to '
-                  'provide them); the classifier-feature FID still runs.')
-      metrics.remove('fid')
+    inception = registry.needing('inception', metrics)
+    if inception and not _inception_weights_available(not quick):
+      log.warning('Inception weights not found: skipping %s (see '
+                  'vae_jax.evaluation.inception_weights for how to provide '
+                  'them); the other metrics still run.', ', '.join(inception))
+      metrics = [m for m in metrics if m not in inception]
     if metrics:
       evaluate.evaluate_workdir(
           directory, metrics, classifier_dir=classifier,
@@ -245,12 +247,14 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
            ', '.join(f'{k} {loop.format_duration(w)}'
                      for k, (w, _) in timings.items()) + '.']
   for experiment in experiments:
-    if 'iwae' in experiment.metrics:
-      used = (experiment.settings if experiment.settings and not quick
-              else settings)
-      notes.append(f'IWAE of {experiment.name}: k = {used.iwae_samples} '
-                   f'importance samples on {used.num_images or "all"} test '
-                   'images.')
+    used = (experiment.settings if experiment.settings and not quick
+            else settings)
+    # The settings that change each metric's numbers (num_images None: all).
+    described = [f'{metric} ({", ".join(f"{k}={v}" for k, v in values.items())})'
+                 for metric in experiment.metrics
+                 if (values := registry.setting_values(metric, used))]
+    if described:
+      notes.append(f'Metrics of {experiment.name}: {"; ".join(described)}.')
   workdir_lib.atomic_write_text(workdir / workdir_lib.NOTES_FILE,
                                 '\n'.join(notes) + '\n')
   return report.write_report(workdir, f'vae_jax: Study {study}')
@@ -278,7 +282,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   common.setup_logging()
-  settings = None if FLAGS.quick else evaluate.Settings(
+  settings = None if FLAGS.quick else registry.Settings(
       iwae_samples=FLAGS.iwae_samples, num_images=FLAGS.iwae_images or None)
   with common.user_errors():
     path = reproduce(FLAGS.study, FLAGS.workdir, FLAGS.quick, FLAGS.data_dir,

@@ -1,7 +1,8 @@
-"""vae_jax.evaluation.workdir and launch.evaluate: a finished run's or sweep's
+"""vae_jax.evaluation.evaluate and launch.evaluate: a finished run's or sweep's
 numbers join its results."""
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,19 +15,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax.evaluation import workdir as evaluate
 from test_train import tiny_config, tiny_dataset
 from vae_jax import classifier
 from vae_jax import data
 from vae_jax import driver
 from vae_jax import grid as grid_lib
-from vae_jax.models.classifier import MNISTClassifier
+from vae_jax import restore
 from vae_jax import sweep
 from vae_jax import workdir as workdir_lib
+from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import registry
+from vae_jax.models.classifier import MNISTClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 # The tests judge with an untrained classifier: no accuracy threshold.
-SETTINGS = evaluate.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16,
+SETTINGS = registry.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16,
                              num_samples=200, batch_size=64,
                              min_classifier_accuracy=0.0)
 ALL_BUT_INCEPTION = ['iwae', 'recon_at_mean', 'inception_score',
@@ -69,12 +72,12 @@ def test_run_gains_every_number_and_keeps_its_own(tmp_path,
   # 20 importance samples tighten the one-sample bound of the test loss.
   assert saved['iwae_nll'] < saved['test_loss']
   assert 1 <= saved['inception_score'] <= 10
-  confusion = json.loads((run / evaluate.CONFUSION_FILE).read_text())
+  confusion = json.loads((run / workdir_lib.CONFUSION_FILE).read_text())
   assert confusion['kind'] == 'predicted_histogram'
   assert sum(confusion['histogram']) == 200
 
   # Evaluating one metric again keeps the others.
-  settings = evaluate.Settings(iwae_samples=5, num_images=10)
+  settings = registry.Settings(iwae_samples=5, num_images=10)
   evaluate.evaluate_workdir(run, ['iwae'], settings=settings, dataset=dataset)
   again = json.loads((run / 'results.json').read_text())
   assert again['iwae_samples'] == 5 and again['iwae_num_images'] == 10
@@ -130,7 +133,7 @@ def test_evaluation_resumes_and_computes_only_what_is_missing_or_stale(
                               grid_lib.product(batch_size=[32]))
   workdir = tmp_path / 'sweep'
   sweep.run_sweep(config, workdir, dataset=dataset)
-  iwae = evaluate.EVALUATORS['iwae']
+  iwae = registry.EVALUATORS['iwae']
   computed, stop_at = [], []
 
   def counted(evaluation):
@@ -139,9 +142,9 @@ def test_evaluation_resumes_and_computes_only_what_is_missing_or_stale(
     computed.append(evaluation.member.index)
     return iwae.evaluate(evaluation)
 
-  monkeypatch.setitem(evaluate.EVALUATORS, 'iwae',
-                      iwae._replace(evaluate=counted))
-  settings = evaluate.Settings(iwae_samples=5, num_images=10)
+  monkeypatch.setitem(registry.EVALUATORS, 'iwae',
+                      dataclasses.replace(iwae, evaluate=counted))
+  settings = registry.Settings(iwae_samples=5, num_images=10)
 
   def run(**kwargs):
     computed.clear()
@@ -163,9 +166,9 @@ def test_evaluation_resumes_and_computes_only_what_is_missing_or_stale(
   run()
   assert computed == []
   # Other settings make the numbers stale; recompute forces them.
-  run(settings=evaluate.Settings(iwae_samples=6, num_images=10))
+  run(settings=registry.Settings(iwae_samples=6, num_images=10))
   assert computed == [0, 1, 2]
-  run(settings=evaluate.Settings(iwae_samples=6, num_images=10),
+  run(settings=registry.Settings(iwae_samples=6, num_images=10),
       recompute=True)
   assert computed == [0, 1, 2]
   # Training further makes them stale too.
@@ -188,8 +191,8 @@ def test_reconstruction_confusion_reads_each_members_reconstructions(
   results = evaluate.evaluate_workdir(
       workdir, ['reconstruction_confusion', 'inception_score'],
       untrained_classifier, SETTINGS, dataset=dataset)
-  saved_config = evaluate.load_run_config(workdir)
-  members = evaluate.restore_members(workdir, saved_config, (28, 28))
+  saved_config = restore.load_run_config(workdir)
+  members = restore.restore_members(workdir, saved_config, (28, 28))
   judge_model, judge_params, _ = classifier.load_classifier(
       untrained_classifier)
   x = jnp.asarray(dataset.test_images, jnp.float32) / 255
@@ -207,7 +210,7 @@ def test_reconstruction_confusion_reads_each_members_reconstructions(
     for true, seen in zip(dataset.test_labels, predicted):
       expected[true, seen] += 1
     record = json.loads((member.directory /
-                         evaluate.RECONSTRUCTION_CONFUSION_FILE).read_text())
+                         workdir_lib.RECONSTRUCTION_CONFUSION_FILE).read_text())
     assert record['kind'] == 'true_vs_reconstruction'
     np.testing.assert_array_equal(record['matrix'], expected)
     assert result['recon_class_accuracy'] == pytest.approx(
@@ -226,7 +229,7 @@ def test_one_member_evaluates_as_the_same_run_alone(tmp_path):
   sweep.run_sweep(config, tmp_path / 'sweep', dataset=dataset)
   driver.train_and_evaluate(tiny_config(seed=1), str(tmp_path / 'run'),
                            dataset=dataset)
-  settings = evaluate.Settings(iwae_samples=10)
+  settings = registry.Settings(iwae_samples=10)
   member = evaluate.evaluate_workdir(tmp_path / 'sweep', ['iwae'],
                                      settings=settings, dataset=dataset)[1]
   run = evaluate.evaluate_workdir(tmp_path / 'run', ['iwae'],
@@ -293,7 +296,7 @@ def test_the_library_module_defines_no_flags():
   # Launchers (launch.evaluate, launch.reproduce) import it beside flags of
   # their own with the same names; a fresh process, as other tests in this
   # one import launchers.
-  code = ('from vae_jax.evaluation import workdir; from absl import flags; '
+  code = ('from vae_jax.evaluation import evaluate; from absl import flags; '
           'print(sorted(n for n in flags.FLAGS if n in '
           '("workdir", "metrics", "iwae_samples", "num_samples")))')
   result = subprocess.run([sys.executable, '-c', code], cwd=REPO,

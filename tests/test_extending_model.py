@@ -16,7 +16,8 @@ from vae_jax import models
 from vae_jax import report
 from vae_jax import sweep
 from vae_jax import validation
-from vae_jax.evaluation import workdir as evaluate
+from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import registry
 from vae_jax.models import conv_vae
 from vae_jax.objectives import GaussianPosterior
 
@@ -140,7 +141,7 @@ def test_the_new_model_trains_sweeps_evaluates_and_reports(tmp_path):
   assert members[0]['test_loss'] == pytest.approx(alone['test_loss'],
                                                   rel=2e-5)
 
-  settings = evaluate.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16)
+  settings = registry.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16)
   results = evaluate.evaluate_workdir(tmp_path / 'sweep', ['iwae'],
                                       settings=settings, dataset=dataset)
   for member in results:

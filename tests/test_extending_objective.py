@@ -17,7 +17,8 @@ from vae_jax import objectives
 from vae_jax import report
 from vae_jax import sweep
 from vae_jax import validation
-from vae_jax.evaluation import workdir as evaluate
+from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import registry
 
 HUBER_DELTA = 0.1
 
@@ -113,7 +114,7 @@ def test_the_new_objectives_sweep_evaluate_and_report(tmp_path):
               (tmp_path / 'sweep' / 'metrics.jsonl').read_text().splitlines()
               if json.loads(line)['member'] == member]
     assert losses[-1] < losses[0], member  # each learns its objective
-  settings = evaluate.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16)
+  settings = registry.Settings(iwae_samples=20, iwae_chunk=8, iwae_batch=16)
   evaluated = evaluate.evaluate_workdir(tmp_path / 'sweep',
                                         ['recon_at_mean', 'iwae'],
                                         settings=settings, dataset=dataset)

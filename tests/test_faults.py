@@ -25,13 +25,13 @@ import pytest
 from test_train import tiny_config, tiny_dataset
 from vae_jax import checkpoint
 from vae_jax import driver
-from vae_jax.evaluation import workdir as evaluation
 from vae_jax import grid as grid_lib
 from vae_jax import group as group_lib
 from vae_jax import report
 from vae_jax import sweep
 from vae_jax import validation
 from vae_jax import workdir as workdir_lib
+from vae_jax.evaluation import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 FAULT_TRIALS = 20
@@ -101,7 +101,7 @@ def test_report_evaluate_and_reproduce_keep_out_of_a_users_directory(tmp_path):
   with pytest.raises(workdir_lib.WorkdirError, match='not a vae_jax'):
     report.write_report(users)
   with pytest.raises(workdir_lib.WorkdirError, match='not a vae_jax'):
-    evaluation.evaluate_workdir(users, ['recon_at_mean'])
+    evaluate.evaluate_workdir(users, ['recon_at_mean'])
   result = subprocess.run(
       [sys.executable, '-m', 'launch.reproduce', '--study=D', '--quick',
        f'--workdir={users}'], cwd=REPO, capture_output=True, text=True,
@@ -136,7 +136,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(tmp_path):
   assert lines[-1]['epoch'] == epoch and None in lines[-1].values()
   # Evaluation refuses it rather than scoring a broken model.
   with pytest.raises(driver.DivergedError, match='not evaluated'):
-    evaluation.evaluate_workdir(workdir, ['recon_at_mean'],
+    evaluate.evaluate_workdir(workdir, ['recon_at_mean'],
                                 dataset=tiny_dataset())
 
 

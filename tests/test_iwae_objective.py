@@ -343,7 +343,9 @@ def test_burda_config_members():
 
 
 def test_active_units_count_the_posterior_means_that_vary():
-  from vae_jax.evaluation import workdir as evaluation
+  from vae_jax import restore
+  from vae_jax.evaluation import registry
+  from vae_jax.evaluation.metrics import active_units
   config = tiny_config(**{'model.latent_size': 3})
   dataset = tiny_dataset(num_train=600)
   model, params, hparams = _model(config, dataset)
@@ -354,9 +356,9 @@ def test_active_units_count_the_posterior_means_that_vary():
       'kernel': (head['kernel'] * 20).at[:, 1].set(0.0),
       'bias': head['bias'].at[1].set(0.3)})
   hparams = hparams._replace(latent_mask=jnp.array([1.0, 1.0, 0.0]))
-  member = evaluation.Member(None, None, config, model, params, hparams, 1)
-  got = evaluation.evaluate_active_units(evaluation.MemberEvaluation(
-      member, lambda: dataset, None, None, evaluation.Settings()))
+  member = restore.Member(None, None, config, model, params, hparams, 1)
+  got = active_units.evaluate(registry.MemberEvaluation(
+      member, lambda: dataset, None, None, registry.Settings()))
   # Reference: the variance of each unit's mean over the first 500 images.
   x = dataset.train_images[:500].astype(np.float32) / 255
   means = np.asarray(model.apply({'params': params}, jnp.asarray(x),
@@ -470,7 +472,8 @@ def test_burda_two_layer_model_has_the_papers_shapes():
 
 def test_a_sweep_of_both_models_trains_draws_and_evaluates(tmp_path):
   from vae_jax import sweep
-  from vae_jax.evaluation import workdir as evaluation
+  from vae_jax.evaluation import evaluate
+  from vae_jax.evaluation import registry
   config, _, _ = _two_layer()
   config.plots = True
   config.sweep = [{'objective': 'iwae', 'num_samples': 3},
@@ -478,9 +481,9 @@ def test_a_sweep_of_both_models_trains_draws_and_evaluates(tmp_path):
                    'model.name': 'mlp_vae'}]
   dataset = tiny_dataset(side=28)
   sweep.run_sweep(config, tmp_path, dataset=dataset)
-  results = evaluation.evaluate_workdir(
+  results = evaluate.evaluate_workdir(
       tmp_path, ['iwae', 'active_units'],
-      settings=evaluation.Settings(iwae_samples=10, iwae_batch=20),
+      settings=registry.Settings(iwae_samples=10, iwae_batch=20),
       dataset=dataset)
   assert [r['settings'].get('model.name') for r in results] == [
       None, 'mlp_vae']

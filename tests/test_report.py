@@ -6,6 +6,7 @@ import json
 
 from vae_jax import grid as grid_lib
 from vae_jax import report
+from vae_jax import results_table
 from vae_jax import sweep
 from vae_jax import workdir
 
@@ -25,21 +26,21 @@ def _results():
 
 
 def test_format_setting():
-  assert report.format_setting(1e-4) == '0.0001'
-  assert report.format_setting(0.5) == '0.5'
-  assert report.format_setting((512, 256)) == '512-256'
-  assert report.format_setting([400]) == '400'
-  assert report.format_setting('adam') == 'adam'
+  assert results_table.format_setting(1e-4) == '0.0001'
+  assert results_table.format_setting(0.5) == '0.5'
+  assert results_table.format_setting((512, 256)) == '512-256'
+  assert results_table.format_setting([400]) == '400'
+  assert results_table.format_setting('adam') == 'adam'
 
 
 def test_setting_defaults_walks_dotted_keys_and_skips_unknown_ones():
-  assert report.setting_defaults(
+  assert results_table.setting_defaults(
       BASE, ['model.latent_size', 'batch_size', 'model.nope', 'x.y']) == {
           'model.latent_size': 2, 'batch_size': 256}
 
 
 def test_tables_show_the_base_value_where_a_member_does_not_override(tmp_path):
-  sweep.write_results_table(tmp_path, _results(), base_config=BASE)
+  results_table.write_results_table(tmp_path, _results(), base_config=BASE)
   with open(tmp_path / 'results.csv') as f:
     rows = list(csv.DictReader(f))
   assert [r['learning_rate'] for r in rows] == ['0.0001', '0.001', '0.001']
@@ -63,6 +64,14 @@ def test_published_numbers_sit_beside_ours_and_the_rest_in_details(tmp_path):
   results = _results()
   results[0]['reported'] = {'test_loss': 150.0, 'fid': 90.0}
   results[0]['fid'] = 80.0
+  results[1]['reported'] = {'inception_score': 9.0}
+  results[1]['inception_score'] = 8.5
+  # Their metrics' records say which way is better.
+  results_table.record_evaluation(tmp_path, {
+      'fid': ('Inception FID.', {
+          'fid': results_table.Output('Inception FID', better='lower')}),
+      'inception_score': ('Inception Score.', {
+          'inception_score': results_table.Output('IS', better='higher')})})
   (tmp_path / 'results.json').write_text(json.dumps(results))
   (tmp_path / 'config.json').write_text(json.dumps(BASE))
   workdir.mark(tmp_path, 'sweep')
@@ -73,11 +82,15 @@ def test_published_numbers_sit_beside_ours_and_the_rest_in_details(tmp_path):
   columns = [c.split('</th>')[0] for c in header.split('<th>')[1:]]
   assert columns == ['member', 'batch_size', 'learning_rate', 'encoder_widths',
                      'test_recon', 'test_kl', 'test_loss',
-                     'report: test_loss', 'fid', 'report: fid']
+                     'report: test_loss', 'fid', 'report: fid',
+                     'inception_score', 'report: inception_score']
   # Member 0's total (160) is worse than its report's 150; its FID better.
   assert ('<td class="worse">160.00</td><td class="report">150.00</td>'
           in main_table)
   assert '<td class="better">80.00</td><td class="report">90.00</td>' in (
+      main_table)
+  # Member 1's Inception Score is lower than its report's: worse.
+  assert '<td class="worse">8.50</td><td class="report">9.00</td>' in (
       main_table)
   # Throughput and size are one click away, not columns of the main table.
   assert 'img_per_s' not in main_table and 'num_params' not in main_table

@@ -18,14 +18,16 @@ from configs import study_d
 from test_train import tiny_config, tiny_dataset
 from vae_jax.data import pipeline
 from vae_jax import driver
-from vae_jax.evaluation import workdir as workdir_evaluation
 from vae_jax import grid as grid_lib
 from vae_jax import group as group_lib
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import optimizers
+from vae_jax import results_table
 from vae_jax import sweep
 from vae_jax import train
+from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,8 +107,8 @@ def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
   optimizer = optimizers.make_optimizer(config.optimizer)
   epoch = jax.jit(train.make_train_epoch(model, optimizer, config.batch_size,
                                          config.data.preprocessing))
-  evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
-                                         config.data.preprocessing))
+  evaluate_fn = jax.jit(train.make_evaluate(model, config.eval_batch_size,
+                                            config.data.preprocessing))
   train_data = pipeline.device_data(dataset.train_images, dataset.train_labels)
   test_data = pipeline.device_data(dataset.test_images, dataset.test_labels)
   for member, params in enumerate(swapped):
@@ -114,7 +116,7 @@ def test_a_sweep_starts_from_given_initial_parameters(tmp_path):
         grid_lib.member_config(config, grid[member]))
     state, _ = epoch(train.state_from_params(params, optimizer), hparams,
                      train_data, jnp.int32(1))
-    expected = evaluate(state.params, hparams, test_data)
+    expected = evaluate_fn(state.params, hparams, test_data)
     np.testing.assert_allclose(results[member]['test_loss'],
                                float(expected['loss']), rtol=1e-5)
   drawn_results = sweep.run_sweep(config, tmp_path / 'drawn', dataset=dataset)
@@ -328,8 +330,8 @@ def test_a_sweep_is_readable_while_it_trains_and_resumes_past_finished_groups(
   assert (workdir / 'curves_by_beta.png').exists()  # from group 0 alone
 
   # The finished members are evaluated; the pending ones are left out.
-  evaluated = workdir_evaluation.evaluate_workdir(
-      workdir, ['iwae'], settings=workdir_evaluation.Settings(
+  evaluated = evaluate.evaluate_workdir(
+      workdir, ['iwae'], settings=registry.Settings(
           iwae_samples=5, num_images=10), dataset=tiny_dataset())
   assert ['iwae_nll' in r for r in evaluated] == [True, True, False, False]
 
@@ -345,8 +347,10 @@ def test_a_sweep_is_readable_while_it_trains_and_resumes_past_finished_groups(
   assert (workdir / 'member_000' / 'samples.png').stat().st_mtime_ns == (
       drawn_before)
   assert [r['status'] for r in resumed] == ['finished'] * 4
-  # Group 0's results, evaluation included, are kept as they were.
+  # Group 0's results, evaluation included, are kept as they were, and so
+  # is their column.
   assert resumed[:2] == evaluated[:2]
+  assert 'iwae_nll' in (workdir / 'results.md').read_text().splitlines()[0]
   single = driver.train_and_evaluate(
       grid_lib.member_config(config, config.sweep[3]), tmp_path / 'single',
       dataset=tiny_dataset())
@@ -406,7 +410,7 @@ def test_reported_numbers_sit_beside_matching_members(tmp_path):
   assert header.endswith('reported_recon,reported_kl,reported_loss')
   assert first.endswith(',,,') and second.endswith('137.7,6.8,144.49')
   # Rewritten from the saved config (launch.evaluate), in the same order.
-  workdir_evaluation.evaluate_workdir(tmp_path, ['recon_at_mean'],
+  evaluate.evaluate_workdir(tmp_path, ['recon_at_mean'],
                                       dataset=tiny_dataset())
   header, _, second = (tmp_path / 'results.csv').read_text().splitlines()
   assert 'test_recon_at_mean' in header.split(',')
@@ -425,7 +429,8 @@ def test_every_study_d_row_option_is_one_program_with_the_report_beside_it(
              for overrides in config.sweep]
   assert group_lib.group_members(members) == [list(range(len(members)))]
   for overrides in config.sweep:
-    reported = sweep._reported_for(overrides, config.reported)  # pylint: disable=protected-access
+    reported = results_table.reported_for(overrides, config.reported,
+                                          config.to_dict())
     key = (overrides['model.latent_size'], overrides['beta'])
     assert reported['test_loss'] == study_d.REPORTED[key][2], overrides
   if rows == 'all':
@@ -445,7 +450,8 @@ def test_study_a_member_subsets_split_the_study_and_find_the_report():
       map(str, everything.sweep))
   assert {m['loss'] for m in subsets['perceptual']} == set(study_a.PERCEPTUAL)
   for overrides in everything.sweep:
-    reported = sweep._reported_for(overrides, everything.reported)  # pylint: disable=protected-access
+    reported = results_table.reported_for(overrides, everything.reported,
+                                          everything.to_dict())
     assert reported is not None and reported['fid'] > 0, overrides
   # The report's reading: N(1, 2) and Kaiming from its Kaiming section on.
   later = [m for m in everything.sweep

@@ -17,16 +17,17 @@ from test_train import tiny_config, tiny_dataset
 from vae_jax import checkpoint
 from vae_jax import classifier
 from vae_jax import driver
-from vae_jax.evaluation import workdir as evaluation
 from vae_jax import grid as grid_lib
 from vae_jax.models.classifier import MNISTClassifier
 from vae_jax import plots
 from vae_jax import sweep
 from vae_jax import validation
 from vae_jax import workdir as workdir_lib
+from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import registry
 
-SETTINGS = evaluation.Settings(iwae_samples=20, iwae_chunk=10, iwae_batch=20,
-                               num_samples=100, batch_size=50)
+SETTINGS = registry.Settings(iwae_samples=20, iwae_chunk=10, iwae_batch=20,
+                             num_samples=100, batch_size=50)
 
 
 def _another_tools_experiment(directory: Path, config: dict) -> None:
@@ -154,9 +155,9 @@ def test_evaluation_uses_the_checkpoint_its_results_were_written_from(
   driver.train_and_evaluate(tiny_config(num_epochs=3), str(extended),
                            dataset=dataset)
   (extended / 'results.json').write_text(results_of_epoch_2)  # the kill
-  got = evaluation.evaluate_workdir(extended, ['iwae'], settings=SETTINGS,
+  got = evaluate.evaluate_workdir(extended, ['iwae'], settings=SETTINGS,
                                     dataset=dataset)
-  expected = evaluation.evaluate_workdir(straight, ['iwae'],
+  expected = evaluate.evaluate_workdir(straight, ['iwae'],
                                          settings=SETTINGS, dataset=dataset)
   assert got['epochs'] == 2
   assert got['iwae_nll'] == expected['iwae_nll']
@@ -166,7 +167,7 @@ def test_evaluation_uses_the_checkpoint_its_results_were_written_from(
   shutil.rmtree(extended / 'checkpoints' / 'checksums')
   (extended / 'checkpoints' / 'checksums').mkdir()
   with pytest.raises(FileNotFoundError, match='written at epoch 2'):
-    evaluation.evaluate_workdir(extended, ['iwae'], settings=SETTINGS,
+    evaluate.evaluate_workdir(extended, ['iwae'], settings=SETTINGS,
                                 dataset=dataset, recompute=True)
 
 
@@ -234,7 +235,7 @@ def test_evaluation_refuses_a_classifier_below_the_stated_accuracy(tmp_path):
   classifier.save_classifier(tmp_path / 'weak', params,
                              {'test_accuracy': 0.0974})
   with pytest.raises(classifier.ClassifierError, match='9.74%'):
-    evaluation.evaluate_workdir(tmp_path / 'run', ['inception_score'],
+    evaluate.evaluate_workdir(tmp_path / 'run', ['inception_score'],
                                 tmp_path / 'weak', dataset=dataset)
   results = json.loads((tmp_path / 'run' / 'results.json').read_text())
   assert 'inception_score' not in results
@@ -306,4 +307,4 @@ def test_evaluate_flags_out_of_range_are_one_line_usage_errors(tmp_path):
   assert result.returncode == 1
   assert '--num_images' in result.stderr and 'Traceback' not in result.stderr
   with pytest.raises(ValueError, match='--num_images=-450'):
-    evaluation.Settings(num_images=-450)
+    registry.Settings(num_images=-450)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vae_jax import results_table
 from vae_jax import workdir as workdir_lib
 
 REPORT_FILE = workdir_lib.REPORT_FILE
@@ -26,9 +27,10 @@ FIGURE_ORDER = (
     'class_histogram',
 )
 
-# Lower is better for these, so ours can be judged against a published value;
-# the reconstruction / KL split of a total is a trade-off, not a score.
-JUDGED_METRICS = frozenset({'test_loss', 'fid', 'classifier_fid', 'iwae_nll'})
+# Training's numbers judged against a published value (lower is better);
+# the reconstruction / KL split of a total is a trade-off, not a score. An
+# evaluation number is judged as its metric's Output.better says.
+TRAINING_JUDGED = {'test_loss': 'lower'}
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -82,30 +84,6 @@ def _figures_html(directory: Path) -> str:
   return '\n'.join(parts)
 
 
-def format_setting(value: Any) -> str:
-  """A swept setting as a table cell: 0.0001 -> '0.0001', (512, 256) -> '512-256'."""
-  if isinstance(value, float):
-    return f'{value:g}'
-  if isinstance(value, (list, tuple)):
-    return '-'.join(str(v) for v in value) or '()'
-  return str(value)
-
-
-def setting_defaults(config: dict, keys) -> dict[str, Any]:
-  """The base config's value of each dotted key (a member that does not
-  override a key has this value); keys the config lacks are left out."""
-  defaults = {}
-  for key in keys:
-    node = config
-    for part in key.split('.'):
-      if not isinstance(node, dict) or part not in node:
-        break
-      node = node[part]
-    else:
-      defaults[key] = node
-  return defaults
-
-
 def _format(value: Any) -> str:
   if value is None:  # a pending sweep member's metrics
     return '-'
@@ -133,11 +111,16 @@ def _run_table(result: dict) -> str:
 HEADLINE_METRICS = ('test_recon', 'test_kl', 'test_loss')
 
 
-def _metric_cell(r: dict, key: str, reported: dict) -> str:
+def _metric_cell(r: dict, key: str, reported: dict,
+                 judged: dict[str, str]) -> str:
+  """Our number; shaded when `judged` says which way is better for it and
+  a published number stands beside it."""
   cls = ''
-  if (key in JUDGED_METRICS and key in reported and
-      isinstance(r.get(key), (int, float))):
-    cls = ' class="better"' if r[key] <= reported[key] else ' class="worse"'
+  ours, theirs = r.get(key), reported.get(key)
+  if (key in judged and isinstance(ours, (int, float))
+      and isinstance(theirs, (int, float))):
+    good = ours <= theirs if judged[key] == 'lower' else ours >= theirs
+    cls = ' class="better"' if good else ' class="worse"'
   return f'<td{cls}>{_format(r.get(key, ""))}</td>'
 
 
@@ -149,14 +132,38 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
   return '\n'.join(lines)
 
 
-def _sweep_table(results: list[dict], config: dict) -> str:
+def _judged(outputs: dict[str, results_table.Output]) -> dict[str, str]:
+  """Which way is better for each number that may be judged."""
+  return {**TRAINING_JUDGED,
+          **{k: o.better for k, o in outputs.items() if o.better}}
+
+
+def _evaluation_legend(directory: Path) -> str:
+  """What each number launch.evaluate added is (from evaluation.json)."""
+  evaluated = results_table.recorded_evaluation(directory)
+  if not evaluated:
+    return ''
+  rows = [[f'<td class="text">{html.escape(name)}</td>',
+           f'<td class="text">{html.escape(key)}</td>',
+           f'<td class="text">{html.escape(output.description)}</td>']
+          for name, (description, yields) in evaluated.items()
+          for key, output in yields.items()]
+  metrics = '; '.join(f'{html.escape(name)}: {html.escape(description)}'
+                      for name, (description, _) in evaluated.items())
+  return ('<details><summary>what the evaluated numbers are</summary>'
+          f'<p>{metrics}</p>{_table(["metric", "number", "what it is"], rows)}'
+          '</details>')
+
+
+def _sweep_table(results: list[dict], config: dict,
+                 judged: dict[str, str]) -> str:
   """Members as rows: their settings, the headline metrics and any metric a
-  study reported, each published number right beside ours (the
-  JUDGED_METRICS shaded by whether ours is at least as good); the other
+  study reported, each published number right beside ours (shaded by
+  whether ours is at least as good, for the `judged` numbers); the other
   numbers in a details table. A setting a member does not override shows
   the base config's value, in grey."""
   settings = sorted({k for r in results for k in r.get('settings', {})})
-  defaults = setting_defaults(config, settings)
+  defaults = results_table.setting_defaults(config, settings)
   skip = {'member', 'label', 'group', 'settings', 'reported'}
   metrics = [k for k in dict.fromkeys(k for r in results for k in
                                       _scalar_items(r)) if k not in skip]
@@ -179,21 +186,20 @@ def _sweep_table(results: list[dict], config: dict) -> str:
     reported = r.get('reported') or {}
     cells = [f'<td>{r.get("member", "")}</td>']
     for s in settings:
-      if s in r['settings']:
-        cells.append(f'<td class="text">'
-                     f'{html.escape(format_setting(r["settings"][s]))}</td>')
-      else:
-        cells.append(f'<td class="text base">'
-                     f'{html.escape(format_setting(defaults.get(s, "")))}</td>')
+      own = s in r['settings']
+      value = results_table.format_setting(
+          r['settings'][s] if own else defaults.get(s, ''))
+      cells.append(f'<td class="text{"" if own else " base"}">'
+                   f'{html.escape(value)}</td>')
     for k in headline:
-      cells.append(_metric_cell(r, k, reported))
+      cells.append(_metric_cell(r, k, reported, judged))
       if k in reported_keys:
         cells.append(f'<td class="report">{_format(reported.get(k, ""))}</td>')
     rows.append(cells)
   parts = [_table(header, rows)]
   if details:
     detail_rows = [[f'<td>{r.get("member", "")}</td>'] +
-                   [_metric_cell(r, k, r.get('reported') or {})
+                   [_metric_cell(r, k, r.get('reported') or {}, judged)
                     for k in details] for r in results]
     parts.append('<details><summary>every other number per member '
                  f'({", ".join(details)})</summary>'
@@ -208,22 +214,25 @@ def _experiment_html(directory: Path, level: int) -> str:
   parts = [f'<h{level}>{html.escape(directory.name)}</h{level}>',
            f'<details><summary>config</summary><pre>{html.escape(config)}'
            '</pre></details>']
+  judged = _judged(results_table.recorded_outputs(directory))
   if isinstance(results, list):
     parts.append('<p>Final test metrics per member, per image (KL in nats; '
                  'the reconstruction in the loss\'s own unit). Where a '
-                 'study published a number it stands beside ours; totals '
-                 'and FIDs are green where ours is at least as good, red '
-                 'where worse.</p>')
-    parts.append(_sweep_table(results, json.loads(config)))
+                 'study published a number it stands beside ours; '
+                 f'{", ".join(judged)} are green where ours is at least as '
+                 'good, red where worse.</p>')
+    parts.append(_sweep_table(results, json.loads(config), judged))
+    parts.append(_evaluation_legend(directory))
     parts.append(_figures_html(directory))
     for r in results:
-      member_dir = directory / f'member_{r["member"]:03d}'
+      member_dir = workdir_lib.member_dir(directory, r['member'])
       if member_dir.is_dir():
         parts.append(f'<details><summary>member {r["member"]}: '
                      f'{html.escape(r.get("label", ""))}</summary>'
                      f'{_figures_html(member_dir)}</details>')
   else:
     parts.append(_run_table(results))
+    parts.append(_evaluation_legend(directory))
     parts.append(_figures_html(directory))
   return '\n'.join(parts)
 

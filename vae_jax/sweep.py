@@ -14,7 +14,6 @@ the sweep axis is sharded over them. Process 0 writes the shared files.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -35,7 +34,7 @@ from vae_jax import group as group_lib
 from vae_jax.group import is_primary
 from vae_jax import loop
 from vae_jax import metric_writers
-from vae_jax import report
+from vae_jax import results_table
 from vae_jax import train
 from vae_jax import validation
 from vae_jax import workdir as workdir_lib
@@ -156,7 +155,8 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                                               dataset.train_images))
     # A group keeps only its newest epochs: its members' best epochs differ.
     checkpoints = checkpoint_lib.RunCheckpoints(
-        workdir / f'group_{group_index}', config.checkpoint.keep_latest,
+        workdir_lib.group_dir(workdir, group_index),
+        config.checkpoint.keep_latest,
         keep_best=False)
     latest = (checkpoints.latest_epoch() if resuming else None) or 0
     others = [l for l in all_lines if l['member'] not in member_indices]
@@ -193,7 +193,8 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
         group, group_configs, dataset, train_data, test_data,
         checkpoints=checkpoints, resuming=resuming, metrics=metrics,
         earlier_lines=kept,
-        files=([driver.MemberFiles(workdir / f'member_{m:03d}', {'member': m})
+        files=([driver.MemberFiles(workdir_lib.member_dir(workdir, m),
+                                   {'member': m})
                 for m in member_indices] if is_primary() else None),
         on_diverged=on_diverged, progress_line=progress_line,
         initial_state=lambda: group.create_state(
@@ -229,9 +230,6 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
   return results
 
 
-PENDING = 'pending'
-
-
 def _earlier_results(workdir: Path) -> dict[int, dict]:
   """The members results.json holds from an earlier call (finished or
   diverged; pending ones are left out), by member index."""
@@ -239,7 +237,7 @@ def _earlier_results(workdir: Path) -> dict[int, dict]:
   if not path.exists():
     return {}
   return {r['member']: r for r in json.loads(path.read_text())
-          if r.get('status') != PENDING}
+          if r.get('status') != results_table.PENDING}
 
 
 def _groups_done_earlier(groups: list[list[int]], configs,
@@ -271,7 +269,7 @@ def _pending_result(member: int, grid, group_index: int, model_config,
                     image_shape) -> dict:
   return {'member': member, 'label': member_label(grid[member]),
           'settings': dict(grid[member]), 'group': group_index,
-          'status': PENDING, 'epochs': 0, 'test_recon': None,
+          'status': results_table.PENDING, 'epochs': 0, 'test_recon': None,
           'test_kl': None, 'test_loss': None, 'img_per_s': None,
           'num_params': train.count_params(model_config, image_shape)}
 
@@ -285,107 +283,15 @@ def _write_sweep_results(workdir: Path, config, configs, grid, groups,
   table = [r if r is not None else
            _pending_result(m, grid, group_of[m], configs[m].model, image_shape)
            for m, r in enumerate(results)]
-  write_results_table(workdir, table, config.get('reported', ()),
-                      checkpoint_lib.config_as_dict(config))
+  results_table.write_results_table(workdir, table,
+                                    config.get('reported', ()),
+                                    checkpoint_lib.config_as_dict(config))
   if config.plots:
     from vae_jax import plots
-    trained = [r for r in table if r['status'] != PENDING]
+    trained = [r for r in table if r['status'] != results_table.PENDING]
     trained_members = {r['member'] for r in trained}
     losses = {c.loss for c in configs}
     plots.plot_sweep(workdir, trained,
                      [l for l in history if l['member'] in trained_members],
                      losses.pop() if len(losses) == 1 else 'mixed')
 
-
-def _is_metric(key: str) -> bool:
-  return key.startswith('test_') or key in EVALUATION_KEYS
-
-
-def _same_setting(a: Any, b: Any) -> bool:
-  if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-    return float(a) == float(b)
-  return a == b
-
-
-def _reported_for(settings: dict, reported: Sequence[dict]) -> dict | None:
-  """The published numbers whose settings equal the member's, if any."""
-  for row in reported:
-    keys = [k for k in row if not _is_metric(k)]
-    if all(k in settings and _same_setting(settings[k], row[k]) for k in keys):
-      return row
-  return None
-
-
-# Numbers launch.evaluate adds to a member's results.
-EVALUATION_KEYS = ('test_recon_at_mean', 'iwae_nll', 'active_units',
-                   'inception_score',
-                   'classifier_fid', 'fid', 'sample_class_accuracy',
-                   'recon_class_accuracy')
-
-
-def write_results_table(workdir: Path, results: list[dict],
-                        reported: Sequence[dict] = (),
-                        base_config: dict | None = None) -> None:
-  """results.csv, results.md and results.json: settings and final test metrics.
-
-  A setting a member does not override gets base_config's value (a nested
-  dict, as config.json holds) in the CSV and Markdown tables.
-
-  `reported` rows (config.reported: settings plus test_recon / test_kl /
-  test_loss of a published study) are put beside the members they match.
-  EVALUATION_KEYS (added by launch.evaluate) get a column when any member
-  has them.
-  """
-  setting_keys = sorted({k for r in results for k in r['settings']})
-  metric_keys = ['test_recon', 'test_kl', 'test_loss']
-  evaluation_keys = [k for k in EVALUATION_KEYS if any(k in r for r in results)]
-  # Parameters and speed: the compute side of a comparison (Study C's VAE
-  # against CVAE); results written before num_params existed lack it.
-  cost_keys = [k for k in ('num_params', 'img_per_s')
-               if all(k in r for r in results)]
-  status_keys = (['status'] if any(r.get('status', 'finished') != 'finished'
-                                   for r in results) else [])
-  columns = ['member', *setting_keys, *status_keys, 'epochs', *metric_keys,
-             *evaluation_keys, *cost_keys]
-  reported_keys = [k for k in dict.fromkeys(k for row in reported for k in row)
-                   if _is_metric(k)]
-  # In the order of our own columns: a saved config's rows come back sorted.
-  reported_keys.sort(key=lambda k: metric_keys.index(k) if k in metric_keys
-                     else len(metric_keys))
-  columns += [f'reported_{k.removeprefix("test_")}' for k in reported_keys]
-  defaults = report.setting_defaults(base_config or {}, setting_keys)
-  rows = []
-  for r in results:
-    row = [r['member'],
-           *[report.format_setting(r['settings'].get(k, defaults.get(k, '')))
-             for k in setting_keys],
-           *[r.get(k) for k in status_keys],
-           r['epochs'], *[r[k] for k in metric_keys],
-           *[r.get(k, '') for k in evaluation_keys],
-           *[r[k] for k in cost_keys]]
-    if reported:
-      match = _reported_for(r['settings'], reported)
-      r['reported'] = match
-      row += [match.get(k, '') if match else '' for k in reported_keys]
-    rows.append(row)
-  with workdir_lib.atomic_path(workdir / workdir_lib.RESULTS_CSV) as tmp, \
-      open(tmp, 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(columns)
-    writer.writerows(rows)
-  workdir_lib.atomic_write_json(workdir / workdir_lib.RESULTS_FILE, results)
-  fmt = lambda v: (f'{v:.2f}' if isinstance(v, float) else
-                   '-' if v is None else str(v))
-  column_format = {'img_per_s': lambda v: '-' if v is None else f'{v:,.0f}',
-                   'num_params': lambda v: f'{v:,}'}
-  markdown = ['| ' + ' | '.join(columns) + ' |',
-              '|' + '---:|' * len(columns)]
-  markdown += ['| ' + ' | '.join(column_format.get(c, fmt)(v)
-                                for c, v in zip(columns, row)) + ' |'
-               for row in rows]
-  if 'img_per_s' in cost_keys:
-    markdown += ['', 'img_per_s: the training rate of the member\'s compiled '
-                 'group divided by its members, not the speed of that model '
-                 'run alone (time it with launch.train).']
-  workdir_lib.atomic_write_text(workdir / workdir_lib.RESULTS_MD,
-                                '\n'.join(markdown) + '\n')

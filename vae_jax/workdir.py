@@ -48,6 +48,8 @@ CONFUSION_FILE = 'confusion.json'
 RECONSTRUCTION_CONFUSION_FILE = 'reconstruction_confusion.json'
 CLASSIFIER_DIR = 'classifier'
 DATA_FILE = 'data.json'
+# What each metric launch.evaluate added is and how tables show its numbers.
+EVALUATION_FILE = 'evaluation.json'
 
 KINDS = ('run', 'sweep', 'study', 'classifier')
 
@@ -80,7 +82,7 @@ _MODEL_FILES = {**{name: FILE for name in FIGURES},
                 RECONSTRUCTION_CONFUSION_FILE: FILE,
                 'events.out.tfevents.*': FILE, TEMPORARY_PATTERN: FILE}
 _TRAINED = {**_COMMON, CONFIG_FILE: FILE, METRICS_FILE: FILE,
-            RESULTS_FILE: FILE, DATA_FILE: FILE}
+            RESULTS_FILE: FILE, DATA_FILE: FILE, EVALUATION_FILE: FILE}
 LAYOUTS = {
     'run': {**_TRAINED, **_MODEL_FILES, CHECKPOINTS_DIR: _CHECKPOINTS},
     'sweep': {**_TRAINED, **_MODEL_FILES, RESULTS_CSV: FILE, RESULTS_MD: FILE,
@@ -101,6 +103,17 @@ _ORBAX_FILES = ('_CHECKPOINT_METADATA', '_METADATA', 'commit_success.txt',
 
 class WorkdirError(RuntimeError):
   """The workdir holds something this run must not resume or overwrite."""
+
+
+# ------------------------------------------------------------- sweep layout
+def group_dir(workdir: str | Path, group: int) -> Path:
+  """Where a sweep keeps the checkpoints of its group `group` (0, 1, ...)."""
+  return Path(workdir) / f'group_{group}'
+
+
+def member_dir(workdir: str | Path, member: int) -> Path:
+  """Where a sweep keeps member `member`'s figures and evaluation files."""
+  return Path(workdir) / f'member_{member:03d}'
 
 
 # -------------------------------------------------------------- atomic files
