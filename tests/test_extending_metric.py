@@ -1,4 +1,4 @@
-"""A metric defined outside vae_jax (docs/extending_metric.md's example):
+"""A metric defined outside vae_jax (docs/extending.md's metric example):
 registered in this file, it is computed by the evaluation driver for a run
 and a sweep, gets its column in the sweep's tables and its line in the HTML
 report, and keeps both where the metric is not registered."""

@@ -7,7 +7,6 @@ import json
 from vae_jax import grid as grid_lib
 from vae_jax import report
 from vae_jax import results_table
-from vae_jax import sweep
 from vae_jax import workdir
 
 BASE = {'learning_rate': 0.001, 'batch_size': 256,

@@ -15,7 +15,7 @@ returns its numbers, registered with what it needs, what it yields and which
 
 The built-in metrics live in vae_jax.evaluation.metrics, one module each; a
 metric defined elsewhere is registered the same way before
-`evaluate.evaluate_workdir` is called (docs/extending_metric.md).
+`evaluate.evaluate_workdir` is called (docs/extending.md, "A metric").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ imported (vae_jax.evaluation.registry has the interface).
 
 Their order here is the order in which a model's metrics are computed and
 the order of their columns in results tables. A new built-in metric is a
-module here and one line below (docs/extending_metric.md).
+module here and one line below (docs/extending.md, "A metric").
 """
 
 from vae_jax.evaluation.metrics import recon_at_mean
