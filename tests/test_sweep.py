@@ -151,9 +151,16 @@ def test_shape_changing_settings_split_groups(tmp_path):
 # The layer of each maskable model that takes z as its input.
 DECODER_INPUT_LAYER = {'mlp_vae': 'dec_0', 'conv_vae': 'dec_input',
                        'conv_fc_vae': 'dec_hidden'}
-MASKED_MODELS = [(name, 0) for name in sorted(
-    n for n in models.model_names() if models.get_model(n).maskable_latent)] + [
+MASKED_MODELS = [(name, 0) for name in sorted(DECODER_INPUT_LAYER)] + [
     ('mlp_vae', 3)]  # a conditional VAE: its one-hot label follows z
+
+
+def test_every_maskable_built_in_model_is_checked_here():
+  built_in = [name for name in models.model_names()
+              if models.get_model(name).build.__module__.startswith(
+                  'vae_jax.models')]
+  assert {name for name in built_in
+          if models.get_model(name).maskable_latent} == set(DECODER_INPUT_LAYER)
 
 
 @pytest.mark.parametrize('model_name, num_classes', MASKED_MODELS)
