@@ -54,6 +54,23 @@ def test_grid_helpers():
     grid_lib.member_config(tiny_config(), {'model.latent_sizes': 3})
 
 
+def test_dotted_keys_of_configs_and_nested_dicts():
+  config = tiny_config()
+  assert grid_lib.get_key(config, 'model.latent_size') == 2
+  grid_lib.set_key(config, 'model.latent_size', 5)
+  assert config.model.latent_size == 5
+  # A misspelt key adds no field; a key below a None placeholder is absent.
+  with pytest.raises(KeyError, match='model.latent_sise'):
+    grid_lib.set_key(config, 'model.latent_sise', 5)
+  assert 'latent_sise' not in config.model
+  with pytest.raises(KeyError, match='data.dir.name'):
+    grid_lib.get_key(config, 'data.dir.name')
+  nested = {'a': {'x': 0}}
+  grid_lib.set_key(nested, 'a.b.c', 1, create=True)
+  assert nested == {'a': {'x': 0, 'b': {'c': 1}}}
+  assert grid_lib.get_key(nested, 'a.b') == {'c': 1}
+
+
 def test_sweep_members_equal_separate_runs(tmp_path):
   config = sweep_config(num_epochs=1)
   results = sweep.run_sweep(config, tmp_path / 'sweep', dataset=tiny_dataset())

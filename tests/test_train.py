@@ -16,6 +16,7 @@ from vae_jax import checkpoint
 from vae_jax import data
 from vae_jax.data import pipeline
 from vae_jax import driver
+from vae_jax import grid as grid_lib
 from vae_jax import loop
 from vae_jax import models
 from vae_jax import objectives
@@ -52,11 +53,7 @@ def tiny_config(**overrides):
   config.num_epochs = 2
   config.plots = False
   for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
+    grid_lib.set_key(config, key, value)
   return config
 
 

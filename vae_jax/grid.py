@@ -38,6 +38,41 @@ def concat(*grids: list[dict]) -> list[dict]:
   return [member for grid in grids for member in grid]
 
 
+def get_key(config, key: str) -> Any:
+  """The value at a dotted key ('model.latent_size') of a ConfigDict or a
+  nested dict. Raises KeyError naming the key when it is absent."""
+  node = config
+  for part in key.split('.'):
+    try:
+      node = node[part]
+    except (KeyError, TypeError, AttributeError):
+      raise KeyError(key) from None
+  return node
+
+
+def set_key(config, key: str, value: Any, create: bool = False) -> None:
+  """Sets the value at a dotted key of a ConfigDict or a nested dict.
+
+  An absent key is a KeyError naming it (a misspelt key must not add a
+  field), unless `create`, which adds it and any missing parents as dicts.
+  """
+  *parents, leaf = key.split('.')
+  node = config
+  for parent in parents:
+    if create and parent not in node:
+      node[parent] = {}
+    try:
+      node = node[parent]
+    except (KeyError, TypeError, AttributeError):
+      raise KeyError(key) from None
+  if not create:
+    try:
+      get_key(node, leaf)
+    except KeyError:
+      raise KeyError(key) from None
+  node[leaf] = value
+
+
 def member_config(base: ml_collections.ConfigDict,
                   overrides: dict) -> ml_collections.ConfigDict:
   """The base config with one member's overrides (unknown keys are errors)."""
@@ -47,15 +82,10 @@ def member_config(base: ml_collections.ConfigDict,
       if key in config:
         del config[key]
   for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split('.')
     try:
-      for parent in parents:
-        node = node[parent]
-      node[leaf]  # pylint: disable=pointless-statement
-    except (KeyError, AttributeError):
+      set_key(config, key, value)
+    except KeyError:
       raise KeyError(f'Sweep member key {key!r} is not a config key.') from None
-    node[leaf] = value
   return config
 
 

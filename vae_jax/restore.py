@@ -48,11 +48,7 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
   flat = checkpoint_lib.flatten_config(saved)
   for key, value in checkpoint_lib.ADDED_KEYS_DEFAULTS.items():
     if key not in flat:
-      node = saved
-      *parents, leaf = key.split('.')
-      for parent in parents:
-        node = node.setdefault(parent, {})
-      node[leaf] = value
+      grid_lib.set_key(saved, key, value, create=True)
   return ml_collections.ConfigDict(saved)
 
 

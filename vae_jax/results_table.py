@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from vae_jax import grid as grid_lib
 from vae_jax import workdir as workdir_lib
 
 # A sweep member's status while its group has not trained yet.
@@ -114,13 +115,10 @@ def setting_defaults(config: dict, keys) -> dict[str, Any]:
   override a key has this value); keys the config lacks are left out."""
   defaults = {}
   for key in keys:
-    node = config
-    for part in key.split('.'):
-      if not isinstance(node, dict) or part not in node:
-        break
-      node = node[part]
-    else:
-      defaults[key] = node
+    try:
+      defaults[key] = grid_lib.get_key(config, key)
+    except KeyError:
+      pass
   return defaults
 
 

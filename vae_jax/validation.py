@@ -15,6 +15,7 @@ from vae_jax import classifier
 from vae_jax import data
 from vae_jax import objectives
 from vae_jax import optimizers
+from vae_jax import grid
 from vae_jax import models
 from vae_jax.models.initializers import INIT_SCHEMES
 from vae_jax.models.mlp import ACTIVATIONS, POSTERIOR_SCALES
@@ -27,13 +28,6 @@ OUTPUT_BIASES = ('init', 'data_mean')
 
 class ConfigError(ValueError):
   """A config value outside what vae_jax can train."""
-
-
-def _get(config: ml_collections.ConfigDict, key: str) -> Any:
-  node = config
-  for part in key.split('.'):
-    node = node[part]
-  return node
 
 
 def _number(value: Any) -> bool:
@@ -119,8 +113,8 @@ def validate(config: ml_collections.ConfigDict, where: str = '') -> None:
   """
   for key, test, allowed in _RULES:
     try:
-      value = _get(config, key)
-    except (KeyError, AttributeError):
+      value = grid.get_key(config, key)
+    except KeyError:
       continue  # an older config without the key: its default applies
     if not test(value):
       allowed = allowed() if callable(allowed) else allowed
