@@ -37,7 +37,7 @@ from vae_jax import workdir as workdir_lib
 
 log = logging.getLogger(__name__)
 
-TRACKED_IMAGES = 8  # test digits whose reconstructions are kept every epoch
+TRACKED_IMAGES = 8  # test images whose reconstructions are kept every epoch
 # The final numbers a member's TensorBoard hyperparameters are shown with.
 FINAL_METRICS = ('test_recon', 'test_kl', 'test_loss')
 
