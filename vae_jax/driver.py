@@ -180,7 +180,6 @@ def train_group(group: group_lib.SweepGroup,
     initial_state: draws the group's initial stacked state.
     plots: whether to draw each member's figures at the end.
   """
-  state = None
   start_epoch = 0
   latest = checkpoints.latest_epoch() if resuming else None
   if latest is not None:
