@@ -282,11 +282,14 @@ else:
 
 
 def _train_in_child(workdir: Path, as_sweep: bool, epochs: int,
-                    kill_after: float | None = None) -> float | bool:
+                    kill_after: float | None = None,
+                    kill_at_epoch: int | None = None) -> float | bool:
   """Trains in a subprocess from when its first epoch's metrics appear.
 
-  With kill_after, SIGKILLs it that many seconds later and returns whether
-  it was still running; else waits and returns how long it trained on.
+  With kill_after, SIGKILLs it that many seconds later, or with
+  kill_at_epoch as soon as metrics.jsonl holds that epoch, and returns
+  whether it was still running; else waits and returns how long it trained
+  on.
   """
   code = _CHILD.format(tests=str(REPO / 'tests'), epochs=epochs,
                        as_sweep=as_sweep, workdir=str(workdir))
@@ -300,11 +303,17 @@ def _train_in_child(workdir: Path, as_sweep: bool, epochs: int,
     assert time.monotonic() < deadline
     time.sleep(0.005)
   start = time.monotonic()
-  if kill_after is None:
+  if kill_after is None and kill_at_epoch is None:
     _, err = child.communicate(timeout=300)
     assert child.returncode == 0, err
     return time.monotonic() - start
-  time.sleep(kill_after)
+  if kill_at_epoch is not None:
+    while (child.poll() is None and
+           f'"epoch": {kill_at_epoch},' not in
+           (workdir / 'metrics.jsonl').read_text()):
+      time.sleep(0.005)
+  else:
+    time.sleep(kill_after)
   killed = child.poll() is None
   child.send_signal(signal.SIGKILL)
   child.wait()
@@ -324,18 +333,22 @@ def _final_state(workdir: Path, as_sweep: bool):
 
 
 def _kill_and_resume(tmp_path: Path, as_sweep: bool,
-                     fractions: list[float]) -> dict:
+                     fractions: list[float] = (),
+                     epochs_to_kill_at: list[int] = ()) -> dict:
   """Kills one run per fraction, that fraction of the uninterrupted run's
-  training time after its first epoch, then resumes it."""
+  time after its first epoch (training, checkpoints and figures), and one
+  per epoch in epochs_to_kill_at, as soon as that epoch's metrics are
+  written; then resumes each."""
   epochs = 8
   straight = tmp_path / 'straight'
   duration = _train_in_child(straight, as_sweep, epochs)
   expected_lines, expected_arrays = _final_state(straight, as_sweep)
-  counts = {'trials': len(fractions), 'killed': 0, 'identical': 0}
-  for trial, fraction in enumerate(fractions):
+  kills = ([{'kill_after': fraction * duration} for fraction in fractions] +
+           [{'kill_at_epoch': epoch} for epoch in epochs_to_kill_at])
+  counts = {'trials': len(kills), 'killed': 0, 'identical': 0}
+  for trial, kill in enumerate(kills):
     workdir = tmp_path / f'trial_{trial}'
-    counts['killed'] += _train_in_child(workdir, as_sweep, epochs,
-                                        fraction * duration)
+    counts['killed'] += _train_in_child(workdir, as_sweep, epochs, **kill)
     (workdir / 'mine.txt').write_text('user file')  # a user's, beside the run
     _train_in_child(workdir, as_sweep, epochs)
     lines, arrays = _final_state(workdir, as_sweep)
@@ -357,7 +370,8 @@ def _kill_and_resume(tmp_path: Path, as_sweep: bool,
 
 @pytest.mark.parametrize('as_sweep', [False, True], ids=['run', 'sweep'])
 def test_killed_runs_resume_to_the_same_numbers(tmp_path, as_sweep):
-  counts = _kill_and_resume(tmp_path, as_sweep, [0.5])
+  # Mid-training, with later epochs to redo and earlier lines to keep.
+  counts = _kill_and_resume(tmp_path, as_sweep, epochs_to_kill_at=[4])
   assert counts == {'trials': 1, 'killed': 1, 'identical': 1}, counts
 
 

@@ -164,8 +164,12 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
             for m in member_indices]
     # metrics.jsonl holds every group's lines; this group's members append
     # theirs through their writers (each member is a TensorBoard run too).
+    # In the file's order, so that a resumed sweep's file is the one an
+    # uninterrupted sweep writes (lines interleaved by epoch).
     metrics = metric_writers.JsonlWriter(
-        metrics_path, others + [l for lines in kept for l in lines])
+        metrics_path, [l for l in all_lines
+                       if l['member'] not in member_indices
+                       or l['epoch'] <= latest])
 
     def on_diverged(state, epoch, positions, program, last_lines):
       for k in positions:
@@ -206,10 +210,11 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
           'member': member, 'label': member_label(grid[member]),
           'settings': dict(grid[member]), 'group': group_index,
           **outcome.results[k]}
-    all_lines = others + [{'member': m, **line}
-                          for m, history in zip(member_indices,
-                                                outcome.histories)
-                          for line in history]
+    all_lines = (list(metrics.lines) if is_primary() else
+                 others + [{'member': m, **line}
+                           for m, history in zip(member_indices,
+                                                 outcome.histories)
+                           for line in history])
     if is_primary() and group_index < len(groups) - 1:
       # A long sweep is readable while it trains: the members of the groups
       # to come are listed as pending.
