@@ -200,6 +200,7 @@ def test_launch_train_trains_on_the_registered_data_set(toy_dir, tmp_path):
   assert config['data']['name'] == NAME
 
 
+@pytest.mark.slow  # the fast set trains the new entry through train
 def test_launch_sweep_trains_on_the_registered_data_set(toy_dir, tmp_path):
   workdir = tmp_path / 'sweep'
   result = _launch('launch.sweep', 'tests/test_extending_dataset.py:sweep',

@@ -101,6 +101,7 @@ def test_at_one_sample_the_new_bound_trains_as_the_elbo_of_one_sample(
   assert renyi['test_loss'] == pytest.approx(vae['test_loss'], rel=1e-4)
 
 
+@pytest.mark.slow  # the fast set trains the new entry through train
 def test_the_new_objectives_sweep_evaluate_and_report(tmp_path):
   dataset = tiny_dataset()
   config = tiny_config(num_epochs=3)
