@@ -76,7 +76,7 @@ def _isolated_environment(monkeypatch, tmp_path):
   monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / 'default_cache'))
   closed = (_closed_local_url(),)
   for name in data.dataset_names():
-    monkeypatch.setitem(registry._REGISTRY, name, dataclasses.replace(
+    monkeypatch.setitem(registry.DATASETS, name, dataclasses.replace(
         data.dataset_spec(name), mirrors=closed))
 
 

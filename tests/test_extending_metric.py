@@ -117,7 +117,7 @@ def test_a_registered_metric_is_evaluated_tabled_and_reported(tmp_path,
 
 def test_a_metric_returning_what_it_did_not_declare_is_refused(tmp_path,
                                                               monkeypatch):
-  monkeypatch.setattr(registry, 'EVALUATORS', dict(registry.EVALUATORS))
+  monkeypatch.setattr(registry, 'EVALUATORS', registry.EVALUATORS.copy())
 
   @registry.register('undeclared', 'Returns a key it does not declare.',
                      yields={'declared': registry.Output('a number')})
@@ -149,8 +149,8 @@ def test_registration_errors_name_what_is_wrong(kwargs, message):
 
 
 def test_a_name_is_registered_once():
-  with pytest.raises(ValueError, match="'iwae' is registered already, by "
-                     'vae_jax.evaluation.metrics.iwae.evaluate'):
+  with pytest.raises(ValueError, match="'iwae' is already registered "
+                     r'\(by vae_jax.evaluation.metrics.iwae.evaluate\)'):
     registry.register('iwae', 'Another iwae.', yields={
         'iwae_nll': registry.Output('ours')})(lambda evaluation: {})
 

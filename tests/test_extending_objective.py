@@ -81,9 +81,9 @@ def test_validation_reads_the_registries():
     validation.validate(tiny_config(loss='smooth_l1', objective='renyi_half'))
   with pytest.raises(validation.ConfigError, match="'renyi_half'"):
     validation.validate(tiny_config(objective='renyi'))
-  with pytest.raises(ValueError, match='exists already'):
+  with pytest.raises(ValueError, match='already registered'):
     objectives.register_bound(objectives.KSampleBound('iwae', renyi_half_bound))
-  with pytest.raises(ValueError, match='exists already'):
+  with pytest.raises(ValueError, match='already registered'):
     objectives.register_reconstruction_loss(
         objectives.ReconstructionLoss('perceptual', huber_from_logits))
 

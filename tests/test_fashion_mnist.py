@@ -47,7 +47,7 @@ def _nothing_found_elsewhere(monkeypatch, tmp_path):
   (the Debian package may be installed here), and no reachable mirror."""
   monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
   monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / 'cache'))
-  monkeypatch.setitem(registry._REGISTRY, NAME, dataclasses.replace(
+  monkeypatch.setitem(registry.DATASETS, NAME, dataclasses.replace(
       data.dataset_spec(NAME), system_dirs=(), mirrors=()))
 
 
@@ -60,7 +60,7 @@ def test_found_in_the_data_dir_the_env_dir_the_cache_and_a_system_dir(
 
   system = tmp_path / 'usr_share'
   _fixture_files(system)
-  monkeypatch.setitem(registry._REGISTRY, NAME, dataclasses.replace(
+  monkeypatch.setitem(registry.DATASETS, NAME, dataclasses.replace(
       data.dataset_spec(NAME), system_dirs=(str(system),)))
   assert data.find_data_dir(NAME) == system
 
@@ -98,7 +98,7 @@ def test_checksum_mismatch_is_refused_naming_file_and_digests(tmp_path):
 
 def test_not_found_lists_every_place_and_the_debian_package(tmp_path,
                                                             monkeypatch):
-  monkeypatch.setitem(registry._REGISTRY, NAME, dataclasses.replace(
+  monkeypatch.setitem(registry.DATASETS, NAME, dataclasses.replace(
       data.dataset_spec(NAME), system_dirs=(str(tmp_path / 'debian'),)))
   monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / 'env'))
   with pytest.raises(data.DataNotFoundError) as info:

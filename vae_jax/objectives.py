@@ -22,6 +22,8 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from vae_jax.registry import Registry
+
 _LOG_2PI = 1.8378770664093453
 
 
@@ -234,19 +236,15 @@ class ReconstructionLoss:
   description: str = ''
 
 
-_RECONSTRUCTION_LOSSES: dict[str, ReconstructionLoss] = {}
+RECONSTRUCTION_LOSSES: Registry[ReconstructionLoss] = Registry(
+    'reconstruction loss', 'config.loss', reserved=PERCEPTUAL_LOSSES)
 
 
 def register_reconstruction_loss(loss: ReconstructionLoss
                                  ) -> ReconstructionLoss:
   """Makes `loss` selectable as config.loss = loss.name."""
-  if loss.name in PERCEPTUAL_LOSSES or (
-      loss.name in _RECONSTRUCTION_LOSSES
-      and _RECONSTRUCTION_LOSSES[loss.name] is not loss):
-    raise ValueError(f'A reconstruction loss named {loss.name!r} exists '
-                     'already; choose another name.')
-  _RECONSTRUCTION_LOSSES[loss.name] = loss
-  return loss
+  return RECONSTRUCTION_LOSSES.add(loss.name, loss,
+                                   describe=lambda l: l.description)
 
 
 for _loss in (
@@ -283,13 +281,13 @@ def perceptual_distance(feature_fn: FeatureFn, logits: jax.Array,
 
 def loss_names() -> tuple[str, ...]:
   """Every value config.loss may take."""
-  return (*sorted(_RECONSTRUCTION_LOSSES), *PERCEPTUAL_LOSSES)
+  return (*sorted(RECONSTRUCTION_LOSSES), *PERCEPTUAL_LOSSES)
 
 
 def is_likelihood(loss: str) -> bool:
   """Whether config.loss = `loss` is a decoder log-likelihood."""
-  return (loss in _RECONSTRUCTION_LOSSES
-          and _RECONSTRUCTION_LOSSES[loss].likelihood)
+  return (loss in RECONSTRUCTION_LOSSES
+          and RECONSTRUCTION_LOSSES[loss].likelihood)
 
 
 def reconstruction_loss(kind: str, feature_fn: FeatureFn | None = None,
@@ -302,18 +300,15 @@ def reconstruction_loss(kind: str, feature_fn: FeatureFn | None = None,
     perceptual_weight: weight of the perceptual term in 'perceptual+bce' and
       'perceptual+mse' (Study A used 0.01); plain 'perceptual' is unweighted.
   """
-  if kind in _RECONSTRUCTION_LOSSES:
-    return _RECONSTRUCTION_LOSSES[kind].per_image
   if kind not in PERCEPTUAL_LOSSES:
-    raise ValueError(f'Unknown reconstruction loss {kind!r} in config.loss; '
-                     f'choose one of {loss_names()}.')
+    return RECONSTRUCTION_LOSSES.lookup(kind).per_image
   if feature_fn is None:
     raise ValueError(f'Loss {kind!r} needs the classifier features; set '
                      'config.perceptual.classifier_dir to a classifier trained '
                      'by `python -m launch.train_classifier`.')
   if kind == 'perceptual':
     return functools.partial(perceptual_distance, feature_fn)
-  pixel_loss = _RECONSTRUCTION_LOSSES[kind.split('+')[1]].per_image
+  pixel_loss = RECONSTRUCTION_LOSSES[kind.split('+')[1]].per_image
 
   def combined(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return (pixel_loss(logits, targets) + perceptual_weight *
@@ -422,17 +417,15 @@ class KSampleBound:
   description: str = ''
 
 
-_BOUNDS: dict[str, KSampleBound] = {}
+# 'elbo' is the one-sample objective with the KL in closed form, not a
+# k-sample bound.
+BOUNDS: Registry[KSampleBound] = Registry('objective', 'config.objective',
+                                          reserved=('elbo',))
 
 
 def register_bound(bound: KSampleBound) -> KSampleBound:
   """Makes `bound` selectable as config.objective = bound.name."""
-  if bound.name == 'elbo' or (bound.name in _BOUNDS
-                              and _BOUNDS[bound.name] is not bound):
-    raise ValueError(f'An objective named {bound.name!r} exists already; '
-                     'choose another name.')
-  _BOUNDS[bound.name] = bound
-  return bound
+  return BOUNDS.add(bound.name, bound, describe=lambda b: b.description)
 
 
 register_bound(KSampleBound('vae', vae_bound,
@@ -444,12 +437,8 @@ register_bound(KSampleBound('iwae', iwae_bound,
 def objective_names() -> tuple[str, ...]:
   """Every value config.objective may take: 'elbo' (one sample, the KL in
   closed form) and the registered k-sample bounds."""
-  return ('elbo', *_BOUNDS)
+  return ('elbo', *BOUNDS)
 
 
 def get_bound(name: str) -> KSampleBound:
-  try:
-    return _BOUNDS[name]
-  except KeyError:
-    raise ValueError(f'Unknown objective {name!r} in config.objective; '
-                     f'choose one of {objective_names()}.') from None
+  return BOUNDS.lookup(name)

@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vae_jax.registry import Registry
+
 # (decompressed bytes of a split's files, in stems order; their file names)
 # -> (uint8 images [N, H, W], int32 labels [N]).
 SplitParser = Callable[[Sequence[bytes], Sequence[str]],
@@ -124,26 +126,21 @@ class DatasetSpec:
     return {'train': self.num_train, 'test': self.num_test}[split]
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry('data set', 'config.data.name')
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-  """Makes `spec` known by its name; returns it.
+  """Makes `spec` selectable as config.data.name = spec.name; returns it.
 
   Raises:
     ValueError: another data set already has the name.
   """
-  if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
-    raise ValueError(f'A data set named {spec.name!r} is already registered '
-                     f'({_REGISTRY[spec.name].description}); choose another '
-                     'name.')
-  _REGISTRY[spec.name] = spec
-  return spec
+  return DATASETS.add(spec.name, spec, describe=lambda s: s.description)
 
 
 def dataset_names() -> tuple[str, ...]:
   """The registered data sets' names, sorted."""
-  return tuple(sorted(_REGISTRY))
+  return tuple(sorted(DATASETS))
 
 
 def dataset_spec(name: str) -> DatasetSpec:
@@ -152,9 +149,4 @@ def dataset_spec(name: str) -> DatasetSpec:
   Raises:
     ValueError: no data set has that name; the message lists those that do.
   """
-  if name not in _REGISTRY:
-    raise ValueError(
-        f'Unknown data set {name!r}; registered: {", ".join(dataset_names())}.'
-        ' A data set defined outside vae_jax/data/catalog/ is known once the'
-        ' module that registers it is imported (e.g. by the config file).')
-  return _REGISTRY[name]
+  return DATASETS.lookup(name)

@@ -24,6 +24,8 @@ import dataclasses
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from vae_jax import results_table
+from vae_jax.registry import Registry
+
 # What a metric module needs besides `register`, importable from here.
 from vae_jax.evaluation.member_evaluation import MemberEvaluation, Settings
 from vae_jax.results_table import Output
@@ -95,7 +97,7 @@ class Evaluator:
     return facts
 
 
-EVALUATORS: dict[str, Evaluator] = {}
+EVALUATORS: Registry[Evaluator] = Registry('metric', '--metrics')
 
 
 def register(name: str, description: str, *, yields: Mapping[str, Output],
@@ -131,24 +133,23 @@ def register(name: str, description: str, *, yields: Mapping[str, Output],
   if bad := [k for k, o in yields.items() if not isinstance(o, Output)]:
     raise ValueError(f'{where}: yields[{bad[0]!r}] is not a registry.Output.')
 
+  def function_name(evaluator: Evaluator) -> str:
+    return (f'{evaluator.evaluate.__module__}.'
+            f'{evaluator.evaluate.__qualname__}')
+
   def add(evaluate: Callable[[MemberEvaluation], dict]):
-    known = EVALUATORS.get(name)
-    if known is not None and (known.evaluate.__module__,
-                              known.evaluate.__qualname__) != (
-                                  evaluate.__module__, evaluate.__qualname__):
-      raise ValueError(
-          f'{where} is registered already, by {known.evaluate.__module__}.'
-          f'{known.evaluate.__qualname__}; give this one another name.')
-    EVALUATORS[name] = Evaluator(name, description, evaluate, needs, yields,
-                                 settings, tuning)
+    # A module imported again registers the same function again.
+    EVALUATORS.add(name, Evaluator(name, description, evaluate, needs, yields,
+                                   settings, tuning),
+                   same=lambda a, b: function_name(a) == function_name(b),
+                   describe=lambda e: f'by {function_name(e)}')
     return evaluate
   return add
 
 
 def get(name: str) -> Evaluator:
   """The evaluator registered as `name`; an unknown name lists the others."""
-  check_metrics([name])
-  return EVALUATORS[name]
+  return EVALUATORS.lookup(name)
 
 
 def check_metrics(metrics: Iterable[str]) -> None:

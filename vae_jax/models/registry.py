@@ -17,6 +17,8 @@ from typing import Callable
 import ml_collections
 from flax import linen as nn
 
+from vae_jax.registry import Registry
+
 ModelBuilder = Callable[[ml_collections.ConfigDict, tuple[int, int]],
                         nn.Module]
 ConfigCheck = Callable[[ml_collections.ConfigDict, str], 'str | None']
@@ -54,28 +56,18 @@ class ModelSpec:
   description: str = ''
 
 
-_MODELS: dict[str, ModelSpec] = {}
+MODELS: Registry[ModelSpec] = Registry('model', 'config.model.name')
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
-  """Adds `spec` under its name; a second model of the same name is an
-  error (names are what saved configs refer to)."""
-  if spec.name in _MODELS and _MODELS[spec.name] is not spec:
-    raise ValueError(f'A model named {spec.name!r} is already registered '
-                     f'({_MODELS[spec.name].description}); choose another '
-                     'name.')
-  _MODELS[spec.name] = spec
-  return spec
+  """Makes `spec` selectable as config.model.name = spec.name."""
+  return MODELS.add(spec.name, spec, describe=lambda s: s.description)
 
 
 def model_names() -> tuple[str, ...]:
   """The registered models' names, in registration order."""
-  return tuple(_MODELS)
+  return MODELS.names()
 
 
 def get_model(name: str) -> ModelSpec:
-  try:
-    return _MODELS[name]
-  except KeyError:
-    raise ValueError(f'Unknown model {name!r} in config.model.name; choose '
-                     f'one of {model_names()}.') from None
+  return MODELS.lookup(name)
