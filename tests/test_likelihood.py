@@ -182,12 +182,55 @@ def test_dataset_nll_is_the_mean_over_padded_batches(caplog):
   assert nll == pytest.approx(-np.mean(log_px.astype(np.float64)), rel=1e-6)
 
 
+def test_a_registered_likelihood_is_the_decoders(monkeypatch):
+  # A unit-variance Gaussian on sigmoid(logits): a normalised density, so a
+  # likelihood the bound may use, checked here in NumPy at k = 1.
+  monkeypatch.setattr(objectives, 'RECONSTRUCTION_LOSSES',
+                      objectives.RECONSTRUCTION_LOSSES.copy())
+
+  def gaussian_nll(logits, images):
+    squared = jnp.square(images - jax.nn.sigmoid(logits))
+    return jnp.sum(0.5 * squared + 0.5 * np.log(2 * np.pi), axis=(1, 2))
+
+  objectives.register_reconstruction_loss(objectives.ReconstructionLoss(
+      'unit_gaussian', gaussian_nll, likelihood=True))
+  config = tiny_config(loss='unit_gaussian')
+  dataset = tiny_dataset()
+  model, params, hparams = _model(config, dataset)
+  images, labels = dataset.test_images[:6], jnp.asarray(dataset.test_labels[:6])
+  rng = jax.random.PRNGKey(3)
+  iwae = likelihood.iwae_log_likelihood(model, params, hparams, images, labels,
+                                        rng, num_samples=1, chunk_size=1,
+                                        preprocessing='grey',
+                                        loss='unit_gaussian')
+
+  x = np.asarray(images, np.float64) / 255
+  _, sample_key = jax.random.split(rng)
+  posterior = model.apply({'params': params}, jnp.asarray(x, jnp.float32),
+                          labels, method=model.encode)
+  z = objectives.sample_posterior(jax.random.fold_in(sample_key, 0),
+                                  posterior, hparams.latent_mask)
+  means = special.expit(np.asarray(model.apply(
+      {'params': params}, z, labels, method=model.decode), np.float64))
+  log_px_given_z = -np.sum(0.5 * (x - means) ** 2 + 0.5 * np.log(2 * np.pi),
+                           axis=(1, 2))
+  mean, log_variance = (np.asarray(posterior.mean, np.float64),
+                        np.asarray(posterior.log_variance, np.float64))
+  z = np.asarray(z, np.float64)
+  log_q = -0.5 * np.sum(np.log(2 * np.pi) + log_variance
+                        + (z - mean) ** 2 / np.exp(log_variance), axis=1)
+  log_p = -0.5 * np.sum(np.log(2 * np.pi) + z ** 2, axis=1)
+  np.testing.assert_allclose(iwae, log_px_given_z + log_p - log_q,
+                             rtol=1e-5)
+
+
 def test_only_a_likelihood_loss_has_a_bound():
   config = tiny_config(loss='mse')
   dataset = tiny_dataset()
   model, params, hparams = _model(config, dataset)
   for call in (likelihood.iwae_log_likelihood, likelihood.iwae_nll):
-    with pytest.raises(ValueError, match="needs a decoder likelihood.*'bce'"):
+    with pytest.raises(ValueError, match="needs a decoder likelihood.*'mse' "
+                       'is not a log-likelihood. These are: bce'):
       call(model, params, hparams, dataset.test_images, dataset.test_labels,
            jax.random.PRNGKey(0), num_samples=2, chunk_size=2,
            preprocessing='grey', loss='mse')

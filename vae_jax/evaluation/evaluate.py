@@ -42,6 +42,7 @@ from vae_jax import classifier as classifier_lib
 from vae_jax import data as data_lib
 from vae_jax import driver
 from vae_jax import grid as grid_lib
+from vae_jax import objectives
 from vae_jax import restore
 from vae_jax import results_table
 from vae_jax import workdir as workdir_lib
@@ -227,7 +228,8 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
                                     settings.batch_size)
 
   test_sets: dict[str, data_lib.Dataset] = {}
-  if 'likelihood' in needs and all(m.config.loss != 'bce' for m in members):
+  if 'likelihood' in needs and not any(
+      objectives.is_likelihood(m.config.loss) for m in members):
     likelihood.check_likelihood_loss(members[0].config.loss)  # the error
   for member in members:
     start = time.perf_counter()
@@ -260,7 +262,8 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
     for evaluator in evaluators:
       if 'prior' in evaluator.needs and not variational:
         continue
-      if 'likelihood' in evaluator.needs and member.config.loss != 'bce':
+      if ('likelihood' in evaluator.needs
+          and not objectives.is_likelihood(member.config.loss)):
         log.info('No %s for %s: its loss %r is not a likelihood.',
                  evaluator.name, name, member.config.loss)
         continue

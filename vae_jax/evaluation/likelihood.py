@@ -5,10 +5,12 @@ log p(x) >= L_k = E[log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x)], z_i ~ q(z|x)
 The k samples are drawn in chunks folded into a running logsumexp, so memory
 is bounded by the chunk size, not by k.
 
-The likelihood is the Bernoulli decoder's (config.loss 'bce'). On 'grey'
-images it is the same Bernoulli cross-entropy the test loss uses, which is
-not a normalised density over grey levels; the bound still compares with the
-test loss (the negative ELBO) one to one.
+The likelihood p(x|z) is the run's reconstruction loss, which must be a
+registered likelihood (objectives.is_likelihood: the Bernoulli 'bce', or one
+registered with likelihood=True). On 'grey' images the Bernoulli
+cross-entropy is the one the test loss uses, which is not a normalised
+density over grey levels; the bound still compares with the test loss (the
+negative ELBO) one to one.
 """
 
 from __future__ import annotations
@@ -29,18 +31,20 @@ log = logging.getLogger(__name__)
 
 
 def check_likelihood_loss(loss: str) -> None:
-  """Raises ValueError unless `loss` is a decoder likelihood (only 'bce' is)."""
-  if loss != 'bce':
+  """Raises ValueError unless `loss` is a decoder likelihood."""
+  if not objectives.is_likelihood(loss):
+    likelihoods = [name for name in objectives.loss_names()
+                   if objectives.is_likelihood(name)]
     raise ValueError(
         f'The IWAE bound needs a decoder likelihood p(x|z): config.loss '
-        f'{loss!r} is a distance, not a log-likelihood. Only loss \'bce\' '
-        '(Bernoulli decoder) has one.')
+        f'{loss!r} is not a log-likelihood. These are: '
+        f'{", ".join(likelihoods)}.')
 
 
 def sample_log_weights(model, params, hparams: train.Hyperparams,
                        x: jax.Array, labels: jax.Array,
                        posterior: objectives.GaussianPosterior,
-                       sample_keys: jax.Array) -> jax.Array:
+                       sample_keys: jax.Array, loss: str) -> jax.Array:
   """log p(x|z) + log p(z) - log q(z|x) for one z per key and image.
 
   Args:
@@ -52,20 +56,22 @@ def sample_log_weights(model, params, hparams: train.Hyperparams,
     posterior: q(z|x), mean and log-variance [B, latent].
     sample_keys: PRNG keys [S]; key s draws z_s for every image by
       objectives.sample_posterior.
+    loss: the run's config.loss, a registered likelihood: -log p(x|z).
 
   Returns:
     Log importance weights, float32 [S, B].
   """
   log_weights, _, _ = train.importance_sampled_terms(
       model, {'params': params}, x, labels, posterior, hparams, sample_keys,
-      objectives.bernoulli_nll_from_logits)
+      objectives.RECONSTRUCTION_LOSSES.lookup(loss).per_image)
   return log_weights
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'num_samples',
-                                             'chunk_size', 'preprocessing'))
+                                             'chunk_size', 'preprocessing',
+                                             'loss'))
 def _iwae_log_likelihood(model, params, hparams, images, labels, rng,
-                         num_samples, chunk_size, preprocessing):
+                         num_samples, chunk_size, preprocessing, loss):
   binarize_key, sample_key = jax.random.split(rng)
   x = pipeline.to_model_input(images, preprocessing, binarize_key)
   posterior = model.apply({'params': params}, x, labels, method=model.encode)
@@ -78,7 +84,7 @@ def _iwae_log_likelihood(model, params, hparams, images, labels, rng,
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(sample_key,
                                                             indices)
     log_weights = sample_log_weights(model, params, hparams, x, labels,
-                                     posterior, keys)
+                                     posterior, keys, loss)
     # The last chunk may run past num_samples; its extra samples weigh 0.
     log_weights = jnp.where((indices < num_samples)[:, None], log_weights,
                             -jnp.inf)
@@ -96,7 +102,8 @@ def iwae_log_likelihood(model, params, hparams: train.Hyperparams,
                         loss: str = 'bce') -> jax.Array:
   """IWAE estimate of log p(x) in nats for every image, with k = num_samples.
 
-  Compiled once per (model, shapes, num_samples, chunk_size, preprocessing).
+  Compiled once per (model, shapes, num_samples, chunk_size, preprocessing,
+  loss).
   rng is split as train.make_evaluate splits its batch key: (binarisation
   key, sampling key); sample i is objectives.sample_posterior(
   jax.random.fold_in(sampling_key, i), q(z|x), latent_mask). So k = 1 gives
@@ -115,7 +122,7 @@ def iwae_log_likelihood(model, params, hparams: train.Hyperparams,
     chunk_size: samples evaluated at once; memory grows with
       chunk_size * B * pixels.
     preprocessing: the run's config.data.preprocessing.
-    loss: the run's config.loss; only 'bce' defines p(x|z).
+    loss: the run's config.loss, a registered likelihood (check_likelihood_loss).
 
   Returns:
     float32 [B], log p(x) estimates (a lower bound in expectation).
@@ -130,7 +137,7 @@ def iwae_log_likelihood(model, params, hparams: train.Hyperparams,
                      f'({chunk_size}) must be positive.')
   return _iwae_log_likelihood(model, params, hparams, images, labels, rng,
                               num_samples, min(chunk_size, num_samples),
-                              preprocessing)
+                              preprocessing, loss)
 
 
 def iwae_nll(model, params, hparams: train.Hyperparams, images: np.ndarray,
