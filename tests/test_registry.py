@@ -20,11 +20,11 @@ def test_a_name_is_taken_once_unless_the_same_entry_comes_again():
 
 
 def test_an_unknown_name_lists_the_known_ones_in_registration_order():
-  kinds = Registry('data set', 'config.data.name')
+  kinds = Registry('data set', 'config.data.name', reserved=('z',))
   for name in ('b', 'a'):
     kinds.add(name, name.upper())
   with pytest.raises(ValueError, match=r"Unknown data set 'c' in "
-                     r'config.data.name; choose one of b, a\. A data set '
+                     r'config.data.name; choose one of b, a, z\. A data set '
                      'defined outside vae_jax is known once the module'):
     kinds.lookup('c')
   assert kinds.names() == ('b', 'a')

@@ -19,7 +19,8 @@ class Registry(dict[str, Entry], Generic[Entry]):
   Attributes:
     kind: what an entry is, in messages ('model', 'data set', ...).
     config_key: the config field that names an entry, if one does.
-    reserved: names no entry may take (built-in choices handled elsewhere).
+    reserved: names no entry may take: choices the config field offers
+      besides the entries (the one-sample 'elbo' among the bounds).
   """
 
   def __init__(self, kind: str, config_key: str | None = None,
@@ -71,7 +72,8 @@ class Registry(dict[str, Entry], Generic[Entry]):
       where = f' in {self.config_key}' if self.config_key else ''
       raise ValueError(
           f'Unknown {self.kind} {name!r}{where}; choose one of '
-          f'{", ".join(self.names())}. A {self.kind} defined outside vae_jax '
+          f'{", ".join((*self.names(), *sorted(self.reserved)))}. A '
+          f'{self.kind} defined outside vae_jax '
           'is known once the module that registers it is imported (e.g. by '
           'the config file).')
     return self[name]
