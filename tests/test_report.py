@@ -94,3 +94,16 @@ def test_published_numbers_sit_beside_ours_and_the_rest_in_details(tmp_path):
   # Throughput and size are one click away, not columns of the main table.
   assert 'img_per_s' not in main_table and 'num_params' not in main_table
   assert 'img_per_s' in rest and '1234.50' in rest
+
+
+def test_a_run_page_has_one_title_and_leads_with_its_numbers(tmp_path):
+  run = tmp_path / 'my_run'
+  run.mkdir()
+  (run / 'config.json').write_text(json.dumps(BASE))
+  (run / 'results.json').write_text(json.dumps(
+      {'test_loss': 101.25, 'test_kl': 20.5}))
+  workdir.mark(run, 'run')
+  page = report.write_report(run).read_text()
+  assert page.count('my_run') == 2  # the <title> and the one <h1>
+  assert '<h2>' not in page
+  assert page.index('101.25') < page.index('<summary>config</summary>')

@@ -1,9 +1,11 @@
-"""One self-contained HTML page for a run, a sweep, or a study of several.
+"""One HTML page for a run, a sweep, or a study of several.
 
-The page holds the config, the final metrics (with a published study's
-numbers beside ours where the config gives them), any evaluation numbers,
-and every figure, embedded as base64 PNG so the file can be mailed or
-attached on its own.
+The page leads with the final metrics (with a published study's numbers
+beside ours where the config gives them), then any evaluation numbers and
+the figures, with the config folded away at the end. A run's and a sweep's
+own figures are embedded as base64 PNG, so the page mailed on its own
+still shows them; each sweep member's figures are linked from its member
+directory beside the page, which keeps a study's page small.
 """
 
 from __future__ import annotations
@@ -74,12 +76,18 @@ def _figure_key(path: Path) -> tuple[int, str]:
           else len(FIGURE_ORDER), stem)
 
 
-def _figures_html(directory: Path) -> str:
+def _figures_html(directory: Path, linked_from: Path | None = None) -> str:
+  """The PNGs in `directory`, embedded, or with linked_from (the page's
+  directory) as links relative to it."""
   parts = []
   for path in sorted(directory.glob('*.png'), key=_figure_key):
-    data = base64.b64encode(path.read_bytes()).decode('ascii')
     caption = path.stem.replace('_', ' ')
-    parts.append(f'<figure><img src="data:image/png;base64,{data}" '
+    if linked_from is None:
+      data = base64.b64encode(path.read_bytes()).decode('ascii')
+      source = f'data:image/png;base64,{data}'
+    else:
+      source = html.escape(path.relative_to(linked_from).as_posix())
+    parts.append(f'<figure><img src="{source}" loading="lazy" '
                  f'alt="{caption}"><figcaption>{caption}</figcaption></figure>')
   return '\n'.join(parts)
 
@@ -207,13 +215,14 @@ def _sweep_table(results: list[dict], config: dict,
   return '\n'.join(parts)
 
 
-def _experiment_html(directory: Path, level: int) -> str:
+def _experiment_html(directory: Path, page_dir: Path,
+                     heading: bool) -> str:
+  """One run's or sweep's section; heading: whether it is one of several
+  (a study's), under a heading of its name."""
   results = json.loads((directory / workdir_lib.RESULTS_FILE).read_text())
   config_path = directory / workdir_lib.CONFIG_FILE
   config = config_path.read_text() if config_path.exists() else '{}'
-  parts = [f'<h{level}>{html.escape(directory.name)}</h{level}>',
-           f'<details><summary>config</summary><pre>{html.escape(config)}'
-           '</pre></details>']
+  parts = [f'<h2>{html.escape(directory.name)}</h2>'] if heading else []
   judged = _judged(results_table.recorded_outputs(directory))
   if isinstance(results, list):
     parts.append('<p>Final test metrics per member, per image (KL in nats; '
@@ -229,11 +238,14 @@ def _experiment_html(directory: Path, level: int) -> str:
       if member_dir.is_dir():
         parts.append(f'<details><summary>member {r["member"]}: '
                      f'{html.escape(r.get("label", ""))}</summary>'
-                     f'{_figures_html(member_dir)}</details>')
+                     f'{_figures_html(member_dir, linked_from=page_dir)}'
+                     '</details>')
   else:
     parts.append(_run_table(results))
     parts.append(_evaluation_legend(directory))
     parts.append(_figures_html(directory))
+  parts.append(f'<details><summary>config</summary><pre>{html.escape(config)}'
+               '</pre></details>')
   return '\n'.join(parts)
 
 
@@ -255,8 +267,8 @@ def write_report(workdir: str | Path, title: str | None = None) -> Path:
   notes = workdir / workdir_lib.NOTES_FILE
   if notes.exists():
     body.append(f'<pre>{html.escape(notes.read_text())}</pre>')
-  level = 2 if experiments != [workdir] else 2
-  body += [_experiment_html(d, level) for d in experiments]
+  body += [_experiment_html(d, workdir, heading=experiments != [workdir])
+           for d in experiments]
   page = ('<!DOCTYPE html><html><head><meta charset="utf-8">'
           f'<title>{html.escape(title)}</title><style>{_STYLE}</style></head>'
           f'<body>{"".join(body)}</body></html>')
