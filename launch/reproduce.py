@@ -21,6 +21,7 @@ DIR/classifier first.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import time
@@ -35,6 +36,7 @@ from configs import study_a, study_b, study_c, study_c_usps, study_d, study_e
 from launch import common
 from vae_jax import classifier as classifier_lib
 from vae_jax import data as data_lib
+from vae_jax import grid as grid_lib
 from vae_jax import loop
 from vae_jax import report
 from vae_jax import sweep
@@ -61,6 +63,23 @@ ALL_MNIST = 60_000
 
 
 @dataclasses.dataclass(frozen=True)
+class Figure:
+  """A figure the study's report shows, kept by --figures_dir.
+
+  file: the PNG vae_jax draws, in the member's directory (or, with member
+    None, the sweep's); name: the kept copy's, after the study's prefix;
+    member: config values that pick exactly one member of the sweep
+    (dotted keys, compared with the member's whole config); shows: which
+    figure of the report it answers.
+  """
+
+  file: str
+  name: str
+  shows: str
+  member: tuple[tuple[str, object], ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
   """One sweep of a study and the metrics evaluated on it afterwards."""
 
@@ -74,6 +93,81 @@ class Experiment:
   # Full mode: how its metrics are computed when its report says (else the
   # launcher's --iwae_samples / --iwae_images).
   settings: registry.Settings | None = None
+
+
+def _member(**values) -> tuple[tuple[str, object], ...]:
+  """Figure.member from keyword arguments, '__' standing for '.'."""
+  return tuple((k.replace('__', '.'), v) for k, v in values.items())
+
+
+_STUDY_A_LOSSES = (('baseline_n01', dict(prior_mean=0.0)),
+                   ('baseline_n12', dict(prior_mean=1.0,
+                                         model__init_scheme='torch_default')),
+                   ('bce', dict(loss='bce', model__init_scheme='kaiming_normal',
+                                model__latent_size=2)),
+                   ('mse', dict(loss='mse')), ('mae', dict(loss='mae')),
+                   ('perceptual', dict(loss='perceptual')),
+                   ('perceptual_bce', dict(loss='perceptual+bce')),
+                   ('perceptual_mse', dict(loss='perceptual+mse')))
+# Per experiment (by name), the figures of its report that --figures_dir
+# keeps, as <study>_<experiment name>_<Figure.name>.png for C's two.
+FIGURES = {
+    'study_a': tuple(Figure('latent_scatter.png', f'latent2_{name}_scatter',
+                      'Figs. 15-22: the 2-d latent space of each model',
+                      _member(**values))
+               for name, values in _STUDY_A_LOSSES),
+    'study_b': (*(Figure('reconstructions.png', f'latent{size}_reconstructions',
+                   'Fig. 2b: reconstructions at latent 1, 2 and 3',
+                   _member(model__latent_size=size,
+                           model__encoder_widths=(400, 400, 400), beta=1.0))
+            for size in (1, 2, 3)),
+          Figure('latent_traversal.png', 'latent1_strip',
+                 'Fig. 3a: the 1-d latent decoded along its axis',
+                 _member(model__latent_size=1,
+                         model__encoder_widths=(400, 400, 400))),),
+    'usps': (Figure('curves_by_batch_size.png', 'curves_by_batch_size',
+                    'Fig. 6: USPS losses per batch size'),
+             Figure('latent_by_class.png', 'latent_by_class',
+                    'Fig. 7 (right): the USPS latent space per class',
+                    _member(batch_size=256, learning_rate=1e-3,
+                            model__latent_size=2, optimizer='adam',
+                            model__num_classes=10))),
+    'mnist': (Figure('reconstructions.png', 'vae_reconstructions',
+                     'Fig. 10: the VAE\'s reconstructions',
+                     _member(model__num_classes=0)),),
+    'study_d': (Figure('latent_traversal.png', 'latent1_strip',
+                 'the 1-d latent decoded along its axis',
+                 _member(model__latent_size=1)),
+          Figure('latent_grid.png', 'latent2_grid',
+                 'the 2-d latent space decoded on a grid',
+                 _member(model__latent_size=2)),
+          Figure('latent_scatter.png', 'latent2_scatter',
+                 'the 2-d latent space of the test set',
+                 _member(model__latent_size=2)),
+          Figure('reconstructions.png', 'latent64_reconstructions',
+                 'reconstructions at latent 64',
+                 _member(model__latent_size=64, beta=1.0)),
+          Figure('latent_scatter.png', 'latent64_tsne',
+                 'the 64-d latent space of the test set (t-SNE)',
+                 _member(model__latent_size=64, beta=1.0)),
+          *(Figure('loss_curves.png', f'latent{size}_curves',
+                   'train and test curves per member',
+                   _member(model__latent_size=size, beta=1.0))
+            for size in (1, 2, 64)),
+          Figure('curves_by_beta.png', 'curves_by_beta',
+                 'train and test curves per member (latent 64, each beta)')),
+    'study_e': (Figure('latent_scatter.png', 'latent2_scatter',
+                 'Fig. 9: the 2-d latent space',
+                 _member(model__latent_size=2, model__variational=True)),
+          *(Figure('reconstructions.png', f'latent{size}_reconstructions',
+                   'Fig. 10 and across latent sizes: reconstructions',
+                   _member(model__latent_size=size, model__variational=True))
+            for size in (2, 5, 30)),
+          *(Figure('samples.png', f'latent{size}_samples',
+                   f'Fig. {figure}: prior samples at latent {size}',
+                   _member(model__latent_size=size))
+            for size, figure in ((3, 14), (4, 15), (10, 17)))),
+}
 
 
 # Study A's FID needs Inception weights (see vae_jax.evaluation.fid); where
@@ -137,6 +231,9 @@ flags.DEFINE_integer('iwae_images', 2000, 'Full mode: IWAE on the first N '
                      'member per 1000 images at k=1000).')
 flags.DEFINE_bool('overwrite', False, 'Replace experiments of a different '
                   'config in the workdir instead of refusing.')
+flags.DEFINE_string('figures_dir', None, 'Also keep the figures each '
+                    'report shows (launch.reproduce.FIGURES) there as small '
+                    'PNGs, e.g. results/figures.')
 
 
 def experiment_config(experiment: Experiment, quick: bool | Budget,
@@ -155,6 +252,10 @@ def experiment_config(experiment: Experiment, quick: bool | Budget,
     config.num_epochs = budget.epochs
     config.data.train_subset = budget.train_images
     config.data.test_subset = budget.test_images
+    # The published numbers were measured at the full budget: beside a
+    # quick run's they would only ever read as worse.
+    if 'reported' in config:
+      config.reported = []
   return config
 
 
@@ -235,7 +336,9 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
           settings=(experiment.settings
                     if experiment.settings and not quick else settings),
           data_dir=data_dir)
-  notes = [f'Study {study} ({"quick" if quick else "full"} mode).',
+  notes = [f'Study {study} ({"quick" if quick else "full"} mode).' +
+           (' The report\'s published numbers, measured at its full '
+            'budget, are not shown beside a quick run\'s.' if quick else ''),
            'Training time per experiment, every epoch of every call that '
            'trained it (the groups\' training steps, without evaluation, '
            'compilation and figures): ' +
@@ -258,6 +361,73 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
   workdir_lib.atomic_write_text(workdir / workdir_lib.NOTES_FILE,
                                 '\n'.join(notes) + '\n')
   return report.write_report(workdir, f'vae_jax: Study {study}')
+
+
+def figure_member(experiment: Experiment, figure: Figure) -> int | None:
+  """The index of the one sweep member `figure` is drawn from (None for the
+  sweep's own figures).
+
+  Raises:
+    ValueError: Figure.member picks no member, or several.
+  """
+  if figure.member is None:
+    return None
+  config = experiment.get_config()
+  normal = lambda value: json.loads(json.dumps(value))  # tuples as lists
+  picked = [index for index, overrides in enumerate(config.sweep)
+            if all(normal(grid_lib.get_key(grid_lib.member_config(
+                config, overrides), key)) == normal(value)
+                   for key, value in figure.member)]
+  if len(picked) != 1:
+    raise ValueError(f'Figure {figure.name!r} of {experiment.name} picks '
+                     f'members {picked} with {dict(figure.member)}; it must '
+                     'pick exactly one.')
+  return picked[0]
+
+
+def keep_figures(study: str, workdir: Path, figures_dir: Path,
+                 overwrite: bool = False) -> list[Path]:
+  """Copies the study's FIGURES from its workdir into figures_dir, as small
+  256-colour PNGs named <study>[_<experiment>]_<name>.png.
+
+  Raises:
+    workdir_lib.WorkdirError: a copy would replace an existing file and
+      overwrite is False (nothing is copied).
+  """
+  from PIL import Image  # matplotlib's own dependency; only when keeping
+  experiments = STUDIES[study]
+  copies = []
+  for experiment in experiments:
+    prefix = f'study_{study.lower()}' + (
+        f'_{experiment.name}' if len(experiments) > 1 else '')
+    for figure in FIGURES.get(experiment.name, ()):
+      index = figure_member(experiment, figure)
+      directory = workdir / experiment.name
+      source = (directory if index is None else
+                workdir_lib.member_dir(directory, index)) / figure.file
+      copies.append((figure, source, figures_dir / f'{prefix}_{figure.name}.png'))
+  existing = [str(target) for _, _, target in copies if target.exists()]
+  if existing and not overwrite:
+    raise workdir_lib.WorkdirError(
+        f'--figures_dir holds {len(existing)} of these figures already '
+        f'({", ".join(existing[:3])}{", ..." if len(existing) > 3 else ""}); '
+        'pass --overwrite to replace them, or another --figures_dir.')
+  figures_dir.mkdir(parents=True, exist_ok=True)
+  kept = []
+  for figure, source, target in copies:
+    if not source.exists():
+      log.warning('No %s to keep as %s (%s): the member diverged, or this '
+                  'budget does not draw it.', source, target.name,
+                  figure.shows)
+      continue
+    small = io.BytesIO()
+    with Image.open(source) as image:
+      image.convert('RGB').quantize(256).save(small, format='PNG',
+                                              optimize=True)
+    workdir_lib.atomic_write_bytes(target, small.getvalue())
+    log.info('Kept %s (%s).', target, figure.shows)
+    kept.append(target)
+  return kept
 
 
 def training_seconds(results: list[dict]) -> float:
@@ -287,6 +457,9 @@ def main(argv):
   with common.user_errors():
     path = reproduce(FLAGS.study, FLAGS.workdir, FLAGS.quick, FLAGS.data_dir,
                      FLAGS.classifier_dir, FLAGS.overwrite, settings)
+    if FLAGS.figures_dir:
+      keep_figures(FLAGS.study, Path(FLAGS.workdir), Path(FLAGS.figures_dir),
+                   FLAGS.overwrite)
   print(path)
   print(json.dumps({'report': str(path)}))
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from launch import reproduce
 from vae_jax import classifier as classifier_lib
@@ -81,8 +82,16 @@ def test_quick_reproduction_writes_report_figures_and_tables(
   page = report_path.read_text()
   assert page.startswith('<!DOCTYPE html>')
   figures = list(tmp_path.glob(f'{study}/**/*.png'))
-  # Every figure is embedded in the one self-contained page.
-  assert len(re.findall(r'data:image/png;base64,', page)) == len(figures)
+  # The experiments' own figures are embedded; the members' are linked
+  # from the page's directory, so a study's page stays small.
+  member_figures = [p for p in figures if p.parent.name.startswith('member_')]
+  assert len(re.findall(r'data:image/png;base64,', page)) == (
+      len(figures) - len(member_figures))
+  for path in member_figures:
+    assert f'src="{path.relative_to(tmp_path / study).as_posix()}"' in page
+  assert page.count('<h1>') == 1
+  # Results lead; the config is folded away after them.
+  assert page.index('<table>') < page.index('<summary>config</summary>')
 
   names = {p.stem for p in figures}
   for name in MEMBER_FIGURES + STUDY_FIGURES[study]:
@@ -113,8 +122,41 @@ def test_quick_reproduction_writes_report_figures_and_tables(
     assert f'{experiment.name} {loop.format_duration(sum(groups.values()))}' in (
         tmp_path / study / workdir_lib.NOTES_FILE).read_text()
   if study in ('D',):
-    # The report's numbers sit beside ours.
-    assert 'reported' in page and '161.04' in page
+    # The report's numbers, measured at its full budget, sit beside ours
+    # only at that budget.
+    assert '161.04' not in page and 'not shown' in page
+    full = reproduce.experiment_config(reproduce.STUDIES[study][0], False,
+                                       None, None)
+    assert any(r['model.latent_size'] == 1 and r['test_loss'] == 161.04
+               for r in full.reported)
+    # The report's figure kinds, kept as small PNGs; never over a file
+    # already there unless told to.
+    kept_dir = tmp_path / 'kept'
+    kept = reproduce.keep_figures(study, tmp_path / study, kept_dir)
+    assert sorted(p.name for p in kept) == sorted(
+        f'study_d_{f.name}.png' for f in reproduce.FIGURES['study_d'])
+    strip = kept_dir / 'study_d_latent1_strip.png'
+    source = tmp_path / study / 'study_d' / 'member_000' / 'latent_traversal.png'
+    with Image.open(strip) as small, Image.open(source) as drawn:
+      assert small.mode == 'P' and small.size == drawn.size
+    strip.write_bytes(b'mine')
+    with pytest.raises(workdir_lib.WorkdirError, match='--overwrite'):
+      reproduce.keep_figures(study, tmp_path / study, kept_dir)
+    assert strip.read_bytes() == b'mine'
+    reproduce.keep_figures(study, tmp_path / study, kept_dir, overwrite=True)
+    assert strip.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_every_kept_figure_picks_one_member_of_its_sweep():
+  for study, experiments in reproduce.STUDIES.items():
+    for experiment in experiments:
+      for figure in reproduce.FIGURES.get(experiment.name, ()):
+        index = reproduce.figure_member(experiment, figure)
+        assert (index is None) == (figure.member is None), figure
+  broad = reproduce.Figure('samples.png', 'x', 'y',
+                           (('model.latent_size', 64),))
+  with pytest.raises(ValueError, match=r'picks members \[2, 3, 4, 5, 6\]'):
+    reproduce.figure_member(reproduce.STUDIES['D'][0], broad)
 
 
 @pytest.mark.parametrize('study', sorted(reproduce.STUDIES))
