@@ -43,7 +43,8 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
   if not path.exists():
     raise FileNotFoundError(
         f'{workdir} holds no vae_jax run or sweep ({path.name} missing); pass '
-        'the --workdir given to launch.train or launch.sweep.')
+        'the workdir a run or sweep trained in (the --workdir of launch.train '
+        'or launch.sweep, or of vae_jax.train_and_evaluate or run_sweep).')
   saved = json.loads(path.read_text())
   flat = checkpoint_lib.flatten_config(saved)
   for key, value in checkpoint_lib.ADDED_KEYS_DEFAULTS.items():
