@@ -93,23 +93,24 @@ print(json.dumps({
 '''
 
 
-def _run_outside_checkout(tmp_path: Path, script: str) -> dict:
-  """Runs `script` in a directory outside the checkout where, of the
-  checkout, only the vae_jax package can be imported (as when installed),
-  and it is this checkout's, whichever one the environment installed."""
+def _run_outside_checkout(tmp_path: Path, script: str, **env) -> str:
+  """Runs `script` in tmp_path/user, outside the checkout, where of the
+  checkout only the vae_jax package can be imported (as when installed),
+  and it is this checkout's, whichever one the environment installed.
+  Returns what it printed."""
   site = tmp_path / 'site'
   site.mkdir()
   (site / 'vae_jax').symlink_to(REPO / 'vae_jax', target_is_directory=True)
   outside = tmp_path / 'user'
   outside.mkdir(exist_ok=True)
   (outside / 'script.py').write_text(script)
-  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-  env['PYTHONPATH'] = str(site)
+  environment = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+  environment.update(env, PYTHONPATH=str(site))
   result = subprocess.run([sys.executable, 'script.py'], cwd=outside,
-                          env=env, capture_output=True, text=True,
+                          env=environment, capture_output=True, text=True,
                           timeout=900)
   assert result.returncode == 0, result.stderr[-4000:]
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  return result.stdout
 
 
 def _last_test_loss(path: Path, member: int | None = None) -> float:
@@ -132,7 +133,8 @@ def test_api_trains_loads_and_runs_a_model_outside_the_checkout(tmp_path):
   np.savez(user / 'tiny.npz', train_images=dataset.train_images,
            train_labels=dataset.train_labels, test_images=dataset.test_images,
            test_labels=dataset.test_labels)
-  report = _run_outside_checkout(tmp_path, USER_SCRIPT)
+  report = json.loads(
+      _run_outside_checkout(tmp_path, USER_SCRIPT).strip().splitlines()[-1])
   out = dict(np.load(user / 'outputs.npz'))
 
   assert Path(report['vae_jax']).resolve() == REPO / 'vae_jax' / '__init__.py'
@@ -183,3 +185,19 @@ def test_api_trains_loads_and_runs_a_model_outside_the_checkout(tmp_path):
   assert errors['not a workdir'].startswith('FileNotFoundError')
   assert 'leave labels out' in errors['labels for a VAE']
   assert 'vae_jax.run_sweep' in errors['sweep config to train_and_evaluate']
+
+
+def _readme_python_api_script() -> str:
+  """The code block of the README's "Python API" section, verbatim."""
+  readme = (REPO / 'README.md').read_text()
+  section = readme.split('\n## Python API\n', 1)[1].split('\n## ', 1)[0]
+  return section.split('```python\n', 1)[1].split('```', 1)[0]
+
+
+def test_readme_python_api_script_runs_as_printed(tmp_path, mnist_dir):
+  printed = _run_outside_checkout(tmp_path, _readme_python_api_script(),
+                                  VAE_JAX_DATA_DIR=str(mnist_dir))
+  assert 'test loss' in printed and 'ELBO per image (nats):' in printed
+  results = json.loads(
+      (tmp_path / 'user' / 'workdirs' / 'api' / 'results.json').read_text())
+  assert results['epochs'] == 2

@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import data as data_lib
@@ -62,6 +61,11 @@ class TrainedModel:
     self._decode = jax.jit(lambda params, z, labels: jax.nn.sigmoid(
         model.apply({'params': params}, z, labels, method=model.decode)))
     self._reconstruct = jax.jit(train.make_reconstruct(model))
+    self._sample = jax.jit(
+        lambda params, hparams, key, labels: jax.nn.sigmoid(model.apply(
+            {'params': params}, objectives.sample_prior(
+                key, labels.shape[0], hparams.prior_mean, hparams.prior_std,
+                hparams.latent_mask), labels, method=model.decode)))
     config = member.config
     self._evaluate_terms = jax.jit(train.make_evaluate_terms(
         model, config.eval_batch_size, config.data.preprocessing,
@@ -123,10 +127,8 @@ class TrainedModel:
       raise ValueError(f'sample: seed = {seed!r}; give an integer from 0 to '
                        '2**32 - 1.')
     labels = self._checked_labels(labels, int(num), 'sample')
-    codes = objectives.sample_prior(
-        jax.random.PRNGKey(seed), int(num), self._hparams.prior_mean,
-        self._hparams.prior_std, jnp.asarray(self._hparams.latent_mask))
-    return np.asarray(self._decode(self._params, codes, labels))
+    return np.asarray(self._sample(self._params, self._hparams,
+                                   jax.random.PRNGKey(seed), labels))
 
   def reconstruct(self, images, labels=None) -> np.ndarray:
     """`images` through the model: the decoded posterior means, float32
