@@ -13,6 +13,7 @@ those of the checkpoint the workdir's results.json was written from
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class TrainedModel:
     self.image_shape = tuple(image_shape)
     self.latent_size = member.config.model.latent_size
     self.num_classes = member.config.model.num_classes
+    self._model = member.model
     self._params = member.params
     self._hparams = member.hparams
     # A sweep member lives in its group's model, built at the group's
@@ -66,11 +68,6 @@ class TrainedModel:
             {'params': params}, objectives.sample_prior(
                 key, labels.shape[0], hparams.prior_mean, hparams.prior_std,
                 hparams.latent_mask), labels, method=model.decode)))
-    config = member.config
-    self._evaluate_terms = jax.jit(train.make_evaluate_terms(
-        model, config.eval_batch_size, config.data.preprocessing,
-        train.reconstruction_loss_for(config),
-        **train.objective_options(config)))
 
   def __repr__(self) -> str:
     where = (str(self.directory) if self.member is None
@@ -157,6 +154,16 @@ class TrainedModel:
     terms = self._evaluate_terms(self._params, self._hparams,
                                  {'images': images, 'labels': labels})
     return -np.asarray(terms.loss)
+
+  @functools.cached_property
+  def _evaluate_terms(self):
+    # Built on first use: a perceptual loss loads the MNIST classifier, which
+    # encoding or sampling does not need.
+    return jax.jit(train.make_evaluate_terms(
+        self._model, self.config.eval_batch_size,
+        self.config.data.preprocessing,
+        train.reconstruction_loss_for(self.config),
+        **train.objective_options(self.config)))
 
   def _checked_images(self, images, method: str) -> np.ndarray:
     """images as float32 [B, H, W], or one error saying what is wrong."""
