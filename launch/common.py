@@ -44,7 +44,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     culprit = next((g for g in given if key in g.split('.')), '--config.*')
     sys.stderr.write(
         f'FATAL Flags parsing error: {culprit}: the config has no key '
-        f'{key!r}; see the config file (and configs/default.py) for the keys '
+        f'{key!r}; see the config file (and vae_jax/defaults.py) for the keys '
         'it has.\n')
     sys.exit(1)
 

@@ -330,7 +330,7 @@ def test_evaluate_finds_the_data_the_run_found_without_its_environment(
   run = tmp_path / 'run'
   driver.train_and_evaluate(config, str(run))
   assert json.loads((run / workdir_lib.DATA_FILE).read_text()) == {
-      'name': 'mnist', 'source': str(mnist_dir)}
+      'name': 'mnist', 'source': str(mnist_dir), 'image_shape': [28, 28]}
   # Later, in a shell without it: the run's record points at the same files.
   monkeypatch.delenv(data.DATA_DIR_ENV)
   with pytest.raises(data.DataNotFoundError):

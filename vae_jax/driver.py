@@ -284,7 +284,7 @@ def train_group(group: group_lib.SweepGroup,
 
 
 # ------------------------------------------------------------------- one run
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        overwrite: bool = False,
                        dataset: data_lib.Dataset | None = None) -> dict:
   """Trains `config` in `workdir`, resuming a run of the same config there.
@@ -301,6 +301,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       its latest checkpoint is the last finite epoch, and results.json says
       where it diverged.
   """
+  if 'sweep' in config:
+    raise validation.ConfigError(
+        f'config.sweep lists {len(config.sweep)} members, and a run trains '
+        'one configuration: train the sweep with vae_jax.run_sweep (python '
+        '-m launch.sweep), or delete config.sweep.')
   validation.validate(config)
   if dataset is None:
     dataset = pipeline.load_data(config)
@@ -334,7 +339,8 @@ def _train_run(config: ml_collections.ConfigDict, workdir: Path,
   log.info('Data: %s, %d train / %d test images of %s from %s',
            dataset.name, len(dataset.train_images), len(dataset.test_images),
            dataset.image_shape, dataset.source)
-  workdir_lib.record_data_source(workdir, dataset.name, dataset.source)
+  workdir_lib.record_data_source(workdir, dataset.name, dataset.source,
+                                 dataset.image_shape)
   # One device: a run is one model, and a larger mesh would only pad it.
   mesh = group_lib.sweep_mesh(jax.devices()[:1])
   replicated = NamedSharding(mesh, PartitionSpec())

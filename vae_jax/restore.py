@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
 import ml_collections
 
 from vae_jax import checkpoint as checkpoint_lib
@@ -43,7 +44,8 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
   if not path.exists():
     raise FileNotFoundError(
         f'{workdir} holds no vae_jax run or sweep ({path.name} missing); pass '
-        'the --workdir given to launch.train or launch.sweep.')
+        'the workdir a run or sweep trained in (the --workdir of launch.train '
+        'or launch.sweep, or of vae_jax.train_and_evaluate or run_sweep).')
   saved = json.loads(path.read_text())
   flat = checkpoint_lib.flatten_config(saved)
   for key, value in checkpoint_lib.ADDED_KEYS_DEFAULTS.items():
@@ -69,8 +71,14 @@ def restore_members(workdir: Path, config: ml_collections.ConfigDict,
   if 'sweep' not in config:
     model = models.build_model(config.model, image_shape)
     hparams = train.hyperparams_from_config(config)
-    like = train.create_train_state(model, optimizers.make_optimizer(
-        config.optimizer), hparams, image_shape)
+    # Shapes only: drawing real initial parameters, op by op, takes seconds.
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    like = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                          sharding=device),
+        jax.eval_shape(lambda: train.create_train_state(
+            model, optimizers.make_optimizer(config.optimizer), hparams,
+            image_shape)))
     epoch = results['epochs']
     state = _restore_epoch(workdir, like, epoch)
     return [Member(None, workdir, config, model, state.params, hparams, epoch)]

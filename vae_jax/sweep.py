@@ -64,6 +64,11 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str | Path,
   the posterior noise, and a resumed group starts from its checkpoint.
   """
   workdir = Path(workdir)
+  if 'sweep' not in config:
+    raise validation.ConfigError(
+        'The config has no config.sweep: list the members with '
+        'vae_jax.grid.product / zipped / concat, or train one configuration '
+        'with vae_jax.train_and_evaluate (python -m launch.train).')
   grid = list(config.sweep)
   if not grid:
     raise ValueError('config.sweep is empty: list the members with '
@@ -123,7 +128,8 @@ def _claim_on_primary(workdir: Path, config, overwrite: bool):
 def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                devices, initial_params) -> list[dict]:
   if is_primary():
-    workdir_lib.record_data_source(workdir, dataset.name, dataset.source)
+    workdir_lib.record_data_source(workdir, dataset.name, dataset.source,
+                                   dataset.image_shape)
   mesh = group_lib.sweep_mesh(devices)
   replicated = NamedSharding(mesh, PartitionSpec())
   train_data = pipeline.device_data(dataset.train_images, dataset.train_labels,

@@ -414,6 +414,41 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
   return train_epoch
 
 
+def _scan_evaluation_batches(loss_fn, batch_size: int, preprocessing: str,
+                             params, hparams: Hyperparams, data: dict,
+                             carry, update: Callable):
+  """Runs loss_fn over `data` in batches of batch_size, the last padded.
+
+  Each batch has its own key from the seed's evaluation stream, split into
+  the binarisation key and the posterior sample's, so the same images in
+  the same batches draw the same numbers in every epoch and every caller.
+  update(carry, terms, weights) -> (carry, output): terms the batch's
+  ElboTerms [batch_size], weights [batch_size] 1 for images, 0 for padding.
+  Returns lax.scan's (carry, outputs stacked over the batches).
+  """
+  num_images = data['images'].shape[0]
+  num_batches = -(-num_images // batch_size)
+  padding = num_batches * batch_size - num_images
+  batched = jax.tree.map(
+      lambda a: jnp.pad(a, [(0, padding)] + [(0, 0)] * (a.ndim - 1)).reshape(
+          num_batches, batch_size, *a.shape[1:]), data)
+  weights = (jnp.arange(num_batches * batch_size) < num_images).astype(
+      jnp.float32)
+  keys = jax.random.split(_run_key(hparams.seed, 2), num_batches)
+
+  def body(carry, inputs):
+    batch, batch_weights, key = inputs
+    binarize_key, sample_key = jax.random.split(key)
+    images = pipeline.to_model_input(batch['images'], preprocessing,
+                                     binarize_key)
+    _, terms = loss_fn(params, dict(batch, images=images), hparams,
+                       sample_key)
+    return update(carry, terms, batch_weights)
+
+  return jax.lax.scan(
+      body, carry, (batched, weights.reshape(num_batches, batch_size), keys))
+
+
 def make_evaluate(model, batch_size: int, preprocessing: str,
                   loss: str | Callable = 'bce', decode_mean: bool = False, *,
                   objective: str = 'elbo', num_samples: int = 1):
@@ -427,40 +462,48 @@ def make_evaluate(model, batch_size: int, preprocessing: str,
   Every image counts once: the last batch is padded and the padding masked.
   One posterior sample per image, from a fixed key, so epochs compare
   (decode_mean: the posterior mean instead, as in make_loss_fn).
+  `make_evaluate_terms` gives the same numbers image by image.
   """
   loss_fn = make_loss_fn(model, loss, decode_mean, objective, num_samples)
 
   def evaluate(params, hparams: Hyperparams, data: dict):
-    num_images = data['images'].shape[0]
-    num_batches = -(-num_images // batch_size)
-    padding = num_batches * batch_size - num_images
-    batched = jax.tree.map(
-        lambda a: jnp.pad(a, [(0, padding)] + [(0, 0)] * (a.ndim - 1)).reshape(
-            num_batches, batch_size, *a.shape[1:]), data)
-    weights = (jnp.arange(num_batches * batch_size) < num_images).astype(
-        jnp.float32)
-    keys = jax.random.split(_run_key(hparams.seed, 2), num_batches)
-
-    def body(totals, inputs):
-      batch, batch_weights, key = inputs
-      binarize_key, sample_key = jax.random.split(key)
-      images = pipeline.to_model_input(batch['images'], preprocessing,
-                                       binarize_key)
-      batch = dict(batch, images=images)
-      _, terms = loss_fn(params, batch, hparams, sample_key)
+    def add(totals, terms, weights):
       sums = {'recon': terms.reconstruction, 'kl': terms.kl,
               'loss': terms.loss}
-      return jax.tree.map(lambda t, v: t + jnp.sum(v * batch_weights), totals,
+      return jax.tree.map(lambda t, v: t + jnp.sum(v * weights), totals,
                           sums), None
 
     zeros = {'recon': jnp.float32(0), 'kl': jnp.float32(0),
              'loss': jnp.float32(0)}
-    totals, _ = jax.lax.scan(
-        body, zeros,
-        (batched, weights.reshape(num_batches, batch_size), keys))
-    return jax.tree.map(lambda t: t / num_images, totals)
+    totals, _ = _scan_evaluation_batches(loss_fn, batch_size, preprocessing,
+                                         params, hparams, data, zeros, add)
+    return jax.tree.map(lambda t: t / data['images'].shape[0], totals)
 
   return evaluate
+
+
+def make_evaluate_terms(model, batch_size: int, preprocessing: str,
+                        loss: str | Callable = 'bce', *,
+                        objective: str = 'elbo', num_samples: int = 1):
+  """Returns terms(params, hparams, data) -> objectives.ElboTerms, each [N].
+
+  Each image's terms as `make_evaluate` (same arguments) averages them: the
+  same batches and random draws, so their means over a run's test set are
+  its test metrics.
+
+  data: {'images': [N, H, W] uint8 grey levels or floats in [0, 1],
+  'labels': int32 [N]}.
+  """
+  loss_fn = make_loss_fn(model, loss, False, objective, num_samples)
+
+  def terms(params, hparams: Hyperparams, data: dict) -> objectives.ElboTerms:
+    _, per_batch = _scan_evaluation_batches(
+        loss_fn, batch_size, preprocessing, params, hparams, data, None,
+        lambda carry, batch_terms, weights: (carry, batch_terms))
+    num_images = data['images'].shape[0]
+    return jax.tree.map(lambda t: t.reshape(-1)[:num_images], per_batch)
+
+  return terms
 
 
 def make_reconstruct(model):

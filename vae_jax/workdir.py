@@ -156,12 +156,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------ ownership
-def record_data_source(directory: str | Path, name: str, source: str) -> None:
-  """Writes data.json: the data set a run trained on and the directory it
-  was read from, so that launch.evaluate finds the same files later without
-  the flags or environment the run was started with."""
+def record_data_source(directory: str | Path, name: str, source: str,
+                       image_shape: tuple[int, int]) -> None:
+  """Writes data.json: the data set a run trained on, the directory it was
+  read from and its images' (H, W), so that launch.evaluate finds the same
+  files later without the flags or environment the run was started with,
+  and a model can be rebuilt without them (vae_jax.load_model)."""
   atomic_write_json(Path(directory) / DATA_FILE,
-                    {'name': name, 'source': source})
+                    {'name': name, 'source': source,
+                     'image_shape': list(image_shape)})
+
+
+def recorded_image_shape(directory: str | Path) -> tuple[int, int] | None:
+  """The (H, W) data.json records (None: no file, or one written before
+  it recorded the shape)."""
+  path = Path(directory) / DATA_FILE
+  if not path.exists():
+    return None
+  shape = json.loads(path.read_text()).get('image_shape')
+  return tuple(shape) if shape else None
 
 
 def recorded_data_dir(directory: str | Path) -> str | None:

@@ -48,12 +48,16 @@ def device_data(images: np.ndarray, labels: np.ndarray, sharding=None) -> dict:
 
 def to_model_input(images: jax.Array, preprocessing: str,
                    rng: jax.Array) -> jax.Array:
-  """uint8 [B, ...] -> float32 of the same shape in [0, 1], as the model sees them.
+  """uint8 [B, ...] grey levels (or floats already in [0, 1]) -> float32 of
+  the same shape in [0, 1], as the model sees them.
 
   'dynamic_binarized' draws each pixel ~ Bernoulli(grey / 255) with `rng`;
   'grey' and 'static_binarized' (binarised once at load time) just rescale.
   """
-  x = images.astype(jnp.float32) / 255.0
+  if jnp.issubdtype(images.dtype, jnp.floating):
+    x = images.astype(jnp.float32)
+  else:
+    x = images.astype(jnp.float32) / 255.0
   if preprocessing == 'dynamic_binarized':
     x = jax.random.bernoulli(rng, x).astype(jnp.float32)
   return x
