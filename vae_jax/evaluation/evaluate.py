@@ -232,6 +232,8 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
                 'yet (run it again to resume it, then evaluate).',
                 ', '.join(map(str, sorted(pending))))
   members = restore.restore_members(workdir, config, raw.image_shape, pending)
+  log.info('Evaluating %s of %d model(s) in %s (a line after each) ...',
+           ', '.join(e.name for e in evaluators), len(members), workdir)
 
   judge = inception = None
   if classifier is not None:
