@@ -48,11 +48,12 @@ CONFIG_SHORTCUTS = {'data_dir': 'data.dir',
 _OLD_SPELLINGS: dict[str, str] = {}
 
 
-def define_data_dir(old_config_spelling: bool = True) -> None:
+def define_data_dir(old_config_spelling: bool = True,
+                    help_text: str = DATA_DIR_HELP) -> None:
   """--data_dir; with `old_config_spelling` also --config.data.dir as its
   old spelling (for launchers without a --config, whose users type the
   spelling that launch.train once required)."""
-  flags.DEFINE_string('data_dir', None, DATA_DIR_HELP)
+  flags.DEFINE_string('data_dir', None, help_text)
   if old_config_spelling:
     define_old_spelling('config.data.dir', 'data_dir')
 

@@ -53,7 +53,10 @@ flags.DEFINE_list('metrics', ['iwae', 'inception_score', 'classifier_fid',
                               'confusion'],
                   _metrics_help())
 common.define_classifier_dir()
-common.define_data_dir()  # replaces the run's config.data.dir
+common.define_data_dir(help_text=(
+    'Directory holding the test data set\'s files, replacing where the run '
+    'found them (its config.data.dir, else the directory its data.json '
+    'records).'))
 flags.DEFINE_integer('iwae_samples', DEFAULTS.iwae_samples,
                      _help('Importance samples per test image.',
                            'iwae_samples'), lower_bound=1)

@@ -70,11 +70,10 @@ def main(argv):
     common.report_outputs(FLAGS.workdir, start)
   diverged = [r for r in results if r['status'] != 'finished']
   if diverged:
-    raise SystemExit(
-        'vae_jax: ' + '; '.join(f'member {r["member"]} ({r["label"]}) '
-                                f'{r["status"]}' for r in diverged)
-        + ': their last finite state is kept and they are marked in the '
-        'results table; the other members finished.')
+    common.fail('; '.join(f'member {r["member"]} ({r["label"]}) '
+                          f'{r["status"]}' for r in diverged)
+                + ': their last finite state is kept and they are marked in '
+                'the results table; the other members finished.')
 
 
 if __name__ == '__main__':
