@@ -1,18 +1,21 @@
 r"""Training speed of vae_jax beside equivalent PyTorch loops, in one run.
 
   python -m benchmarks.run --config=configs/default.py \
-      --config.data.dir=../shared/data --epochs=4 --output=/tmp/bench
+      --data_dir=../shared/data --epochs=4 --workdir=/tmp/bench
   python -m benchmarks.run --config=configs/study_d.py \
-      --config.data.dir=../shared/data --epochs=10   # the 10-epoch loss check
+      --data_dir=../shared/data --epochs=10   # the 10-epoch loss check
   python -m benchmarks.run --mode=quality --config=configs/study_d.py \
-      --config.data.dir=../shared/data --epochs=10 --quality_seeds=5
+      --data_dir=../shared/data --epochs=10 --quality_seeds=5
 
 Both sides train the same model (widths, initialisation scheme, batch size,
 Adam, per-image BCE + KL) on the same MNIST for --epochs epochs. PyTorch runs
 in several styles (--torch_variants): a DataLoader loop as in
 pytorch/examples, pre-loaded tensors, fused Adam and torch.compile; epochs
 alternate JAX, variant 1, variant 2, ... so ratios are measured back to back.
-Prints and writes (with --output) JSON and Markdown: images/s of each side,
+The first epoch of every side is a warm-up (JAX's program is compiled
+before it, but torch.compile compiles inside it), so at least two epochs are
+needed and only the later ones are timed. Prints and writes (with
+--workdir) JSON and Markdown: images/s of each side,
 JAX's speed-up over each variant and over the fastest, the machine's float32
 matmul rate (the higher of JAX's and PyTorch's for a 2048^3 product, timed
 before the first epoch and again after every round, so that the fractions
@@ -217,7 +220,11 @@ def products_only_rates(products: list[Product], batch_size: int,
   sync = torch_synchronizer(device)
   rng = np.random.default_rng(0)
   seconds = {'jax': 0.0, 'torch': 0.0}
-  for product, count in collections.Counter(products).items():
+  distinct = collections.Counter(products)
+  logging.warning('Timing the %d distinct matrix products of one training '
+                  'step alone, %d rounds each side (seconds per product; a '
+                  'line after each).', len(distinct), rounds)
+  for index, (product, count) in enumerate(distinct.items(), 1):
     lhs_shape = ((product.k, product.m) if product.lhs_transposed
                  else (product.m, product.k))
     rhs_shape = ((product.n, product.k) if product.rhs_transposed
@@ -258,6 +265,10 @@ def products_only_rates(products: list[Product], batch_size: int,
       best['torch'] = min(best['torch'], time.perf_counter() - start)
     for side in seconds:
       seconds[side] += count * best[side] / repeats
+    logging.warning('  product %d/%d (%dx%dx%d): JAX %.2f ms, PyTorch %.2f '
+                    'ms', index, len(distinct), product.m, product.k,
+                    product.n, 1e3 * best['jax'] / repeats,
+                    1e3 * best['torch'] / repeats)
   return {'jax': batch_size / seconds['jax'],
           'torch': batch_size / seconds['torch'], 'products': len(products)}
 
@@ -271,8 +282,9 @@ def benchmark_frameworks(config, *, epochs: int,
 
   Args:
     config: an experiment config that check_comparable accepts.
-    epochs: epochs per side; the first is a warm-up (timed only when it is
-      the only one) and the test loss is taken after the last.
+    epochs: epochs per side, at least 2: the first is a warm-up (it
+      includes torch.compile's compilation), the others are timed, and the
+      test loss is taken after the last.
     variants: names from torch_reference.VARIANTS.
     matmul_size: side of the matmul for the machine's peak rate.
     dataset: replaces the configured data (tests pass small arrays).
@@ -285,6 +297,10 @@ def benchmark_frameworks(config, *, epochs: int,
     'best_torch_variant', 'speedup', 'targets', ...).
   """
   check_comparable(config)
+  if epochs < 2:
+    raise ValueError(f'epochs={epochs}: the first epoch is a warm-up that '
+                     'includes compilation, so at least 2 are needed for a '
+                     'timed epoch.')
   import torch
   from benchmarks import torch_reference
   unknown = sorted(set(variants) - set(torch_reference.VARIANTS))
@@ -300,6 +316,8 @@ def benchmark_frameworks(config, *, epochs: int,
     # does the same only when asked, so ask: both sides then do the same
     # arithmetic.
     torch.set_float32_matmul_precision('high')
+  logging.warning('Timing a float32 %d^3 matmul in JAX and PyTorch (the '
+                  'machine\'s peak rate; a few seconds).', matmul_size)
   matmul_clock = MatmulClock(matmul_size, torch_device)
   rates = matmul_clock.rates()
   logging.warning('float32 matmul %d^3: JAX %.1f, PyTorch %.1f GFLOP/s',
@@ -323,10 +341,14 @@ def benchmark_frameworks(config, *, epochs: int,
   else:
     flops_per_image = xla_train_flops_per_image(model, state.params, hparams,
                                                 dataset, config)
+  logging.warning('Compiling the JAX epoch ...')
   start = time.perf_counter()
   jax_epoch = jax_epoch.lower(state, hparams, train_data,
                               jnp.int32(1)).compile()
   jax_compile_seconds = time.perf_counter() - start
+  logging.warning('Compiled in %.1f s. Epoch 1 of every side is a warm-up '
+                  '(torch.compile compiles in it); epochs 2-%d are timed.',
+                  jax_compile_seconds, epochs)
   evaluate = jax.jit(train.make_evaluate(model, config.eval_batch_size,
                                          config.data.preprocessing,
                                          config.loss))
@@ -355,7 +377,7 @@ def benchmark_frameworks(config, *, epochs: int,
   def record(side, epoch, epoch_seconds, loss):
     if epoch == 1:
       first_epoch[side] = epoch_seconds
-    if epoch > 1 or epochs == 1:
+    if epoch > 1:  # the first includes torch.compile's compilation
       seconds[side].append(epoch_seconds)
     train_loss[side] = loss
 
@@ -377,11 +399,12 @@ def benchmark_frameworks(config, *, epochs: int,
                         unavailable[variant])
         del trainers[variant]
     matmul_text = ''
-    if epoch > 1 or epochs == 1:
+    if epoch > 1:
       round_matmul_gflops.append(matmul_clock.rates())
       matmul_text = (f'; matmul {max(round_matmul_gflops[-1].values()):.0f} '
                      'GFLOP/s')
-    logging.warning('epoch %d: %s%s', epoch, ', '.join(
+    logging.warning('epoch %d%s: %s%s', epoch,
+                    ' (warm-up, not timed)' if epoch == 1 else '', ', '.join(
         f'{side} {(seconds[side] or [first_epoch[side]])[-1]:.2f} s'
         for side in ['jax', *trainers]), matmul_text)
 
@@ -639,8 +662,8 @@ def matmul_note(result: dict) -> str:
 def to_markdown(result: dict) -> str:
   """The frameworks result as a headline, one table row per side, and notes."""
   epochs = result['epochs']
-  timed = (f"median of {result['epochs_timed']} epoch(s) after a warm-up"
-           if epochs > 1 else 'the only epoch, warm-up included')
+  timed = (f"median of {result['epochs_timed']} epoch(s) after a warm-up "
+           "epoch (which includes torch.compile's compilation)")
   jax_result, torch_results = result['jax'], result['torch']
   sides = [('JAX (vae_jax)', jax_result)] + [
       (f'PyTorch {variant}', r) for variant, r in torch_results.items()]

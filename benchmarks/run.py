@@ -1,21 +1,23 @@
 r"""vae_jax's benchmarks, one entry point; each mode is a module of benchmarks/.
 
   python -m benchmarks.run --config=configs/default.py \
-      --config.data.dir=../shared/data --epochs=4 --output=/tmp/bench
+      --data_dir=../shared/data --epochs=4 --workdir=/tmp/bench
   python -m benchmarks.run --mode=sweep --config=configs/study_d.py \
-      --config.data.dir=../shared/data --epochs=2 --sweep_members=8
+      --data_dir=../shared/data --epochs=2 --sweep_members=8
   python -m benchmarks.run --mode=sweep --sweep_groups \
-      --config=configs/study_c.py --config.data.dir=../shared/data
+      --config=configs/study_c.py --data_dir=../shared/data
   python -m benchmarks.run --mode=quality --config=configs/study_d.py \
-      --config.data.dir=../shared/data --epochs=10 --quality_seeds=5
+      --data_dir=../shared/data --epochs=10 --quality_seeds=5
   python -m benchmarks.run --mode=fid
 
 frameworks (frameworks.py): training speed, memory and test loss beside
 PyTorch's loops; sweep (sweep.py): a vmapped sweep beside its members run
 one after another; quality (quality.py): test loss over seeds per
 framework; fid (fid.py): Inception feature extraction beside pytorch-fid.
-Each prints a Markdown table and, with --output, writes NAME.json and
-NAME.md. They run from the checkout and are not installed with vae_jax.
+Each prints a Markdown table and, with --workdir, writes NAME.json and
+NAME.md there (the last lines name them). They run from the checkout and are
+not installed with vae_jax. --epochs sets how long each side trains
+(--config.num_epochs, the spelling of launch.train, is read as --epochs).
 """
 
 from __future__ import annotations
@@ -41,12 +43,17 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/default.py',
                                 'Experiment config to benchmark.')
 flags.DEFINE_integer(
-    'epochs', 4, 'Epochs each side trains. frameworks: the first is a '
-    'warm-up, the others are timed (with --epochs=1 the one epoch is), and '
-    'the test loss is taken after the last: --epochs=10 for the 10-epoch '
-    'loss comparison. sweep: epochs of each run.')
+    'epochs', 4, 'Epochs each side trains. frameworks: at least 2; the '
+    'first (where JAX and torch.compile compile) is a warm-up, the others '
+    'are timed, and the test loss is taken after the last: --epochs=10 for '
+    'the 10-epoch loss comparison. sweep: epochs of each run.',
+    lower_bound=1)
 flags.DEFINE_integer('matmul_size', 2048, 'Side of the matmul for the peak rate.')
-flags.DEFINE_string('output', None, 'Directory for benchmark.json and .md.')
+flags.DEFINE_string('workdir', None, 'Directory for the report, NAME.json '
+                    'and NAME.md (made if missing; files of the same name '
+                    'are replaced).')
+common.define_old_spelling('output', 'workdir')
+common.define_data_dir(old_config_spelling=False)  # sets config.data.dir
 flags.DEFINE_string(
     'mode', 'frameworks', 'What to benchmark, a key of MODES: frameworks '
     '(vae_jax beside PyTorch), sweep (a K-member vmapped sweep beside the '
@@ -89,6 +96,11 @@ flags.DEFINE_string('memory_worker', None,
 # What the config may vary while the PyTorch twin still trains the same thing.
 
 def frameworks_mode(config) -> tuple[dict, str, str]:
+  if FLAGS.epochs < 2:
+    raise app.UsageError(
+        f'--epochs={FLAGS.epochs} leaves no epoch to time: the first epoch '
+        'is a warm-up (JAX and torch.compile compile in it, so a ratio '
+        'from it measures compilation); give --epochs=2 or more.')
   # The command line rebuilds the config in the JAX memory worker.
   memory_flags = sys.argv[1:] if FLAGS.memory else None
   result = frameworks.benchmark_frameworks(
@@ -134,10 +146,23 @@ MODES: dict[str, Callable[..., tuple[dict, str, str]]] = {
 }
 
 
+def _epochs_from_config() -> None:
+  """--config.num_epochs (launch.train's spelling) is read as --epochs."""
+  old = 'config.num_epochs'
+  if old not in FLAGS or not FLAGS[old].present:
+    return  # ml_collections registers --config.KEY only when it is given
+  common.note_old_spelling(old, 'epochs', 'benchmarks.run')
+  value = FLAGS.config.num_epochs
+  if FLAGS['epochs'].present and FLAGS.epochs != value:
+    raise app.UsageError(f'--epochs={FLAGS.epochs} and --{old}={value} '
+                         'disagree; give --epochs only.')
+  FLAGS.epochs = value
+
+
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.setup_logging()
+  del argv  # common.run refuses arguments that are not flags
+  common.config_shortcuts(FLAGS.config, {'data_dir': 'data.dir'})
+  _epochs_from_config()
   if FLAGS.memory_worker:
     print(json.dumps(frameworks.jax_memory_worker(FLAGS.config, FLAGS.memory_worker)))
     return
@@ -149,14 +174,19 @@ def main(argv):
 
 
 def report(result: dict, markdown: str, name: str) -> None:
-  """Prints the table; with --output also writes NAME.json and NAME.md."""
+  """Prints the table; with --workdir also writes NAME.json and NAME.md."""
   print(markdown)
-  if FLAGS.output:
-    out = Path(FLAGS.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f'{name}.json').write_text(json.dumps(result, indent=2))
-    (out / f'{name}.md').write_text(markdown)
+  if not FLAGS.workdir:
+    common.log.info('The table is above; --workdir=DIR also writes it as '
+                    '%s.json and %s.md.', name, name)
+    return
+  out = Path(FLAGS.workdir).absolute()
+  out.mkdir(parents=True, exist_ok=True)
+  (out / f'{name}.json').write_text(json.dumps(result, indent=2))
+  (out / f'{name}.md').write_text(markdown)
+  common.log.info('Wrote %s and %s.', out / f'{name}.json',
+                  out / f'{name}.md')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

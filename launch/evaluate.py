@@ -12,15 +12,17 @@ metrics of vae_jax.evaluation.metrics (the help of --metrics lists them with
 what each computes; every other flag's help names the metrics that read it).
 vae_jax.evaluation.evaluate does the work and describes where the numbers go.
 The classifier metrics need a classifier from
-`python -m launch.train_classifier`, looked for in --classifier_dir
-(default $VAE_JAX_CACHE_DIR/classifier, else ~/.cache/vae_jax/classifier).
+`python -m launch.train_classifier` (about 10 minutes on 2 CPU cores),
+looked for in --classifier_dir (default $VAE_JAX_CACHE_DIR/classifier, else
+~/.cache/vae_jax/classifier). The test data is read where the run found
+it (its config, else its data.json) unless --data_dir names another place.
+It ends by naming the files it wrote.
 """
 
 from __future__ import annotations
 
 import json
 
-from absl import app
 from absl import flags
 
 from launch import common
@@ -50,11 +52,11 @@ flags.DEFINE_string('workdir', None, 'Workdir of a finished launch.train '
 flags.DEFINE_list('metrics', ['iwae', 'inception_score', 'classifier_fid',
                               'confusion'],
                   _metrics_help())
-flags.DEFINE_string('classifier_dir', None, 'Trained MNIST classifier '
-                    '(launch.train_classifier); default '
-                    '$VAE_JAX_CACHE_DIR/classifier, else '
-                    '~/.cache/vae_jax/classifier.')
-flags.DEFINE_string('data_dir', None, 'Replaces the run\'s config.data.dir.')
+common.define_classifier_dir()
+common.define_data_dir(help_text=(
+    'Directory holding the test data set\'s files, replacing where the run '
+    'found them (its config.data.dir, else the directory its data.json '
+    'records).'))
 flags.DEFINE_integer('iwae_samples', DEFAULTS.iwae_samples,
                      _help('Importance samples per test image.',
                            'iwae_samples'), lower_bound=1)
@@ -89,20 +91,19 @@ flags.DEFINE_bool('recompute', False, 'Compute every metric again, even '
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.setup_logging()
+  del argv  # common.run refuses arguments that are not flags
+  start = common.now()
   settings = registry.Settings(
       iwae_samples=FLAGS.iwae_samples, iwae_chunk=FLAGS.iwae_chunk,
       iwae_batch=FLAGS.iwae_batch, num_images=FLAGS.num_images,
       num_samples=FLAGS.num_samples, batch_size=FLAGS.batch_size,
       seed=FLAGS.seed, min_classifier_accuracy=FLAGS.min_classifier_accuracy)
-  with common.user_errors():
-    results = evaluate.evaluate_workdir(FLAGS.workdir, FLAGS.metrics,
-                                        FLAGS.classifier_dir, settings,
-                                        FLAGS.data_dir,
-                                        recompute=FLAGS.recompute)
+  results = evaluate.evaluate_workdir(FLAGS.workdir, FLAGS.metrics,
+                                      FLAGS.classifier_dir, settings,
+                                      FLAGS.data_dir,
+                                      recompute=FLAGS.recompute)
   print(json.dumps(results, indent=2))
+  common.report_outputs(FLAGS.workdir, start)
 
 
 if __name__ == '__main__':

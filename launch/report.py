@@ -3,10 +3,10 @@ r"""Writes one self-contained HTML report for a run, a sweep or a study.
   python -m launch.report --workdir=workdirs/study_d
 
 The page (DIR/report.html) embeds the config, final and evaluation metrics
-with published numbers beside ours, and every figure in the directory.
+with published numbers beside ours, and every figure in the directory; its
+path is the last line printed.
 """
 
-from absl import app
 from absl import flags
 
 from launch import common
@@ -19,11 +19,10 @@ flags.DEFINE_string('title', None, 'Page title (default: from the workdir).')
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.setup_logging()
-  with common.user_errors():
-    print(report.write_report(FLAGS.workdir, FLAGS.title))
+  del argv  # common.run refuses arguments that are not flags
+  path = report.write_report(FLAGS.workdir, FLAGS.title)
+  common.log.info('Wrote %s (open it in a browser).', path)
+  print(path)
 
 
 if __name__ == '__main__':

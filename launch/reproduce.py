@@ -1,5 +1,6 @@
-r"""Reproduces a study: one of SPEC.md's five (A-E), or IWAE (Burda et al.'s
-MNIST likelihoods, configs/burda_iwae.py): trains, evaluates, reports.
+r"""Reproduces a study: one of the five of the README ("The five studies",
+A-E), or IWAE (Burda et al.'s MNIST likelihoods, configs/burda_iwae.py):
+trains, evaluates, reports.
 
   python -m launch.reproduce --study=D --workdir=workdirs/study_d_full \
       --data_dir=../shared/data
@@ -15,7 +16,7 @@ classifier 1 epoch on 10,000 images; the full mode uses each study's own
 budget. results/quick_mode.md gives each study's quick time and samples.
 Studies that judge generated digits (A, C, E, and A's perceptual losses) use
 the project's MNIST classifier: --classifier_dir, else one is trained into
-DIR/classifier first.
+DIR/classifier first. It ends by naming the report and the files it wrote.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from absl import app
 from absl import flags
 
 from configs import burda_iwae
@@ -210,25 +210,27 @@ QUICK_SETTINGS = registry.Settings(iwae_samples=20, num_images=100,
                                    min_classifier_accuracy=0.9)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('study', None, sorted(STUDIES), 'Which study: A-E of '
-                  'SPEC.md, or IWAE (Burda et al., 2016).',
+flags.DEFINE_enum('study', None, sorted(STUDIES), 'Which study: A-E (the '
+                  'README\'s "The five studies"), or IWAE (Burda et al., '
+                  '2016).',
                   required=True)
 flags.DEFINE_string('workdir', None, 'Directory of the study: one '
                     'subdirectory per experiment, the report at the top.',
                     required=True)
 flags.DEFINE_bool('quick', False, 'Each experiment\'s quick budget: a few '
                   'epochs on part of the training set, enough for digits.')
-flags.DEFINE_string('data_dir', None, 'Where the MNIST / USPS files are '
-                    '(else $VAE_JAX_DATA_DIR, then the download cache).')
-flags.DEFINE_string('classifier_dir', None, 'A classifier trained by '
-                    'launch.train_classifier (else one is trained into '
-                    'WORKDIR/classifier).')
+common.define_data_dir()
+common.define_classifier_dir('A classifier trained by '
+                             'launch.train_classifier (else one is trained '
+                             'into WORKDIR/classifier).')
 flags.DEFINE_integer('iwae_samples', 1000, 'Full mode: importance samples '
                      'per test image for the IWAE bound (launch.evaluate '
                      'uses 5000).')
-flags.DEFINE_integer('iwae_images', 2000, 'Full mode: IWAE on the first N '
+flags.DEFINE_integer('num_images', 2000, 'Full mode: IWAE on the first N '
                      'test images (0: all 10,000; about 1 CPU-minute per '
-                     'member per 1000 images at k=1000).')
+                     'member per 1000 images at k=1000).', lower_bound=0)
+common.define_old_spelling('iwae_images', 'num_images', flags.DEFINE_integer,
+                           lower_bound=0)
 flags.DEFINE_bool('overwrite', False, 'Replace experiments of a different '
                   'config in the workdir instead of refusing.')
 flags.DEFINE_string('figures_dir', None, 'Also keep the figures each '
@@ -449,19 +451,19 @@ def _inception_weights_available(download: bool) -> bool:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.setup_logging()
+  del argv  # common.run refuses arguments that are not flags
+  start = common.now()
   settings = None if FLAGS.quick else registry.Settings(
-      iwae_samples=FLAGS.iwae_samples, num_images=FLAGS.iwae_images or None)
-  with common.user_errors():
-    path = reproduce(FLAGS.study, FLAGS.workdir, FLAGS.quick, FLAGS.data_dir,
-                     FLAGS.classifier_dir, FLAGS.overwrite, settings)
-    if FLAGS.figures_dir:
-      keep_figures(FLAGS.study, Path(FLAGS.workdir), Path(FLAGS.figures_dir),
-                   FLAGS.overwrite)
+      iwae_samples=FLAGS.iwae_samples, num_images=FLAGS.num_images or None)
+  path = reproduce(FLAGS.study, FLAGS.workdir, FLAGS.quick, FLAGS.data_dir,
+                   FLAGS.classifier_dir, FLAGS.overwrite, settings)
+  if FLAGS.figures_dir:
+    keep_figures(FLAGS.study, Path(FLAGS.workdir), Path(FLAGS.figures_dir),
+                 FLAGS.overwrite)
   print(path)
   print(json.dumps({'report': str(path)}))
+  common.report_outputs(FLAGS.workdir, start)
+  log.info('The report: %s (open it in a browser).', path)
 
 
 if __name__ == '__main__':

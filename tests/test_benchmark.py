@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import mmap
 import re
@@ -187,7 +188,7 @@ def number(cell: str) -> float:
 
 
 def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
-                                                     one_torch_thread):
+                                                     one_torch_thread, caplog):
   # A compiler failure shows up at the first call of the compiled function.
   def failing_compile(fn, **unused_kwargs):
     def compiled(*args):
@@ -195,9 +196,21 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
     return compiled
 
   monkeypatch.setattr(torch, 'compile', failing_compile)
-  result = frameworks.benchmark_frameworks(
-      tiny_config(), epochs=2, variants=[*EAGER_VARIANTS, 'compiled'],
-      matmul_size=64, dataset=tiny_dataset(), torch_threads=1)
+  with caplog.at_level(logging.WARNING):
+    result = frameworks.benchmark_frameworks(
+        tiny_config(), epochs=2, variants=[*EAGER_VARIANTS, 'compiled'],
+        matmul_size=64, dataset=tiny_dataset(), torch_threads=1)
+  # Progress through the probes, product by product, and the warm-up said.
+  logged = [r.getMessage() for r in caplog.records]
+  assert any(m.startswith('Timing the ') and 'matrix products' in m
+             for m in logged)
+  probes = [m for m in logged if m.strip().startswith('product ')]
+  assert probes and probes[-1].strip().startswith(
+      f'product {len(probes)}/{len(probes)} ')
+  assert any(m.startswith('epoch 1 (warm-up, not timed)') for m in logged)
+  assert logged.index(next(m for m in logged if m.startswith(
+      'Compiling the JAX epoch'))) < logged.index(next(
+          m for m in logged if m.startswith('epoch 1 ')))
 
   assert result['torch_unavailable'] == {
       'compiled': 'RuntimeError: no C++ compiler here'}
@@ -255,6 +268,14 @@ def test_benchmark_on_tiny_data_reports_every_variant(monkeypatch,
   assert (f"nothing but JAX's products would be "
           f"{products_only['jax'] / result['torch'][fastest]['img_per_s']:.2f}x"
           in markdown)
+
+
+def test_frameworks_never_times_an_epoch_that_compiles():
+  # The first epoch is the warm-up (torch.compile compiles in it): with one
+  # epoch there is nothing to time, so no ratio is reported.
+  with pytest.raises(ValueError, match='at least 2'):
+    frameworks.benchmark_frameworks(tiny_config(), epochs=1,
+                                    dataset=tiny_dataset())
 
 
 def test_quality_mode_compares_seed_means(one_torch_thread, caplog):

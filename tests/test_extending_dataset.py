@@ -181,7 +181,7 @@ def _launch(launcher: str, config: str, workdir: Path, data_dir: Path,
             cache: Path) -> subprocess.CompletedProcess:
   return subprocess.run(
       [sys.executable, '-m', launcher, f'--config={config}',
-       f'--workdir={workdir}', f'--config.data.dir={data_dir}'],
+       f'--workdir={workdir}', f'--data_dir={data_dir}'],
       cwd=REPO, capture_output=True, text=True, timeout=600,
       env={**os.environ, data.CACHE_DIR_ENV: str(cache)})
 

@@ -382,11 +382,20 @@ def test_a_sweep_is_readable_while_it_trains_and_resumes_past_finished_groups(
                                                   rel=2e-5)
 
 
-def test_sweep_figures(tmp_path):
+def test_sweep_figures(tmp_path, caplog):
   grid = grid_lib.concat(grid_lib.product(beta=[0.5, 1.0, 2.0]),
                       grid_lib.product(model__latent_size=[1, 3]))
-  sweep.run_sweep(sweep_config(grid, num_epochs=1, plots=True), tmp_path,
-                  dataset=tiny_dataset())
+  with caplog.at_level('INFO', logger='vae_jax'):
+    sweep.run_sweep(sweep_config(grid, num_epochs=1, plots=True), tmp_path,
+                    dataset=tiny_dataset())
+  # Landmarks around the quiet phases: compiling and drawing.
+  messages = [r.getMessage() for r in caplog.records]
+  order = [next(i for i, m in enumerate(messages) if m.startswith(start))
+           for start in ('Compiling model', 'Model ', 'Drawing the figures '
+                         'of 5 model(s)', 'Drew the figures in ',
+                         "Drawing the sweep's figures",
+                         "Drew the sweep's figures in ")]
+  assert order == sorted(order), messages
   for name in ('metrics_vs_beta.png', 'metrics_vs_latent_size.png',
                'member_000/samples.png', 'member_004/samples.png'):
     png = (tmp_path / name).read_bytes()

@@ -429,10 +429,12 @@ def test_launcher_missing_data_is_one_clear_error(tmp_path):
   empty = tmp_path / 'empty'
   empty.mkdir()
   result = _launch('--config=configs/default.py', f'--workdir={tmp_path}/w',
-                   f'--config.data.dir={empty}')
-  assert result.returncode != 0
-  assert 'DataNotFoundError' in result.stderr
-  assert 'train-images-idx3-ubyte' in result.stderr
+                   f'--data_dir={empty}')
+  assert result.returncode == 1
+  assert 'Traceback' not in result.stderr
+  [line] = result.stderr.strip().splitlines()
+  assert line.startswith('launch.train: error: mnist: data files not found')
+  assert 'train-images-idx3-ubyte' in line and '--data_dir' in line
 
 
 def test_launcher_trains_on_real_mnist(tmp_path, mnist_dir):
@@ -441,6 +443,15 @@ def test_launcher_trains_on_real_mnist(tmp_path, mnist_dir):
                    f'--config.data.dir={mnist_dir}')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'epoch 1/1' in result.stderr  # the progress line
+  # --config.data.dir, the older spelling of --data_dir, works with a note.
+  assert '--config.data.dir is the older spelling of --data_dir' in (
+      result.stderr)
+  # Landmarks: before the compilation's silence, and the files at the end.
+  assert result.stderr.index('Compiling model mlp_vae') < result.stderr.index(
+      'compiled in')
+  last = result.stderr.strip().splitlines()[-1]
+  assert f'Wrote {tmp_path / "w"}: ' in last
+  assert 'results.json' in last and 'checkpoints/' in last
   results = json.loads((tmp_path / 'w' / 'results.json').read_text())
   # One epoch on 12,800 images; the untrained model is at ~543 nats.
   assert results['test_loss'] < 200

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import math
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -39,6 +40,22 @@ IMAGE_SHAPE = (28, 28)
 class ClassifierError(ValueError):
   """A classifier that cannot judge: settings out of range, too weak, or
   images it was not trained on."""
+
+
+class ClassifierNotFoundError(ClassifierError, FileNotFoundError):
+  """No trained classifier where one was looked for."""
+
+  def __init__(self, message: str, directory: Path):
+    super().__init__(message)
+    self.directory = directory
+
+
+def train_command(directory: str | Path, data_dir: str | None = None) -> str:
+  """The command that trains the classifier into `directory`."""
+  command = ('python -m launch.train_classifier '
+             f'--workdir={shlex.quote(str(directory))}')
+  return command + (f' --data_dir={shlex.quote(str(data_dir))}'
+                    if data_dir else '')
 
 
 def check_judges(dataset_name: str, image_shape: tuple[int, ...],
@@ -244,9 +261,10 @@ def load_classifier(directory: str | Path):
   directory = Path(directory).absolute()
   info_path = directory / INFO_FILE
   if not info_path.exists():
-    raise FileNotFoundError(
+    raise ClassifierNotFoundError(
         f'No trained classifier in {directory} ({INFO_FILE} missing). Train '
-        'one: python -m launch.train_classifier --workdir=' + str(directory))
+        f'one (about 10 minutes on 2 CPU cores): {train_command(directory)}',
+        directory)
   info = json.loads(info_path.read_text())
   model = MNISTClassifier()
   like = model.init(jax.random.PRNGKey(0),

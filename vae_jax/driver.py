@@ -180,6 +180,9 @@ def train_group(group: group_lib.SweepGroup,
     initial_state: draws the group's initial stacked state.
     plots: whether to draw each member's figures at the end.
   """
+  log.info('Compiling model %s, %d member(s): its initial state, training '
+           'epoch and evaluation (often 10-40 s on a CPU) ...',
+           configs[0].model.name, group.count)
   start_epoch = 0
   latest = checkpoints.latest_epoch() if resuming else None
   if latest is not None:
@@ -262,6 +265,14 @@ def train_group(group: group_lib.SweepGroup,
              for m, c in zip(members, configs)]
   final_params = group.unstack(state.params)
   member_hparams = group.unstack(group.hparams)
+  drawn = [k for k, m in enumerate(members)
+           if plots and files is not None and m.diverged_at is None]
+  if drawn:
+    draw_start = time.perf_counter()
+    where = (str(files[drawn[0]].directory) if len(drawn) == 1 else
+             f'{files[drawn[0]].directory} .. {files[drawn[-1]].directory.name}')
+    log.info('Drawing the figures of %d model(s) (samples, reconstructions, '
+             'latent space, curves) into %s ...', len(drawn), where)
   for k, (member, config) in enumerate(zip(members, configs)):
     if files is None:
       continue
@@ -279,6 +290,8 @@ def train_group(group: group_lib.SweepGroup,
       plots_lib.plot_run(files[k].directory, figures,
                          [l for l in member.history if not l.get('diverged')],
                          loss=config.loss)
+  if drawn:
+    log.info('Drew the figures in %.1f s.', time.perf_counter() - draw_start)
   return GroupOutcome(results, [m.history for m in members],
                       [m.diverged_at for m in members], compile_seconds)
 

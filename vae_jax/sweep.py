@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -232,6 +233,7 @@ def _run_sweep(config, workdir: Path, resuming: bool, grid, configs, dataset,
                        all_lines, dataset.image_shape)
   if config.plots:
     from vae_jax import plots
+    log.info('Drawing dataset.png ...')
     plots.plot_dataset(
         dataset.train_images, dataset.train_labels, workdir / 'dataset.png',
         f'{dataset.name.upper()}: training images, '
@@ -299,10 +301,15 @@ def _write_sweep_results(workdir: Path, config, configs, grid, groups,
                                     checkpoint_lib.config_as_dict(config))
   if config.plots:
     from vae_jax import plots
+    start = time.perf_counter()
+    log.info('Drawing the sweep\'s figures (metrics_vs_*.png, '
+             'curves_by_*.png) into %s ...', workdir)
     trained = [r for r in table if r['status'] != results_table.PENDING]
     trained_members = {r['member'] for r in trained}
     losses = {c.loss for c in configs}
     plots.plot_sweep(workdir, trained,
                      [l for l in history if l['member'] in trained_members],
                      losses.pop() if len(losses) == 1 else 'mixed')
+    log.info('Drew the sweep\'s figures in %.1f s.',
+             time.perf_counter() - start)
 

@@ -11,7 +11,7 @@ images and int32 labels:
 `python -m vae_jax.data` lists the registered data sets and where their
 files are. Where the files come from, in order (see :func:`find_data_dir`):
 
-1. an explicit ``data_dir`` (``--config.data.dir``),
+1. an explicit ``data_dir`` (a launcher's ``--data_dir``, ``config.data.dir``),
 2. ``$VAE_JAX_DATA_DIR``,
 3. the download cache (``$VAE_JAX_CACHE_DIR``, default ``~/.cache/vae_jax``),
 4. where a system package installs them (Debian's dataset-fashion-mnist),

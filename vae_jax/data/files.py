@@ -66,14 +66,15 @@ def _require_dataset_dir(spec: DatasetSpec,
     for candidate in (directory, directory / spec.name):
       if candidate.is_dir():
         missing = ', '.join(_missing_files(spec, candidate))
-        looked.append(f'  {candidate}: missing {missing}')
+        looked.append(f'{candidate} lacks {missing}')
       else:
-        looked.append(f'  {candidate}: no such directory')
+        looked.append(f'{candidate}: no such directory')
     raise DataNotFoundError(
-        f'{spec.name}: data files not found. Looked in:\n' + '\n'.join(looked)
-        + f'\nPut the files ({_describe_files(spec)}) in {directory}, or leave'
-        f' the directory unset (--config.data.dir / ${DATA_DIR_ENV}) so that'
-        ' load_dataset searches the cache and downloads them.'
+        f'{spec.name}: data files not found in the directory given '
+        f'(--data_dir; config.data.dir): {"; ".join(looked)}. To fix: put '
+        f'the files ({_describe_files(spec)}) in {directory}, pass a '
+        f'--data_dir that holds them, or leave it out to search '
+        f'${DATA_DIR_ENV} and the cache and download them there.'
     )
   return found
 
@@ -243,7 +244,7 @@ def _download_file(spec: DatasetSpec, stem: str, directory: pathlib.Path,
       f'Could not download {remote_name} into {directory}; every mirror'
       ' failed:\n' + '\n'.join(failures or ['  (no mirrors given)']) +
       '\nIf this machine is offline, copy the files there by hand or point'
-      f' ${DATA_DIR_ENV} (--config.data.dir) at a directory that has them.'
+      f' --data_dir (or ${DATA_DIR_ENV}) at a directory that has them.'
   )
 
 
@@ -295,22 +296,22 @@ def _search(spec: DatasetSpec, cache_dir: PathLike | None
   """Looks in $VAE_JAX_DATA_DIR, the cache, then the system directories.
 
   Returns:
-    (the directory holding all files, or None; one line per place looked).
+    (the directory holding all files, or None; each place looked).
   """
   places = []
   candidates = [
-      ('data_dir argument', None),
+      ('--data_dir', None),
       (f'${DATA_DIR_ENV}', os.environ.get(DATA_DIR_ENV) or None),
       (f'cache (cache_dir argument, ${CACHE_DIR_ENV}, or {DEFAULT_CACHE_DIR})',
        cache_root(cache_dir)),
   ] + [('system package directory', d) for d in spec.system_dirs]
   for origin, directory in candidates:
     if directory is None:
-      places.append(f'  {origin}: not set')
+      places.append(f'{origin}: not set')
       continue
     directory = pathlib.Path(directory).expanduser()
     found = _dataset_dir(spec, directory)
-    places.append(f'  {origin}: {directory} and {directory / spec.name}')
+    places.append(f'{origin}: {directory} and {directory / spec.name}')
     if found is not None:
       return found, places
   return None, places
@@ -350,7 +351,8 @@ def load_dataset(name: str = 'mnist', data_dir: PathLike | None = None,
 
   Args:
     name: a registered data set (vae_jax.data.dataset_names()).
-    data_dir: explicit directory (--config.data.dir); must hold the files.
+    data_dir: explicit directory (a launcher's --data_dir, config.data.dir);
+      must hold the files.
     cache_dir: download cache root (default $VAE_JAX_CACHE_DIR or
       ~/.cache/vae_jax).
     download_if_missing: download into the cache when no copy is found.
@@ -365,7 +367,9 @@ def load_dataset(name: str = 'mnist', data_dir: PathLike | None = None,
   Raises:
     ValueError: `name` is not a registered data set, or `source` unknown.
     DataNotFoundError: no copy found and download disabled or failed; the
-      message lists the files, every place looked, and how to provide them.
+      message (one paragraph) lists the files, every place looked, and how
+      to provide them; a failed download is its __cause__, naming each
+      mirror's error.
     ChecksumError, DataError: a copy was found but fails verification.
   """
   if source == 'tfds':
@@ -379,23 +383,23 @@ def load_dataset(name: str = 'mnist', data_dir: PathLike | None = None,
   if found is not None:
     return load_from_dir(name, found)
 
-  message = (
-      f'{name}: data files not found ({_describe_files(spec)}).'
-      ' Looked in:\n' + '\n'.join(places) + '\n'
-      f'To fix: set --config.data.dir or ${DATA_DIR_ENV} to a directory holding'
-      ' them'
-  )
+  found_nowhere = (f'{name}: data files not found ({_describe_files(spec)}).'
+                   f' Looked in: {"; ".join(places)}.')
+  to_fix = (f'To fix: pass --data_dir=DIR (config.data.dir; data_dir= in '
+            f'Python), a directory holding them, or set ${DATA_DIR_ENV}=DIR')
   if not (mirrors or spec.mirrors):
-    raise DataNotFoundError(f'{message} ({name} has no download mirrors).')
-  message += (', or allow downloading (download_if_missing=True) on a machine'
-              ' with network access.')
+    raise DataNotFoundError(
+        f'{found_nowhere} {name} has no download mirrors. {to_fix}.')
   if not download_if_missing:
     raise DataNotFoundError(
-        message + ' Downloading is disabled (--config.data.download=False).')
+        f'{found_nowhere} Downloading is disabled '
+        f'(--config.data.download=False; download_if_missing=False). '
+        f'{to_fix}, or allow downloading.')
   try:
     directory = download(name, cache_root(cache_dir), mirrors=mirrors)
   except DataError as err:
     raise DataNotFoundError(
-        f'{message}\nA download was attempted and failed (offline?):\n{err}'
-    ) from err
+        f'{found_nowhere} A download was attempted and failed (offline? the '
+        f'log above names each mirror\'s error). {to_fix}, or run where '
+        'the mirrors can be reached.') from err
   return load_from_dir(name, directory)

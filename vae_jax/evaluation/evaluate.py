@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import ml_collections
 import numpy as np
@@ -67,15 +68,27 @@ def default_classifier_dir() -> Path:
   return data_lib.cache_root(None) / 'classifier'
 
 
-def load_classifier(classifier_dir: Path, min_accuracy: float):
+def load_classifier(classifier_dir: Path, min_accuracy: float,
+                    metrics: Iterable[str] = (), data_dir: str | None = None):
   """(model, params, info) of the classifier; a missing one says what to
-  do, one below `min_accuracy` is refused (classifier_lib.check_accuracy)."""
+  do, one below `min_accuracy` is refused (classifier_lib.check_accuracy).
+
+  metrics: the metrics that need it; data_dir: where MNIST is, for the
+  command a missing classifier's message gives (else $VAE_JAX_DATA_DIR).
+  """
   try:
     classifier = classifier_lib.load_classifier(classifier_dir)
-  except FileNotFoundError as error:
-    raise FileNotFoundError(
-        f'{error} Or pass --classifier_dir=DIR of a trained classifier '
-        f'(default location: {default_classifier_dir()}).') from None
+  except classifier_lib.ClassifierNotFoundError as error:
+    data_dir = data_dir or os.environ.get(data_lib.DATA_DIR_ENV) or None
+    needing = ', '.join(metrics) or 'The classifier metrics'
+    raise classifier_lib.ClassifierNotFoundError(
+        f'{needing} need the project\'s MNIST classifier (trained by '
+        f'launch.train_classifier), and {error.directory} holds none '
+        f'({classifier_lib.INFO_FILE} missing). Pass --classifier_dir=DIR of '
+        'a trained one, or train it once (about 10 minutes on 2 CPU cores) '
+        'and run this again: '
+        f'{classifier_lib.train_command(error.directory, data_dir)}',
+        error.directory) from None
   classifier_lib.check_accuracy(classifier[2], classifier_dir, min_accuracy)
   return classifier
 
@@ -175,8 +188,10 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
   config = restore.load_run_config(workdir)
   results_path = workdir / workdir_lib.RESULTS_FILE
   if not results_path.exists():
-    raise FileNotFoundError(f'{results_path} is missing: the run has not '
-                            'finished; train it to the end first.')
+    raise workdir_lib.WorkdirError(
+        f'{results_path} is missing: the run has not finished; train it to '
+        'the end first (the same launch.train or launch.sweep command again '
+        'resumes it).')
   results = json.loads(results_path.read_text())
   if isinstance(results, dict) and results.get('status') == 'diverged':
     raise driver.DivergedError(
@@ -194,9 +209,13 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
   needs = {need for e in evaluators for need in e.needs}
   classifier = inception_weights = None
   if 'classifier' in needs:
+    # Where the classifier's MNIST is: the run's own, when it trained on it.
+    mnist_dir = (base.data.dir if base.data.name == classifier_lib.TRAINED_ON
+                 and base.data.source == 'files' else None)
     classifier = load_classifier(
         Path(classifier_dir or default_classifier_dir()),
-        settings.min_classifier_accuracy)
+        settings.min_classifier_accuracy,
+        [e.name for e in evaluators if 'classifier' in e.needs], mnist_dir)
   if 'inception' in needs:
     inception_weights = load_inception_weights(base.data.download)
 
@@ -214,6 +233,8 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
                 'yet (run it again to resume it, then evaluate).',
                 ', '.join(map(str, sorted(pending))))
   members = restore.restore_members(workdir, config, raw.image_shape, pending)
+  log.info('Evaluating %s of %d model(s) in %s (a line after each) ...',
+           ', '.join(e.name for e in evaluators), len(members), workdir)
 
   judge = inception = None
   if classifier is not None:

@@ -394,6 +394,9 @@ def cached_statistics(name: str, weights_sha256: str,
       return load_statistics(path, weights_sha256)
     except (OSError, ValueError, KeyError) as err:
       _log.warning('Recomputing FID statistics: cannot use %s: %s', path, err)
+  _log.info('Computing the FID statistics of %s (%s images; once, then read '
+            'from %s) ...', name, num_images if num_images >= 0 else 'all',
+            path)
   mean, cov = compute()
   save_statistics(path, mean, cov, weights_sha256, num_images, name)
   _log.info('Saved FID statistics of %s to %s', name, path)

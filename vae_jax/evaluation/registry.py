@@ -152,11 +152,15 @@ def get(name: str) -> Evaluator:
   return EVALUATORS.lookup(name)
 
 
+class MetricError(ValueError):
+  """A metric name that is not registered (a user's --metrics)."""
+
+
 def check_metrics(metrics: Iterable[str]) -> None:
   unknown = sorted(set(metrics) - set(EVALUATORS))
   if unknown:
-    raise ValueError(f'Unknown metrics {unknown}; choose from '
-                     f'{tuple(EVALUATORS)}.')
+    raise MetricError(f'Unknown metrics {unknown} (--metrics); choose from '
+                      f'{tuple(EVALUATORS)}.')
 
 
 def needing(need: str, metrics: Iterable[str]) -> list[str]:
