@@ -31,7 +31,7 @@ DESCRIPTION = 'Mean Euclidean norm of the posterior means of the test images.'
 def posterior_mean_norm(evaluation: registry.MemberEvaluation) -> dict:
   member, test = evaluation.member, evaluation.test
   posterior = member.model.apply(
-      {'params': member.params},
+      member.variables,  # params, and a BatchNorm model's running averages
       jnp.asarray(test.test_images, jnp.float32) / 255,
       jnp.asarray(test.test_labels), method=member.model.encode)
   norms = np.linalg.norm(np.asarray(posterior.mean, np.float64), axis=-1)

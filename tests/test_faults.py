@@ -272,18 +272,23 @@ from test_train import tiny_config, tiny_dataset
 from vae_jax import driver, sweep
 from vae_jax import grid as grid_lib
 config = tiny_config(num_epochs={epochs})
+dataset = tiny_dataset(num_train=256)
+if {batch_norm}:  # Study B's CNN's kind of model, with BatchNorm state
+  from test_cnn_bn import SIDE, bn_config
+  config = bn_config(num_epochs={epochs})
+  dataset = tiny_dataset(num_train=256, side=SIDE)
 if {as_sweep}:
   config.sweep = grid_lib.product(beta=[1.0, 0.5])
-  sweep.run_sweep(config, {workdir!r}, dataset=tiny_dataset(num_train=256))
+  sweep.run_sweep(config, {workdir!r}, dataset=dataset)
 else:
-  driver.train_and_evaluate(config, {workdir!r},
-                            dataset=tiny_dataset(num_train=256))
+  driver.train_and_evaluate(config, {workdir!r}, dataset=dataset)
 '''
 
 
 def _train_in_child(workdir: Path, as_sweep: bool, epochs: int,
                     kill_after: float | None = None,
-                    kill_at_epoch: int | None = None) -> float | bool:
+                    kill_at_epoch: int | None = None,
+                    batch_norm: bool = False) -> float | bool:
   """Trains in a subprocess from when its first epoch's metrics appear.
 
   With kill_after, SIGKILLs it that many seconds later, or with
@@ -292,7 +297,8 @@ def _train_in_child(workdir: Path, as_sweep: bool, epochs: int,
   on.
   """
   code = _CHILD.format(tests=str(REPO / 'tests'), epochs=epochs,
-                       as_sweep=as_sweep, workdir=str(workdir))
+                       as_sweep=as_sweep, workdir=str(workdir),
+                       batch_norm=batch_norm)
   child = subprocess.Popen([sys.executable, '-c', code], cwd=REPO,
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
@@ -334,23 +340,27 @@ def _final_state(workdir: Path, as_sweep: bool):
 
 def _kill_and_resume(tmp_path: Path, as_sweep: bool,
                      fractions: list[float] = (),
-                     epochs_to_kill_at: list[int] = ()) -> dict:
+                     epochs_to_kill_at: list[int] = (),
+                     batch_norm: bool = False) -> dict:
   """Kills one run per fraction, that fraction of the uninterrupted run's
   time after its first epoch (training, checkpoints and figures), and one
   per epoch in epochs_to_kill_at, as soon as that epoch's metrics are
-  written; then resumes each."""
+  written; then resumes each. batch_norm: a cnn_bn_vae (BatchNorm running
+  averages in the state) instead of the tiny MLP."""
   epochs = 8
   straight = tmp_path / 'straight'
-  duration = _train_in_child(straight, as_sweep, epochs)
+  duration = _train_in_child(straight, as_sweep, epochs,
+                             batch_norm=batch_norm)
   expected_lines, expected_arrays = _final_state(straight, as_sweep)
   kills = ([{'kill_after': fraction * duration} for fraction in fractions] +
            [{'kill_at_epoch': epoch} for epoch in epochs_to_kill_at])
   counts = {'trials': len(kills), 'killed': 0, 'identical': 0}
   for trial, kill in enumerate(kills):
     workdir = tmp_path / f'trial_{trial}'
-    counts['killed'] += _train_in_child(workdir, as_sweep, epochs, **kill)
+    counts['killed'] += _train_in_child(workdir, as_sweep, epochs,
+                                        batch_norm=batch_norm, **kill)
     (workdir / 'mine.txt').write_text('user file')  # a user's, beside the run
-    _train_in_child(workdir, as_sweep, epochs)
+    _train_in_child(workdir, as_sweep, epochs, batch_norm=batch_norm)
     lines, arrays = _final_state(workdir, as_sweep)
     assert (workdir / 'mine.txt').read_text() == 'user file'
     leftovers = [p for p in workdir.rglob('*')
@@ -372,6 +382,16 @@ def _kill_and_resume(tmp_path: Path, as_sweep: bool,
 def test_killed_runs_resume_to_the_same_numbers(tmp_path, as_sweep):
   # Mid-training, with later epochs to redo and earlier lines to keep.
   counts = _kill_and_resume(tmp_path, as_sweep, epochs_to_kill_at=[4])
+  assert counts == {'trials': 1, 'killed': 1, 'identical': 1}, counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('as_sweep', [False, True], ids=['run', 'sweep'])
+def test_killed_batch_norm_runs_resume_to_the_same_numbers(tmp_path, as_sweep):
+  # The running averages are checkpointed and restored with the parameters
+  # (tests/test_cnn_bn.py resumes one in the fast set).
+  counts = _kill_and_resume(tmp_path, as_sweep, epochs_to_kill_at=[4],
+                            batch_norm=True)
   assert counts == {'trials': 1, 'killed': 1, 'identical': 1}, counts
 
 

@@ -167,7 +167,12 @@ def test_shape_changing_settings_split_groups(tmp_path):
 
 # The layer of each maskable model that takes z as its input.
 DECODER_INPUT_LAYER = {'mlp_vae': 'dec_0', 'conv_vae': 'dec_input',
-                       'conv_fc_vae': 'dec_hidden'}
+                       'conv_fc_vae': 'dec_hidden', 'cnn_bn_vae': 'dec_0'}
+# Settings a model needs beyond tiny_config's, and its image side.
+MASKED_MODEL_SETTINGS = {
+    'cnn_bn_vae': ({'model.encoder_conv_channels': (2, 3),
+                    'model.decoder_widths': (16,),
+                    'model.conv_impl': 'xla'}, 12)}  # op by op: XLA's is faster
 MASKED_MODELS = [(name, 0) for name in sorted(DECODER_INPUT_LAYER)] + [
     ('mlp_vae', 3)]  # a conditional VAE: its one-hot label follows z
 
@@ -183,40 +188,54 @@ def test_every_maskable_built_in_model_is_checked_here():
 @pytest.mark.parametrize('model_name, num_classes', MASKED_MODELS)
 def test_masked_latent_equals_smaller_model(model_name, num_classes):
   """A latent-2 model padded into a latent-5 one and masked computes the same
-  loss and gradients, and its padding gets none."""
-  image_shape = (8, 8)
+  loss and gradients, and its padding gets none (a BatchNorm model in
+  training mode, its running averages updated alike)."""
+  settings, side = MASKED_MODEL_SETTINGS.get(model_name, ({}, 8))
+  image_shape = (side, side)
   model_config = tiny_config(**{'model.name': model_name,
-                                'model.num_classes': num_classes}).model
+                                'model.num_classes': num_classes,
+                                **settings}).model
   model_config.latent_size = 5
   big = models.build_model(model_config, image_shape)
   model_config.latent_size = 2
   small = models.build_model(model_config, image_shape)
-  x = jnp.asarray(tiny_dataset().train_images[:6] / 255.0, jnp.float32)
+  x = jnp.asarray(tiny_dataset(side=side).train_images[:6] / 255.0,
+                  jnp.float32)
   labels = jnp.arange(6) % 3 if num_classes else None
-  small_params = train.init_params(small, jnp.uint32(0), image_shape)
-  like = jax.eval_shape(lambda: train.init_params(big, jnp.uint32(0),
-                                                  image_shape))
-  big_params = group_lib.pad_latent_dimensions(small_params, like, 2)
-  assert jax.tree.map(lambda a: a.shape, big_params) == jax.tree.map(
+  small_variables = train.init_variables(small, jnp.uint32(0), image_shape)
+  like = jax.eval_shape(lambda: train.init_variables(big, jnp.uint32(0),
+                                                     image_shape))
+  big_variables = group_lib.pad_latent_dimensions(small_variables, like, 2)
+  assert jax.tree.map(lambda a: a.shape, big_variables) == jax.tree.map(
       lambda a: a.shape, like)
+  small_params, big_params = small_variables['params'], big_variables['params']
   eps = jax.random.normal(jax.random.PRNGKey(1), (6, 5))
   mask = jnp.array([1, 1, 0, 0, 0], jnp.float32)
 
-  def loss(model, params, eps, mask):
-    posterior = model.apply({'params': params}, x, labels, method=model.encode)
+  def loss(model, params, batch_stats, eps, mask):
+    posterior, batch_stats = train.apply_model(
+        model, params, batch_stats, x, labels, method=model.encode,
+        train=True)
     z = posterior.mean + jnp.exp(0.5 * posterior.log_variance) * eps
     if mask is not None:
       z = z * mask
-    logits = model.apply({'params': params}, z, labels, method=model.decode)
+    logits, batch_stats = train.apply_model(
+        model, params, batch_stats, z, labels, method=model.decode,
+        train=True)
     recon = objectives.bernoulli_nll_from_logits(logits, x)
     return objectives.negative_elbo(recon, posterior, 0.5, 1.0, 2.0,
-                                    mask).loss.mean()
+                                    mask).loss.mean(), batch_stats
 
-  big_loss, big_grads = jax.value_and_grad(loss, 1)(big, big_params, eps, mask)
-  small_loss, small_grads = jax.value_and_grad(loss, 1)(
-      small, small_params, eps[:, :2], None)
+  (big_loss, big_stats), big_grads = jax.value_and_grad(
+      loss, 1, has_aux=True)(big, big_params,
+                             big_variables.get('batch_stats'), eps, mask)
+  (small_loss, small_stats), small_grads = jax.value_and_grad(
+      loss, 1, has_aux=True)(small, small_params,
+                             small_variables.get('batch_stats'), eps[:, :2],
+                             None)
   np.testing.assert_allclose(big_loss, small_loss, rtol=1e-6)
   close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  jax.tree.map(close, big_stats, small_stats)
   for head in ('enc_mean', 'enc_log_variance'):
     close(big_grads[head]['kernel'][:, :2], small_grads[head]['kernel'])
     np.testing.assert_array_equal(big_grads[head]['kernel'][:, 2:], 0)

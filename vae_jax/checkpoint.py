@@ -24,6 +24,7 @@ from jax.experimental import multihost_utils
 
 from vae_jax import workdir as workdir_lib
 from vae_jax import models
+from vae_jax import train
 
 log = logging.getLogger('vae_jax.checkpoint')
 
@@ -173,6 +174,22 @@ def _test_loss(metrics: dict) -> float:
   return metrics['test_loss']
 
 
+def _saved_tree(state: Any) -> Any:
+  """What a checkpoint holds of `state`: a train.TrainState as the dict of
+  its fields, without `batch_stats` when it is empty (a model without
+  BatchNorm). That is the layout, byte for byte, of the checkpoints written
+  before train states carried BatchNorm statistics, so those still restore
+  and a model without BatchNorm saves what it always did. Other trees are
+  saved as they are."""
+  if not isinstance(state, train.TrainState):
+    return state
+  fields = {'step': state.step, 'params': state.params,
+            'opt_state': state.opt_state}
+  if state.batch_stats:
+    fields['batch_stats'] = state.batch_stats
+  return fields
+
+
 class RunCheckpoints:
   """A run's (or sweep group's) checkpoints, one orbax CheckpointManager:
   each epoch is saved with its test loss; the newest `keep_latest` epochs
@@ -309,7 +326,7 @@ class RunCheckpoints:
   def save(self, epoch: int, state: Any, test_loss: float) -> None:
     """Saves epoch's state, then its checksums; a step the preservation
     policy no longer keeps is deleted with its checksums."""
-    self.manager.save(epoch, args=ocp.args.StandardSave(state),
+    self.manager.save(epoch, args=ocp.args.StandardSave(_saved_tree(state)),
                       metrics={'test_loss': float(test_loss)})
     self.manager.wait_until_finished()
     _barrier(f'vae_jax checkpoint {epoch} written')
@@ -324,7 +341,11 @@ class RunCheckpoints:
     `like`, after verifying its files (CorruptCheckpointError if changed)."""
     self.manager.wait_until_finished()
     self.verify(epoch)
-    return self.manager.restore(epoch, args=ocp.args.StandardRestore(like))
+    restored = self.manager.restore(
+        epoch, args=ocp.args.StandardRestore(_saved_tree(like)))
+    if isinstance(like, train.TrainState):
+      return like.replace(**restored)
+    return restored
 
   def close(self) -> None:
     self.manager.wait_until_finished()

@@ -213,7 +213,7 @@ def train_group(group: group_lib.SweepGroup,
   epoch_fn = group.train_epoch.lower(state, group.hparams, train_data,
                                      jnp.int32(start_epoch + 1)).compile()
   evaluate_fn = group.evaluate.lower(state.params, group.hparams,
-                                     test_data).compile()
+                                     test_data, state.batch_stats).compile()
   compile_seconds = time.perf_counter() - compile_start
   log.info('Model %s, %d member(s) (padded to %d): compiled in %.1f s.',
            configs[0].model.name, group.count, group.size, compile_seconds)
@@ -264,6 +264,7 @@ def train_group(group: group_lib.SweepGroup,
                             train.count_params(c.model, dataset.image_shape))
              for m, c in zip(members, configs)]
   final_params = group.unstack(state.params)
+  final_batch_stats = group.unstack(state.batch_stats)
   member_hparams = group.unstack(group.hparams)
   drawn = [k for k, m in enumerate(members)
            if plots and files is not None and m.diverged_at is None]
@@ -286,7 +287,7 @@ def train_group(group: group_lib.SweepGroup,
       files[k].directory.mkdir(exist_ok=True)
       figures = figure_data.compute_run_figures(
           group.model, final_params[k], member_hparams[k], dataset,
-          config.model.variational)
+          config.model.variational, final_batch_stats[k])
       plots_lib.plot_run(files[k].directory, figures,
                          [l for l in member.history if not l.get('diverged')],
                          loss=config.loss)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import objectives
+from vae_jax import train
 from vae_jax import tsne
 
 TSNE_POINTS = 2000  # latent codes drawn in a t-SNE map (exact t-SNE is O(N^2))
@@ -80,7 +81,8 @@ def latent_map(codes: np.ndarray) -> LatentMap:
 
 
 def compute_run_figures(model, params, hparams, dataset,
-                        variational: bool = True) -> RunFigures:
+                        variational: bool = True,
+                        batch_stats=None) -> RunFigures:
   """Decodes and encodes what a trained run's figures show.
 
   Args:
@@ -90,8 +92,10 @@ def compute_run_figures(model, params, hparams, dataset,
     dataset: the data it trained on (the test set is encoded).
     variational: False for a plain autoencoder: no prior samples, latent
       grids or interpolations.
+    batch_stats: a BatchNorm model's running averages (it normalises with
+      them, as in evaluation).
   """
-  variables = {'params': params}
+  variables = train.model_variables(params, batch_stats)
   decode = jax.jit(lambda z, labels: jax.nn.sigmoid(
       model.apply(variables, z, labels, method=model.decode)))
   encode = jax.jit(lambda x, labels: model.apply(variables, x, labels,

@@ -190,7 +190,9 @@ class SweepGroup:
     evaluate = train.make_evaluate(self.model, base.eval_batch_size,
                                    base.data.preprocessing, loss,
                                    **train.objective_options(base))
-    self.evaluate = jax.jit(over_members(evaluate, (0, 0, None), self.size),
+    # evaluate(params, hparams, data, batch_stats): each member normalises
+    # with its own running averages (a BatchNorm model's; {} otherwise).
+    self.evaluate = jax.jit(over_members(evaluate, (0, 0, None, 0), self.size),
                             out_shardings=self.sharded)
 
   def create_state(self, initial_params: Sequence[Any] | None = None,
@@ -202,7 +204,9 @@ class SweepGroup:
     separate run would be, then zero-padded to the group's: initialisers
     scale with fan-in, so drawing the decoder's input layer at the group's
     larger latent size would start a small-latent member from weights
-    several times smaller than its own model's.
+    several times smaller than its own model's. A BatchNorm model's members
+    each start their own running averages (state.batch_stats), as their
+    model's init gives them.
 
     initial_params: optional, one parameter tree per member (in the group's
       order, each shaped as its own latent size's model) to start from
@@ -210,49 +214,50 @@ class SweepGroup:
     member_ids: the members' indices in the whole sweep, for error messages
       (default: their places in the group).
     """
-    params = [None] * self.count
+    variables = [None] * self.count
     for latent_size in sorted(set(self._latent_sizes)):
       members = [i for i, size in enumerate(self._latent_sizes)
                  if size == latent_size]
       model_config = copy.deepcopy(self._model_config)
       model_config.latent_size = latent_size
       model = models.build_model(model_config, self._image_shape)
+      init = jax.jit(jax.vmap(lambda seed, model=model: train.init_variables(
+          model, seed, self._image_shape, self._output_bias)))
+      drawn = init(jnp.asarray([self._seeds[i] for i in members], jnp.uint32))
       if initial_params is not None:
         like = jax.eval_shape(lambda model=model: train.init_params(
             model, jnp.uint32(0), self._image_shape))
-        for member in members:
-          params[member] = _checked_params(
+      for k, member in enumerate(members):
+        variables[member] = jax.tree.map(lambda x, k=k: x[k], drawn)
+        if initial_params is not None:
+          variables[member]['params'] = _checked_params(
               initial_params[member], like,
               member if member_ids is None else member_ids[member])
-        continue
-      init = jax.jit(jax.vmap(lambda seed, model=model: train.init_params(
-          model, seed, self._image_shape, self._output_bias)))
-      drawn = init(jnp.asarray([self._seeds[i] for i in members], jnp.uint32))
-      for k, member in enumerate(members):
-        params[member] = jax.tree.map(lambda x, k=k: x[k], drawn)
-    like = jax.eval_shape(lambda: train.init_params(
+    like = jax.eval_shape(lambda: train.init_variables(
         self.model, jnp.uint32(0), self._image_shape))
-    padded = [pad_latent_dimensions(p, like, size)
-              for p, size in zip(params, self._latent_sizes)]
+    padded = [pad_latent_dimensions(v, like, size)
+              for v, size in zip(variables, self._latent_sizes)]
     padded += [padded[-1]] * (self.size - self.count)
     # Through the host: each process drew the same numbers on its own
     # devices, and the state is laid out over every process's devices.
     stacked = jax.device_put(
         jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]),
                      *padded), NamedSharding(self.mesh, PartitionSpec()))
-    return jax.jit(jax.vmap(lambda p: train.state_from_params(
-        p, self.optimizer)), out_shardings=self.sharded)(stacked)
+    return jax.jit(jax.vmap(lambda v: train.state_from_params(
+        v['params'], self.optimizer, v.get('batch_stats'))),
+                   out_shardings=self.sharded)(stacked)
 
   def abstract_state(self) -> train.TrainState:
     """create_state()'s shapes, dtypes and shardings, with nothing drawn:
     the template a checkpoint is restored into."""
-    like = jax.eval_shape(lambda: train.init_params(
+    like = jax.eval_shape(lambda: train.init_variables(
         self.model, jnp.uint32(0), self._image_shape))
     stacked = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct((self.size, *leaf.shape),
                                           leaf.dtype), like)
     state = jax.eval_shape(jax.vmap(
-        lambda p: train.state_from_params(p, self.optimizer)), stacked)
+        lambda v: train.state_from_params(v['params'], self.optimizer,
+                                          v.get('batch_stats'))), stacked)
     return jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
                                           sharding=self.sharded), state)
@@ -287,7 +292,8 @@ class GroupProgram:
     self._train_data, self._test_data = train_data, test_data
     self._tracked = (tracked_inputs, tracked_labels)
     self._reconstruct = jax.jit(over_members(
-        train.make_reconstruct(group.model), (0, 0, None, None), group.size))
+        train.make_reconstruct(group.model), (0, 0, None, None, 0),
+        group.size))
     self.diverged = list(diverged)
     self.frozen = None
     self.initial_state = initial_state
@@ -307,12 +313,14 @@ class GroupProgram:
   def evaluate(self, state) -> list[dict]:
     return self.group.unstack(self._evaluate_fn(state.params,
                                                 self.group.hparams,
-                                                self._test_data))
+                                                self._test_data,
+                                                state.batch_stats))
 
   def reconstruct(self, state) -> list[np.ndarray]:
     return self.group.unstack(self._reconstruct(state.params,
                                                 self.group.hparams,
-                                                *self._tracked))
+                                                *self._tracked,
+                                                state.batch_stats))
 
   def freeze(self, state, source, indices: list[int]):
     """Freezes the members at `indices` at their state in `source`."""

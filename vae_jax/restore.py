@@ -36,6 +36,14 @@ class Member(NamedTuple):
   params: Any
   hparams: train.Hyperparams
   epoch: int  # the checkpoint's: the epoch its results.json was written at
+  # A BatchNorm model's running averages, which evaluation normalises with
+  # ({} for a model without BatchNorm).
+  batch_stats: Any = {}
+
+  @property
+  def variables(self) -> dict:
+    """What member.model.apply takes (train.model_variables)."""
+    return train.model_variables(self.params, self.batch_stats)
 
 
 def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
@@ -81,7 +89,8 @@ def restore_members(workdir: Path, config: ml_collections.ConfigDict,
             image_shape)))
     epoch = results['epochs']
     state = _restore_epoch(workdir, like, epoch)
-    return [Member(None, workdir, config, model, state.params, hparams, epoch)]
+    return [Member(None, workdir, config, model, state.params, hparams, epoch,
+                   state.batch_stats)]
 
   grid = list(config.sweep)
   configs = [grid_lib.member_config(config, overrides) for overrides in grid]
@@ -98,11 +107,12 @@ def restore_members(workdir: Path, config: ml_collections.ConfigDict,
     state = _restore_epoch(workdir_lib.group_dir(workdir, group_index),
                            group.abstract_state(), epoch)
     params = group.unstack(state.params)
+    batch_stats = group.unstack(state.batch_stats)
     hparams = group.unstack(group.hparams)
     for k, member in enumerate(indices):
       members.append(Member(member, workdir_lib.member_dir(workdir, member),
                             configs[member], group.model, params[k],
-                            hparams[k], epoch))
+                            hparams[k], epoch, batch_stats[k]))
   return sorted(members, key=lambda m: m.index)
 
 

@@ -8,6 +8,14 @@ them epoch by epoch (`train_and_evaluate`).
 Everything a sweep varies is in `Hyperparams` (arrays), so
 `jax.vmap(make_train_epoch(...), in_axes=(0, 0, None, None))` trains a stack of
 configurations as one program.
+
+A model with BatchNorm (vae_jax.models.cnn_bn) has a second collection of
+variables besides its parameters, 'batch_stats' (the running averages):
+`TrainState.batch_stats` carries it ({} for every other model), the train
+step normalises with each batch's statistics and returns the updated
+averages, and everything that evaluates a model (make_evaluate,
+make_reconstruct, the figures, the metrics) takes them as `batch_stats` and
+normalises with them.
 """
 
 from __future__ import annotations
@@ -95,6 +103,33 @@ class TrainState(struct.PyTreeNode):
   step: jax.Array  # int32 [], optimiser steps taken
   params: Any
   opt_state: Any
+  # The model's BatchNorm running averages (its 'batch_stats' collection);
+  # {} for a model without BatchNorm. Not trained by the optimiser.
+  batch_stats: Any = struct.field(default_factory=dict)
+
+
+def model_variables(params, batch_stats=None) -> dict:
+  """What model.apply takes: {'params': params}, with a BatchNorm model's
+  running averages under 'batch_stats' (None or {}: a model without)."""
+  if batch_stats:
+    return {'params': params, 'batch_stats': batch_stats}
+  return {'params': params}
+
+
+def apply_model(model, params, batch_stats, *args, method, train: bool):
+  """model.apply(..., method=method) -> (output, batch_stats after it).
+
+  train: a BatchNorm model normalises with the batch's statistics and
+  updates its running averages (the collection applied mutable); otherwise,
+  and for models without batch_stats, the averages are used and returned
+  as they came.
+  """
+  variables = model_variables(params, batch_stats)
+  if train and batch_stats:
+    output, updates = model.apply(variables, *args, method=method,
+                                  mutable=['batch_stats'])
+    return output, updates['batch_stats']
+  return model.apply(variables, *args, method=method), batch_stats
 
 
 def count_params(model_config: ml_collections.ConfigDict,
@@ -108,21 +143,29 @@ def count_params(model_config: ml_collections.ConfigDict,
   return int(sum(x.size for x in jax.tree.leaves(shapes['params'])))
 
 
-def init_params(model, seed: jax.Array, image_shape: tuple[int, int],
-                output_bias: jax.Array | None = None):
-  """The model's initial parameters drawn from a run's seed (uint32 [];
-  pure: vmappable over seeds).
+def init_variables(model, seed: jax.Array, image_shape: tuple[int, int],
+                   output_bias: jax.Array | None = None) -> dict:
+  """The model's initial variables drawn from a run's seed (uint32 [];
+  pure: vmappable over seeds): {'params': ...}, and for a model with
+  BatchNorm 'batch_stats' (its starting running averages).
 
   output_bias: if given ([H * W], see `initial_output_bias`), the decoder's
   output-layer bias starts at it instead of the init scheme's.
   """
   dummy = jnp.zeros((1, *image_shape), jnp.float32)
-  params = model.init(_run_key(seed, 0), dummy,
-                      jnp.zeros((1,), jnp.int32))['params']
+  variables = dict(model.init(_run_key(seed, 0), dummy,
+                              jnp.zeros((1,), jnp.int32)))
   if output_bias is not None:
-    params = dict(params, dec_logits=dict(params['dec_logits'],
-                                          bias=jnp.asarray(output_bias)))
-  return params
+    params = variables['params']
+    variables['params'] = dict(params, dec_logits=dict(
+        params['dec_logits'], bias=jnp.asarray(output_bias)))
+  return variables
+
+
+def init_params(model, seed: jax.Array, image_shape: tuple[int, int],
+                output_bias: jax.Array | None = None):
+  """The 'params' of init_variables (the trained parameters)."""
+  return init_variables(model, seed, image_shape, output_bias)['params']
 
 
 # Burda et al.'s code clips the mean pixel to [0.001, 0.999] before the logit.
@@ -150,22 +193,25 @@ def initial_output_bias(model_config: ml_collections.ConfigDict,
   return np.log(mean / (1.0 - mean)).reshape(-1).astype(np.float32)
 
 
-def state_from_params(params, optimizer: optax.GradientTransformation
-                      ) -> TrainState:
-  """Step 0 with fresh optimiser state."""
+def state_from_params(params, optimizer: optax.GradientTransformation,
+                      batch_stats=None) -> TrainState:
+  """Step 0 with fresh optimiser state; batch_stats: a BatchNorm model's
+  starting running averages (None: a model without)."""
   # The learning rate in opt_state is a placeholder until the first step
   # sets hparams.learning_rate (sharing that buffer would break donation).
   return TrainState(step=jnp.int32(0), params=params,
-                    opt_state=optimizer.init(params))
+                    opt_state=optimizer.init(params),
+                    batch_stats=batch_stats if batch_stats else {})
 
 
 def create_train_state(model, optimizer: optax.GradientTransformation,
                        hparams: Hyperparams, image_shape: tuple[int, int],
                        output_bias: jax.Array | None = None) -> TrainState:
-  """Initialises parameters from hparams.seed (pure: vmappable over seeds);
-  output_bias as for init_params."""
-  return state_from_params(
-      init_params(model, hparams.seed, image_shape, output_bias), optimizer)
+  """Initialises the variables from hparams.seed (pure: vmappable over
+  seeds); output_bias as for init_variables."""
+  variables = init_variables(model, hparams.seed, image_shape, output_bias)
+  return state_from_params(variables['params'], optimizer,
+                           variables.get('batch_stats'))
 
 
 # ---------------------------------------------------------------------------- step
@@ -181,7 +227,7 @@ def importance_sampled_terms(model, variables, images: jax.Array,
   (its `log_importance_weights`, e.g. TwoStochasticLayerVAE).
 
   Args:
-    model, variables: the VAE and {'params': ...}.
+    model, variables: the VAE and model_variables(params, batch_stats).
     images: model input [B, H, W]; labels: int32 [B].
     posterior: q(z|x) of the images, each [B, latent] (None: encoded here).
     hparams: the prior and latent_mask (masked dimensions enter neither
@@ -216,7 +262,8 @@ def importance_sampled_terms(model, variables, images: jax.Array,
 
 def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
                  objective: str = 'elbo', num_samples: int = 1):
-  """Returns loss_fn(params, batch, hparams, rng) -> (mean loss, ElboTerms [B]).
+  """Returns loss_fn(params, batch, hparams, rng, batch_stats=None) ->
+  (mean loss, ElboTerms [B]).
 
   batch: {'images': float32 [B, H, W] in [0, 1], 'labels': int32 [B]}; the
   labels reach the model (conditional models use them, others ignore them).
@@ -231,6 +278,29 @@ def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
     objectives.get_bound ('vae', 'iwae', ...) over num_samples draws, the
     loss being minus the bound and the terms' reconstruction and KL the
     means over the draws (the KL sampled). decode_mean uses the 'elbo'.
+  batch_stats: a BatchNorm model's running averages, which it normalises
+    with (evaluation mode; make_train_step trains with the batch's own
+    statistics).
+  """
+  loss_fn = _make_loss_fn(model, loss, decode_mean, objective, num_samples,
+                          train=False)
+
+  def evaluation_loss_fn(params, batch, hparams: Hyperparams, rng,
+                         batch_stats=None):
+    mean_loss, (terms, _) = loss_fn(params, batch_stats, batch, hparams, rng)
+    return mean_loss, terms
+
+  return evaluation_loss_fn
+
+
+def _make_loss_fn(model, loss, decode_mean: bool, objective: str,
+                  num_samples: int, train: bool):
+  """make_loss_fn's loss as loss_fn(params, batch_stats, batch, hparams,
+  rng) -> (mean loss, (ElboTerms [B], batch_stats after it)).
+
+  train: a BatchNorm model normalises with each batch's statistics and
+  updates its running averages (apply_model); the k-sample bounds decode
+  the samples with the averages, so its BatchNorm belongs in the encoder.
   """
   reconstruction_fn = loss if callable(loss) else objectives.reconstruction_loss(
       loss)
@@ -241,23 +311,31 @@ def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
   if not sample:
     bound = None
 
-  def loss_fn(params, batch, hparams: Hyperparams, rng):
-    variables = {'params': params}
+  def loss_fn(params, batch_stats, batch, hparams: Hyperparams, rng):
     images, labels = batch['images'], batch['labels']
     if bound is not None:
+      posterior = None
+      if batch_stats:  # encoded here, so that training updates the averages
+        posterior, batch_stats = apply_model(
+            model, params, batch_stats, images, labels, method=model.encode,
+            train=train)
       log_weights, reconstruction, sampled_kl = importance_sampled_terms(
-          model, variables, images, labels, None, hparams,
-          jax.random.split(rng, num_samples), reconstruction_fn, hparams.beta)
+          model, model_variables(params, batch_stats), images, labels,
+          posterior, hparams, jax.random.split(rng, num_samples),
+          reconstruction_fn, hparams.beta)
       terms = objectives.ElboTerms(jnp.mean(reconstruction, axis=0),
                                    jnp.mean(sampled_kl, axis=0),
                                    -bound(log_weights))
-      return jnp.mean(terms.loss), terms
-    posterior = model.apply(variables, images, labels, method=model.encode)
+      return jnp.mean(terms.loss), (terms, batch_stats)
+    posterior, batch_stats = apply_model(model, params, batch_stats, images,
+                                         labels, method=model.encode,
+                                         train=train)
     if sample:
       z = objectives.sample_posterior(rng, posterior, hparams.latent_mask)
     else:
       z = posterior.mean * hparams.latent_mask
-    logits = model.apply(variables, z, labels, method=model.decode)
+    logits, batch_stats = apply_model(model, params, batch_stats, z, labels,
+                                      method=model.decode, train=train)
     reconstruction = reconstruction_fn(logits, images)
     if variational:
       terms = objectives.negative_elbo(
@@ -266,7 +344,7 @@ def make_loss_fn(model, loss: str | Callable = 'bce', decode_mean: bool = False,
     else:
       terms = objectives.ElboTerms(reconstruction, jnp.zeros_like(reconstruction),
                                    reconstruction)
-    return jnp.mean(terms.loss), terms
+    return jnp.mean(terms.loss), (terms, batch_stats)
 
   return loss_fn
 
@@ -327,20 +405,23 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
   objective, num_samples: as for make_loss_fn.
   learning_rate_scale: step count -> factor of hparams.learning_rate
     (optimizers.learning_rate_scale); None: a constant rate.
+  A BatchNorm model normalises with the batch's statistics, and the step
+  moves state.batch_stats (the running averages) as the model's BatchNorm
+  says; the gradient does not reach them.
   """
-  loss_fn = make_loss_fn(model, loss, objective=objective,
-                         num_samples=num_samples)
+  loss_fn = _make_loss_fn(model, loss, False, objective, num_samples,
+                          train=True)
 
   def train_step(state: TrainState, batch, hparams: Hyperparams, rng):
-    grads, terms = jax.grad(loss_fn, has_aux=True)(state.params, batch,
-                                                   hparams, rng)
+    grads, (terms, batch_stats) = jax.grad(loss_fn, has_aux=True)(
+        state.params, state.batch_stats, batch, hparams, rng)
     learning_rate = hparams.learning_rate
     if learning_rate_scale is not None:
       learning_rate = learning_rate * learning_rate_scale(state.step)
     params, opt_state = apply_gradients(optimizer, state.params,
                                         state.opt_state, grads, learning_rate)
     new_state = state.replace(step=state.step + 1, params=params,
-                              opt_state=opt_state)
+                              opt_state=opt_state, batch_stats=batch_stats)
     return new_state, _mean_terms(terms)
 
   return train_step
@@ -417,8 +498,9 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
 
 def _scan_evaluation_batches(loss_fn, batch_size: int, preprocessing: str,
                              params, hparams: Hyperparams, data: dict,
-                             carry, update: Callable):
-  """Runs loss_fn over `data` in batches of batch_size, the last padded.
+                             carry, update: Callable, batch_stats=None):
+  """Runs loss_fn over `data` in batches of batch_size, the last padded
+  (a BatchNorm model normalising with its running averages, batch_stats).
 
   Each batch has its own key from the seed's evaluation stream, split into
   the binarisation key and the posterior sample's, so the same images in
@@ -443,7 +525,7 @@ def _scan_evaluation_batches(loss_fn, batch_size: int, preprocessing: str,
     images = pipeline.to_model_input(batch['images'], preprocessing,
                                      binarize_key)
     _, terms = loss_fn(params, dict(batch, images=images), hparams,
-                       sample_key)
+                       sample_key, batch_stats)
     return update(carry, terms, batch_weights)
 
   return jax.lax.scan(
@@ -453,7 +535,9 @@ def _scan_evaluation_batches(loss_fn, batch_size: int, preprocessing: str,
 def make_evaluate(model, batch_size: int, preprocessing: str,
                   loss: str | Callable = 'bce', decode_mean: bool = False, *,
                   objective: str = 'elbo', num_samples: int = 1):
-  """Returns evaluate(params, hparams, data) -> per-image mean metrics.
+  """Returns evaluate(params, hparams, data, batch_stats=None) -> per-image
+  mean metrics (batch_stats: a BatchNorm model's running averages, which it
+  normalises with).
 
   objective, num_samples: as for make_loss_fn (the test loss is minus the
   trained bound).
@@ -467,7 +551,7 @@ def make_evaluate(model, batch_size: int, preprocessing: str,
   """
   loss_fn = make_loss_fn(model, loss, decode_mean, objective, num_samples)
 
-  def evaluate(params, hparams: Hyperparams, data: dict):
+  def evaluate(params, hparams: Hyperparams, data: dict, batch_stats=None):
     def add(totals, terms, weights):
       sums = {'recon': terms.reconstruction, 'kl': terms.kl,
               'loss': terms.loss}
@@ -477,7 +561,8 @@ def make_evaluate(model, batch_size: int, preprocessing: str,
     zeros = {'recon': jnp.float32(0), 'kl': jnp.float32(0),
              'loss': jnp.float32(0)}
     totals, _ = _scan_evaluation_batches(loss_fn, batch_size, preprocessing,
-                                         params, hparams, data, zeros, add)
+                                         params, hparams, data, zeros, add,
+                                         batch_stats)
     return jax.tree.map(lambda t: t / data['images'].shape[0], totals)
 
   return evaluate
@@ -497,10 +582,11 @@ def make_evaluate_terms(model, batch_size: int, preprocessing: str,
   """
   loss_fn = make_loss_fn(model, loss, False, objective, num_samples)
 
-  def terms(params, hparams: Hyperparams, data: dict) -> objectives.ElboTerms:
+  def terms(params, hparams: Hyperparams, data: dict,
+            batch_stats=None) -> objectives.ElboTerms:
     _, per_batch = _scan_evaluation_batches(
         loss_fn, batch_size, preprocessing, params, hparams, data, None,
-        lambda carry, batch_terms, weights: (carry, batch_terms))
+        lambda carry, batch_terms, weights: (carry, batch_terms), batch_stats)
     num_images = data['images'].shape[0]
     return jax.tree.map(lambda t: t.reshape(-1)[:num_images], per_batch)
 
@@ -508,12 +594,15 @@ def make_evaluate_terms(model, batch_size: int, preprocessing: str,
 
 
 def make_reconstruct(model):
-  """Returns reconstruct(params, hparams, images, labels) -> [B, H, W] in [0, 1].
+  """Returns reconstruct(params, hparams, images, labels, batch_stats=None)
+  -> [B, H, W] in [0, 1].
 
   images: float32 [B, H, W] in [0, 1]; decodes the posterior mean (masked).
+  batch_stats: a BatchNorm model's running averages.
   """
-  def reconstruct(params, hparams: Hyperparams, images, labels):
-    variables = {'params': params}
+  def reconstruct(params, hparams: Hyperparams, images, labels,
+                  batch_stats=None):
+    variables = model_variables(params, batch_stats)
     posterior = model.apply(variables, images, labels, method=model.encode)
     z = posterior.mean * hparams.latent_mask
     return jax.nn.sigmoid(model.apply(variables, z, labels, method=model.decode))

@@ -52,20 +52,24 @@ class TrainedModel:
     self.num_classes = member.config.model.num_classes
     self._model = member.model
     self._params = member.params
+    # A BatchNorm model normalises with its running averages.
+    self._batch_stats = member.batch_stats
     self._hparams = member.hparams
     # A sweep member lives in its group's model, built at the group's
     # largest latent size; its own dimensions are the first latent_size,
     # the rest masked to 0 (vae_jax.train.Hyperparams.latent_mask).
     self._capacity = member.hparams.latent_mask.shape[-1]
     model = member.model
-    self._encode = jax.jit(lambda params, images, labels: model.apply(
-        {'params': params}, images, labels, method=model.encode).mean)
-    self._decode = jax.jit(lambda params, z, labels: jax.nn.sigmoid(
-        model.apply({'params': params}, z, labels, method=model.decode)))
+    variables = train.model_variables
+    self._encode = jax.jit(lambda params, stats, images, labels: model.apply(
+        variables(params, stats), images, labels, method=model.encode).mean)
+    self._decode = jax.jit(lambda params, stats, z, labels: jax.nn.sigmoid(
+        model.apply(variables(params, stats), z, labels,
+                    method=model.decode)))
     self._reconstruct = jax.jit(train.make_reconstruct(model))
     self._sample = jax.jit(
-        lambda params, hparams, key, labels: jax.nn.sigmoid(model.apply(
-            {'params': params}, objectives.sample_prior(
+        lambda params, stats, hparams, key, labels: jax.nn.sigmoid(
+            model.apply(variables(params, stats), objectives.sample_prior(
                 key, labels.shape[0], hparams.prior_mean, hparams.prior_std,
                 hparams.latent_mask), labels, method=model.decode)))
 
@@ -84,7 +88,7 @@ class TrainedModel:
     """
     images = self._checked_images(images, 'encode')
     labels = self._checked_labels(labels, len(images), 'encode')
-    means = self._encode(self._params, images, labels)
+    means = self._encode(self._params, self._batch_stats, images, labels)
     return np.asarray(means)[:, :self.latent_size]
 
   def decode(self, codes, labels=None) -> np.ndarray:
@@ -103,7 +107,7 @@ class TrainedModel:
     labels = self._checked_labels(labels, len(codes), 'decode')
     padded = np.zeros((len(codes), self._capacity), np.float32)
     padded[:, :self.latent_size] = codes
-    return np.asarray(self._decode(self._params, padded, labels))
+    return np.asarray(self._decode(self._params, self._batch_stats, padded, labels))
 
   def sample(self, num: int, seed: int = 0, labels=None) -> np.ndarray:
     """`num` images decoded from codes drawn from the prior the model was
@@ -124,8 +128,9 @@ class TrainedModel:
       raise ValueError(f'sample: seed = {seed!r}; give an integer from 0 to '
                        '2**32 - 1.')
     labels = self._checked_labels(labels, int(num), 'sample')
-    return np.asarray(self._sample(self._params, self._hparams,
-                                   jax.random.PRNGKey(seed), labels))
+    return np.asarray(self._sample(self._params, self._batch_stats,
+                                   self._hparams, jax.random.PRNGKey(seed),
+                                   labels))
 
   def reconstruct(self, images, labels=None) -> np.ndarray:
     """`images` through the model: the decoded posterior means, float32
@@ -134,7 +139,7 @@ class TrainedModel:
     images = self._checked_images(images, 'reconstruct')
     labels = self._checked_labels(labels, len(images), 'reconstruct')
     return np.asarray(self._reconstruct(self._params, self._hparams, images,
-                                        labels))
+                                        labels, self._batch_stats))
 
   def elbo(self, images, labels=None) -> np.ndarray:
     """Each image's bound, minus its training loss: float32 [B], nats.
@@ -152,7 +157,8 @@ class TrainedModel:
     images = self._checked_images(images, 'elbo')
     labels = self._checked_labels(labels, len(images), 'elbo')
     terms = self._evaluate_terms(self._params, self._hparams,
-                                 {'images': images, 'labels': labels})
+                                 {'images': images, 'labels': labels},
+                                 self._batch_stats)
     return -np.asarray(terms.loss)
 
   @functools.cached_property

@@ -22,7 +22,7 @@ from vae_jax.evaluation import fid
 # ------------------------------------------------------------------- samples
 def prior_samples(model, params, hparams, num: int, rng: jax.Array,
                   labels: np.ndarray | None = None,
-                  batch_size: int = 1000) -> np.ndarray:
+                  batch_size: int = 1000, batch_stats=None) -> np.ndarray:
   """Decodes z ~ N(prior_mean, prior_std^2) (masked dims 0) to images.
 
   Args:
@@ -35,6 +35,7 @@ def prior_samples(model, params, hparams, num: int, rng: jax.Array,
     labels: int [num], the requested classes of a conditional model (None
       for an unconditional one).
     batch_size: images decoded per call.
+    batch_stats: a BatchNorm model's running averages.
 
   Returns:
     float32 [num, H, W], sigmoid of the decoder's logits (Bernoulli means).
@@ -45,7 +46,8 @@ def prior_samples(model, params, hparams, num: int, rng: jax.Array,
   return np.concatenate([
       np.asarray(decode(params, z[i:i + batch_size],
                         None if labels is None
-                        else jnp.asarray(labels[i:i + batch_size])))
+                        else jnp.asarray(labels[i:i + batch_size]),
+                        batch_stats))
       for i in range(0, num, batch_size)])
 
 
@@ -53,24 +55,26 @@ def prior_samples(model, params, hparams, num: int, rng: jax.Array,
 # the parameters are arguments.
 @functools.lru_cache(maxsize=None)
 def _compiled_decode(model):
-  return jax.jit(lambda params, z, labels: jax.nn.sigmoid(
-      model.apply({'params': params}, z, labels, method=model.decode)))
+  return jax.jit(lambda params, z, labels, batch_stats: jax.nn.sigmoid(
+      model.apply(train.model_variables(params, batch_stats), z, labels,
+                  method=model.decode)))
 
 
 def reconstructions(model, params, hparams, images: np.ndarray,
                     labels: np.ndarray | None = None,
-                    batch_size: int = 1000) -> np.ndarray:
+                    batch_size: int = 1000, batch_stats=None) -> np.ndarray:
   """Decodes each image's posterior mean (masked dims 0): float32 [N, H, W].
 
   labels: int [N], the classes a conditional model is given (None for an
-  unconditional one).
+  unconditional one). batch_stats: a BatchNorm model's running averages.
   """
   reconstruct = _compiled_reconstruct(model)
   return np.concatenate([
       np.asarray(reconstruct(params, hparams,
                              jnp.asarray(images[i:i + batch_size]),
                              None if labels is None
-                             else jnp.asarray(labels[i:i + batch_size])))
+                             else jnp.asarray(labels[i:i + batch_size]),
+                             batch_stats))
       for i in range(0, len(images), batch_size)])
 
 

@@ -44,7 +44,8 @@ def check_likelihood_loss(loss: str) -> None:
 def sample_log_weights(model, params, hparams: train.Hyperparams,
                        x: jax.Array, labels: jax.Array,
                        posterior: objectives.GaussianPosterior,
-                       sample_keys: jax.Array, loss: str) -> jax.Array:
+                       sample_keys: jax.Array, loss: str,
+                       batch_stats=None) -> jax.Array:
   """log p(x|z) + log p(z) - log q(z|x) for one z per key and image.
 
   Args:
@@ -57,12 +58,14 @@ def sample_log_weights(model, params, hparams: train.Hyperparams,
     sample_keys: PRNG keys [S]; key s draws z_s for every image by
       objectives.sample_posterior.
     loss: the run's config.loss, a registered likelihood: -log p(x|z).
+    batch_stats: a BatchNorm model's running averages.
 
   Returns:
     Log importance weights, float32 [S, B].
   """
   log_weights, _, _ = train.importance_sampled_terms(
-      model, {'params': params}, x, labels, posterior, hparams, sample_keys,
+      model, train.model_variables(params, batch_stats), x, labels,
+      posterior, hparams, sample_keys,
       objectives.RECONSTRUCTION_LOSSES.lookup(loss).per_image)
   return log_weights
 
@@ -71,10 +74,12 @@ def sample_log_weights(model, params, hparams: train.Hyperparams,
                                              'chunk_size', 'preprocessing',
                                              'loss'))
 def _iwae_log_likelihood(model, params, hparams, images, labels, rng,
-                         num_samples, chunk_size, preprocessing, loss):
+                         num_samples, chunk_size, preprocessing, loss,
+                         batch_stats):
   binarize_key, sample_key = jax.random.split(rng)
   x = pipeline.to_model_input(images, preprocessing, binarize_key)
-  posterior = model.apply({'params': params}, x, labels, method=model.encode)
+  posterior = model.apply(train.model_variables(params, batch_stats), x,
+                          labels, method=model.encode)
   num_chunks = -(-num_samples // chunk_size)
 
   def body(chunk, running):
@@ -84,7 +89,7 @@ def _iwae_log_likelihood(model, params, hparams, images, labels, rng,
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(sample_key,
                                                             indices)
     log_weights = sample_log_weights(model, params, hparams, x, labels,
-                                     posterior, keys, loss)
+                                     posterior, keys, loss, batch_stats)
     # The last chunk may run past num_samples; its extra samples weigh 0.
     log_weights = jnp.where((indices < num_samples)[:, None], log_weights,
                             -jnp.inf)
@@ -99,7 +104,7 @@ def iwae_log_likelihood(model, params, hparams: train.Hyperparams,
                         images: jax.Array, labels: jax.Array, rng: jax.Array,
                         num_samples: int = 5000, chunk_size: int = 100,
                         preprocessing: str = 'grey',
-                        loss: str = 'bce') -> jax.Array:
+                        loss: str = 'bce', batch_stats=None) -> jax.Array:
   """IWAE estimate of log p(x) in nats for every image, with k = num_samples.
 
   Compiled once per (model, shapes, num_samples, chunk_size, preprocessing,
@@ -123,6 +128,8 @@ def iwae_log_likelihood(model, params, hparams: train.Hyperparams,
       chunk_size * B * pixels.
     preprocessing: the run's config.data.preprocessing.
     loss: the run's config.loss, a registered likelihood (check_likelihood_loss).
+    batch_stats: a BatchNorm model's running averages (it normalises with
+      them, as in evaluation).
 
   Returns:
     float32 [B], log p(x) estimates (a lower bound in expectation).
@@ -137,13 +144,14 @@ def iwae_log_likelihood(model, params, hparams: train.Hyperparams,
                      f'({chunk_size}) must be positive.')
   return _iwae_log_likelihood(model, params, hparams, images, labels, rng,
                               num_samples, min(chunk_size, num_samples),
-                              preprocessing, loss)
+                              preprocessing, loss, batch_stats)
 
 
 def iwae_nll(model, params, hparams: train.Hyperparams, images: np.ndarray,
              labels: np.ndarray, rng: jax.Array, num_samples: int = 5000,
              chunk_size: int = 100, preprocessing: str = 'grey',
-             loss: str = 'bce', batch_size: int = 100) -> float:
+             loss: str = 'bce', batch_size: int = 100,
+             batch_stats=None) -> float:
   """Mean over images of -iwae_log_likelihood, in nats; logs progress per batch.
 
   Args:
@@ -168,7 +176,7 @@ def iwae_nll(model, params, hparams: train.Hyperparams, images: np.ndarray,
     log_px = iwae_log_likelihood(
         model, params, hparams, batch_images, batch_labels,
         jax.random.fold_in(rng, batch_index), num_samples, chunk_size,
-        preprocessing, loss)
+        preprocessing, loss, batch_stats)
     total -= float(np.sum(np.asarray(log_px)[:count], dtype=np.float64))
     done = begin + count
     seconds = time.perf_counter() - start

@@ -97,7 +97,7 @@ class MemberEvaluation:
     images = classifier_metrics.prior_samples(
         model, self.member.params, self.member.hparams, num,
         jax.random.fold_in(jax.random.PRNGKey(settings.seed), 1), labels,
-        settings.batch_size)
+        settings.batch_size, self.member.batch_stats)
     return images, labels
 
   @functools.cached_property

@@ -11,6 +11,7 @@ from vae_jax.models.registry import register_model
 from vae_jax.models.mlp import MLPVAE
 from vae_jax.models.conv_vae import ConvVAE, DenseBottleneckConvVAE
 from vae_jax.models.two_layer import TwoStochasticLayerVAE
+from vae_jax.models.cnn_bn import BatchNormCNNVAE
 
 
 def build_model(model_config, image_shape: tuple[int, int]):

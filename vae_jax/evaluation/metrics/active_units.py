@@ -28,7 +28,7 @@ def evaluate(evaluation: registry.MemberEvaluation) -> dict:
       jax.numpy.asarray(images), member.config.data.preprocessing,
       jax.random.fold_in(jax.random.PRNGKey(evaluation.settings.seed), 3))
   posterior = member.model.apply(
-      {'params': member.params}, x,
+      member.variables, x,
       jax.numpy.asarray(data.train_labels[:IMAGES]),
       method=member.model.encode)
   variance = np.var(np.asarray(posterior.mean, np.float64), axis=0)

@@ -69,7 +69,8 @@ def evaluate_reconstruction_confusion(
   conditional = getattr(member.model, 'num_classes', 0)
   reconstructed = classifier_metrics.reconstructions(
       member.model, member.params, member.hparams, images,
-      test.test_labels if conditional else None, batch_size)
+      test.test_labels if conditional else None, batch_size,
+      member.batch_stats)
   predicted = np.argmax(classifier_metrics.classifier_probabilities(
       judge.model, judge.params, reconstructed, batch_size), axis=-1)
   matrix = classifier_metrics.confusion_matrix(test.test_labels, predicted)

@@ -32,6 +32,6 @@ def evaluate(evaluation: registry.MemberEvaluation) -> dict:
       jax.random.fold_in(jax.random.PRNGKey(settings.seed), 0),
       settings.iwae_samples, settings.iwae_chunk,
       member.config.data.preprocessing, member.config.loss,
-      settings.iwae_batch)
+      settings.iwae_batch, member.batch_stats)
   return {'iwae_nll': nll, 'iwae_samples': settings.iwae_samples,
           'iwae_num_images': count}

@@ -24,5 +24,6 @@ def evaluate(evaluation: registry.MemberEvaluation) -> dict:
       train.reconstruction_loss_for(member.config), decode_mean=True))
   metrics = evaluate_fn(member.params, member.hparams,
                         pipeline.device_data(test.test_images,
-                                             test.test_labels))
+                                             test.test_labels),
+                        member.batch_stats)
   return {'test_recon_at_mean': float(metrics['recon'])}
