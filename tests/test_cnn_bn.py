@@ -13,12 +13,14 @@ from configs import study_b
 from test_train import tiny_config, tiny_dataset
 from vae_jax import checkpoint
 from vae_jax import driver
+from vae_jax import figure_data
 from vae_jax import grid as grid_lib
 from vae_jax import models
 from vae_jax import optimizers
 from vae_jax import restore
 from vae_jax import sweep
 from vae_jax import train
+from vae_jax import workdir as workdir_lib
 from vae_jax.data import pipeline
 from vae_jax.evaluation import evaluate as evaluate_lib
 from vae_jax.evaluation import likelihood
@@ -218,6 +220,21 @@ def test_running_averages_train_and_are_what_evaluation_uses(straight_run):
                          method=model.encode)
   for other in (as_in_training, at_start):
     assert np.abs(evaluated.mean - other.mean).max() > 1e-3
+
+  # The reconstructions tracked every epoch and the figures' decode with
+  # the running averages too.
+  count = driver.TRACKED_IMAGES
+  expected = jax.jit(train.make_reconstruct(model))(
+      member.params, member.hparams, x[:count],
+      jnp.asarray(dataset.test_labels[:count]), member.batch_stats)
+  with np.load(workdir / workdir_lib.RECONSTRUCTIONS_BY_EPOCH) as tracked:
+    grey = tracked['outputs'][-1].astype(int)  # stored as grey levels
+  assert np.abs(grey - np.round(np.asarray(expected) * 255)).max() <= 1
+  figures = figure_data.compute_run_figures(
+      model, member.params, member.hparams, dataset,
+      batch_stats=member.batch_stats)
+  np.testing.assert_allclose(figures.reconstructions[:count], expected,
+                             atol=1e-5)
 
   # launch.evaluate's metrics restore and use the running averages too.
   settings = registry.Settings(iwae_samples=8, iwae_chunk=4, iwae_batch=16)

@@ -177,10 +177,10 @@ def _test_loss(metrics: dict) -> float:
 def _saved_tree(state: Any) -> Any:
   """What a checkpoint holds of `state`: a train.TrainState as the dict of
   its fields, without `batch_stats` when it is empty (a model without
-  BatchNorm). That is the layout, byte for byte, of the checkpoints written
-  before train states carried BatchNorm statistics, so those still restore
-  and a model without BatchNorm saves what it always did. Other trees are
-  saved as they are."""
+  BatchNorm). That is the tree (orbax's tree metadata, key for key) of the
+  checkpoints written before train states carried BatchNorm statistics, so
+  those still restore and a model without BatchNorm saves what it always
+  did. Other trees are saved as they are."""
   if not isinstance(state, train.TrainState):
     return state
   fields = {'step': state.step, 'params': state.params,
