@@ -2,8 +2,9 @@
 
 Grey MNIST in [0, 1], Bernoulli decoder (BCE summed over pixels), KL to
 N(0, I). Other configs import this one and change fields. The fields and
-what they mean are in vae_jax/defaults.py (installed with the package, so
-that `vae_jax.default_config()` needs no checkout).
+what they mean and allow are declared in vae_jax/config_fields.py
+(installed with the package, so that `vae_jax.default_config()` needs no
+checkout; a model's own fields are declared by its module).
 
   python -m launch.train --config=configs/default.py --workdir=/tmp/vae
   python -m launch.train --config=configs/default.py --config.num_epochs=3 ...

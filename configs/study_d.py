@@ -60,7 +60,7 @@ def get_config(rows: str = 'all'):
   config.learning_rate = 1e-4
   config.num_epochs = 300
   # Two steps per loop iteration: faster epochs for this MLP on CPU
-  # (docs/cpu_kernels.md); the steps are the same (vae_jax/defaults.py:
+  # (docs/cpu_kernels.md); the steps are the same (vae_jax/config_fields.py:
   # scan_unroll).
   config.scan_unroll = 2
   config.sweep = grid.concat(

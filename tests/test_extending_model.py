@@ -9,6 +9,7 @@ import pytest
 from flax import linen as nn
 
 from test_train import tiny_config, tiny_dataset
+from vae_jax import config_fields
 from vae_jax import driver
 from vae_jax import grid as grid_lib
 from vae_jax import group as group_lib
@@ -65,13 +66,16 @@ SPEC = models.register_model(models.ModelSpec(
     # Its decoder's first layer is dense in z: masked latent dimensions
     # contribute nothing, so latent sizes share a program.
     maskable_latent=True, check=_check,
-    description='a linear-Gaussian VAE, registered by a test'))
+    description='a linear-Gaussian VAE, registered by a test',
+    # Its own field: in the default config from here on, checked, a flag.
+    config_fields=(config_fields.Field(
+        'model.hidden', 12, "Width of linear_vae's hidden layer.",
+        config_fields.is_positive_integer, 'an integer >= 1'),)))
 
 
 def linear_config(**overrides):
   config = tiny_config(**overrides)
   config.model.name = 'linear_vae'
-  config.model.hidden = 12  # the new model's own field
   return config
 
 
@@ -97,6 +101,13 @@ def test_validation_reads_the_new_models_name_and_its_own_rule():
   config = tiny_config(**{'model.name': 'linear_vea'})
   with pytest.raises(validation.ConfigError, match="'linear_vae'"):
     validation.validate(config)
+
+
+def test_the_new_models_own_field_has_its_default_and_its_rule():
+  assert linear_config().model.hidden == 12
+  with pytest.raises(validation.ConfigError,
+                     match=r'config.model.hidden = 0 .* an integer >= 1'):
+    validation.validate(linear_config(**{'model.hidden': 0}))
 
 
 def test_a_built_in_models_rule_comes_from_its_own_module():

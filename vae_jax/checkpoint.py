@@ -22,46 +22,12 @@ import ml_collections
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from vae_jax import config_fields
 from vae_jax import workdir as workdir_lib
 from vae_jax import models
 from vae_jax import train
 
 log = logging.getLogger('vae_jax.checkpoint')
-
-# Keys that may differ between the run in a workdir and the config resuming it:
-# they say where data lives, how long or how fast to train, or what to
-# compare with, not what is trained.
-RESUMABLE_KEYS = frozenset({
-    'num_epochs', 'data.dir', 'data.cache_dir', 'data.download',
-    'checkpoint.keep_latest', 'plots', 'scan_unroll',
-    'reported',  # the published numbers a results table shows beside ours
-})
-
-
-# Config keys added after runs were saved, with the value that reproduces how
-# such a run behaved; a saved config lacking one still resumes at this value.
-ADDED_KEYS_DEFAULTS = {
-    'loss': 'bce',
-    'model.conv_impl': 'auto',
-    'model.num_classes': 0,
-    'data.test_subset': None,
-    'model.encoder_conv_channels': [],
-    'model.hidden_size': 47,
-    'model.variational': True,
-    'perceptual.classifier_dir': None,
-    'perceptual.layers': ['relu2', 'relu4'],
-    'perceptual.weight': 0.01,
-    'scan_unroll': 1,
-    'data.shuffle': True,
-    'model.posterior_scale': 'log_variance',
-    'model.output_bias': 'init',
-    'objective': 'elbo',
-    'num_samples': 1,
-    'lr_schedule': 'constant',
-    'model.first_latent_size': 100,
-    'model.inner_widths': [100, 100],
-}
-
 
 def flatten_config(tree: Any, prefix: str = '') -> dict[str, Any]:
   """A nested config dict as {'model.latent_size': 20, ...} (tuples as lists)."""
@@ -89,16 +55,20 @@ def _unused_model_keys(saved_flat: dict, current_flat: dict) -> set[str]:
 
 def config_differences(saved: dict, current: dict) -> list[str]:
   """Lists 'key: saved -> current' for keys that differ, ignoring
-  RESUMABLE_KEYS and model fields the run's model does not use (a sweep's
-  members, with their own models, are compared by the sweep list itself)."""
+  resumable fields (config_fields.Field.resumable) and model fields the
+  run's model does not use (a sweep's members, with their own models, are
+  compared by the sweep list itself). A field the saved config lacks
+  counts at its default, which is what that run trained with."""
   saved_flat, current_flat = flatten_config(saved), flatten_config(current)
   unused = _unused_model_keys(saved_flat, current_flat)
+  resumable = config_fields.resumable_keys()
+  absent_means = flatten_config(config_fields.defaults_for_absent_keys())
   differences = []
   for key in sorted(set(saved_flat) | set(current_flat)):
-    if key in RESUMABLE_KEYS or key in unused:
+    if key in resumable or key in unused:
       continue
     old, new = saved_flat.get(key, '<absent>'), current_flat.get(key, '<absent>')
-    if key not in saved_flat and ADDED_KEYS_DEFAULTS.get(key, old) == new:
+    if key not in saved_flat and absent_means.get(key, old) == new:
       continue
     if old != new:
       differences.append(f'{key}: {old!r} -> {new!r}')

@@ -28,13 +28,11 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vae_jax import checkpoint as checkpoint_lib
+from vae_jax import config_fields
 from vae_jax import models
 from vae_jax import optimizers
 from vae_jax import train
 
-# Config keys that become arrays in train.Hyperparams and so never split a group.
-ARRAY_KEYS = frozenset({'beta', 'prior_mean', 'prior_std', 'learning_rate',
-                        'seed', 'model.latent_size'})
 
 
 def host_values(tree):
@@ -54,7 +52,8 @@ def is_primary() -> bool:
 
 def _static_signature(config: ml_collections.ConfigDict) -> str:
   flat = checkpoint_lib.flatten_config(checkpoint_lib.config_as_dict(config))
-  varying = set(ARRAY_KEYS)
+  # Fields that are arrays in train.Hyperparams never split a group.
+  varying = set(config_fields.sweep_array_keys())
   if not models.get_model(config.model.name).maskable_latent:
     varying.discard('model.latent_size')
   if config.data.preprocessing == 'static_binarized':

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import ml_collections
 
+from vae_jax import config_fields
 from vae_jax import checkpoint as checkpoint_lib
 from vae_jax import grid as grid_lib
 from vae_jax import group as group_lib
@@ -56,7 +57,7 @@ def load_run_config(workdir: Path) -> ml_collections.ConfigDict:
         'or launch.sweep, or of vae_jax.train_and_evaluate or run_sweep).')
   saved = json.loads(path.read_text())
   flat = checkpoint_lib.flatten_config(saved)
-  for key, value in checkpoint_lib.ADDED_KEYS_DEFAULTS.items():
+  for key, value in config_fields.defaults_for_absent_keys().items():
     if key not in flat:
       grid_lib.set_key(saved, key, value, create=True)
   return ml_collections.ConfigDict(saved)

@@ -30,16 +30,14 @@ import numpy as np
 import optax
 from flax import struct
 
+from vae_jax import config_fields
 from vae_jax.data import pipeline
 from vae_jax import models
 from vae_jax.models.classifier import FEATURE_LAYERS
 from vae_jax import objectives
 from vae_jax import optimizers
-from vae_jax import validation
 
 log = logging.getLogger(__name__)
-
-PREPROCESSING_MODES = validation.PREPROCESSING_MODES
 
 
 # ----------------------------------------------------------------- hyperparameters
@@ -447,9 +445,9 @@ def make_train_epoch(model, optimizer, batch_size: int, preprocessing: str,
   lr_schedule: a name of optimizers.SCHEDULES; its stages count epochs of
   N // batch_size steps.
   """
-  if preprocessing not in PREPROCESSING_MODES:
+  if preprocessing not in config_fields.PREPROCESSING_MODES:
     raise ValueError(f'Unknown preprocessing {preprocessing!r}; choose one of '
-                     f'{PREPROCESSING_MODES}.')
+                     f'{config_fields.PREPROCESSING_MODES}.')
   if not isinstance(unroll, int) or unroll < 1:
     raise ValueError(f'config.scan_unroll={unroll!r}: give a whole number of '
                      'training steps per loop iteration, 1 or more.')

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vae_jax import validation
+from vae_jax import config_fields
 from vae_jax.data.dataset import Dataset, binarize_static
 from vae_jax.data.files import load_dataset
 
@@ -20,10 +20,10 @@ def load_data(config: ml_collections.ConfigDict) -> Dataset:
       config.data.name, data_dir=config.data.dir,
       cache_dir=config.data.cache_dir,
       download_if_missing=config.data.download, source=config.data.source)
-  if config.data.preprocessing not in validation.PREPROCESSING_MODES:
+  if config.data.preprocessing not in config_fields.PREPROCESSING_MODES:
     raise ValueError(f'Unknown config.data.preprocessing '
                      f'{config.data.preprocessing!r}; choose one of '
-                     f'{validation.PREPROCESSING_MODES}.')
+                     f'{config_fields.PREPROCESSING_MODES}.')
   train_images, train_labels = dataset.train_images, dataset.train_labels
   if config.data.train_subset is not None:
     train_images = train_images[:config.data.train_subset]

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from vae_jax import config_fields
 from vae_jax.models.conv import Conv, ConvTranspose
 from vae_jax.models.initializers import dense
 from vae_jax.models.registry import ModelSpec, register_model
@@ -193,4 +194,7 @@ register_model(ModelSpec(
     fields=frozenset({'name', 'latent_size', 'hidden_size', 'init_scheme',
                       'conv_impl', 'variational', 'num_classes'}),
     maskable_latent=True, check=_check,
-    description="Study A's conv VAE with a dense bottleneck"))
+    description="Study A's conv VAE with a dense bottleneck",
+    config_fields=(config_fields.Field(
+        'model.hidden_size', 47, "Width of conv_fc_vae's dense bottleneck "
+        '(Study A).', config_fields.is_positive_integer, 'an integer >= 1'),)))

@@ -2,9 +2,10 @@
 
 A model is registered once, from the module that defines it, as a
 `ModelSpec`: the function that builds the Flax module from `config.model`,
-the config fields that function reads, whether a smaller latent size can
-train as a mask over a larger model (so a sweep puts both in one compiled
-group), and the combinations of settings it refuses. Everything that picks
+the config fields that function reads (declaring those only it reads),
+whether a smaller latent size can train as a mask over a larger model (so
+a sweep puts both in one compiled group), and the combinations of settings
+it refuses. Everything that picks
 a model by name (building, validation, resume compatibility, sweep groups)
 reads this registry.
 """
@@ -17,6 +18,7 @@ from typing import Callable
 import ml_collections
 from flax import linen as nn
 
+from vae_jax import config_fields as config_fields_lib
 from vae_jax.registry import Registry
 
 ModelBuilder = Callable[[ml_collections.ConfigDict, tuple[int, int]],
@@ -46,6 +48,9 @@ class ModelSpec:
     this model cannot train with and what to set instead, or None; `where`
     names the sweep member ('' for a run) and follows the setting's value.
   description: one line for listings.
+  config_fields: the config.model fields only this model reads, declared
+    with their defaults and allowed values (vae_jax.config_fields.Field);
+    they join the default config when the model is registered.
   """
 
   name: str
@@ -54,14 +59,18 @@ class ModelSpec:
   maskable_latent: bool = False
   check: ConfigCheck = _accepts_every_config
   description: str = ''
+  config_fields: tuple[config_fields_lib.Field, ...] = ()
 
 
 MODELS: Registry[ModelSpec] = Registry('model', 'config.model.name')
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
-  """Makes `spec` selectable as config.model.name = spec.name."""
-  return MODELS.add(spec.name, spec, describe=lambda s: s.description)
+  """Makes `spec` selectable as config.model.name = spec.name, and declares
+  its own config fields."""
+  MODELS.add(spec.name, spec, describe=lambda s: s.description)
+  config_fields_lib.declare(*spec.config_fields)
+  return spec
 
 
 def model_names() -> tuple[str, ...]:

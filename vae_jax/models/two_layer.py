@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from vae_jax import config_fields
 from vae_jax import objectives
 from vae_jax.models.initializers import dense
 from vae_jax.models.mlp import activation_fn, POSTERIOR_SCALES
@@ -205,4 +206,14 @@ register_model(ModelSpec(
     # The latent size is the top layer's, behind a second stochastic layer.
     maskable_latent=False, check=_check,
     description="Burda et al.'s two stochastic layers (trains a k-sample "
-                'bound)'))
+                'bound)',
+    config_fields=(
+        config_fields.Field(
+            'model.first_latent_size', 100,
+            'Units of the first stochastic layer h1 (latent_size is the top '
+            "layer's).", config_fields.is_positive_integer, 'an integer >= 1'),
+        config_fields.Field(
+            'model.inner_widths', (100, 100),
+            'Hidden widths between h1 and h2 (encoder_widths lie between x '
+            'and h1).', config_fields.is_widths,
+            'a tuple of integers >= 1'))))
