@@ -13,6 +13,7 @@ log a one-line note.
 from __future__ import annotations
 
 import collections
+import importlib
 import logging as std_logging
 import os
 import re
@@ -165,13 +166,14 @@ def user_error_types() -> tuple[type[BaseException], ...]:
   from vae_jax import classifier
   from vae_jax import data
   from vae_jax import driver
+  from vae_jax import registry as registry_lib
   from vae_jax import validation
   from vae_jax import workdir
   from vae_jax.evaluation import registry
   return (app.UsageError, flags.Error, validation.ConfigError,
           workdir.WorkdirError, checkpoint.CorruptCheckpointError,
           classifier.ClassifierError, data.DataError, driver.DivergedError,
-          registry.MetricError)
+          registry.MetricError, registry_lib.UnknownNameError)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -186,7 +188,27 @@ def parse_flags(argv: list[str]) -> list[str]:
     given = [a.split('=', 1)[0] for a in argv[1:] if a.startswith('--config.')]
     culprit = next((g for g in given if key in g.split('.')), '--config.*')
     fail(f'{culprit}: the config has no key {key!r}; see the config file '
-         '(and vae_jax/defaults.py) for the keys it has.', error)
+         '(and vae_jax/config_fields.py) for the keys it has.', error)
+
+
+def define_imports(help_text: str) -> None:
+  flags.DEFINE_list('imports', [], help_text)
+
+
+def import_modules(names: list[str]) -> None:
+  """Imports each named module (its registrations then count).
+
+  Raises:
+    app.UsageError: one cannot be imported.
+  """
+  for name in names:
+    try:
+      importlib.import_module(name)
+    except ImportError as error:
+      raise app.UsageError(
+          f'--imports: cannot import {name!r} ({error}); give a module '
+          'importable from this directory or $PYTHONPATH, dotted as in an '
+          'import statement.') from error
 
 
 def define_verbose() -> None:

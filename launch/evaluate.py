@@ -4,9 +4,11 @@ r"""Evaluates a trained run or sweep from its checkpoint and writes the numbers.
   python -m launch.evaluate --workdir=workdirs/study_d \
       --metrics=inception_score,classifier_fid,confusion
   python -m launch.evaluate --workdir=workdirs/study_d --metrics=recon_at_mean
+  python -m launch.evaluate --workdir=/tmp/mine --imports=my_models
 
 --workdir is what `launch.train` (one run) or `launch.sweep` (every member is
-evaluated) wrote; each model is evaluated at the checkpoint its results.json
+evaluated) wrote (--imports names the modules registering what it was
+trained with outside vae_jax, as its config file imported them); each model is evaluated at the checkpoint its results.json
 was written from, and every number records that epoch. --metrics names
 metrics of vae_jax.evaluation.metrics (the help of --metrics lists them with
 what each computes; every other flag's help names the metrics that read it).
@@ -52,6 +54,11 @@ flags.DEFINE_string('workdir', None, 'Workdir of a finished launch.train '
 flags.DEFINE_list('metrics', ['iwae', 'inception_score', 'classifier_fid',
                               'confusion'],
                   _metrics_help())
+common.define_imports(
+    'Python modules to import first: those registering a model, loss, data '
+    'set or metric defined outside vae_jax that the workdir\'s config names '
+    '(its config file imported them for training; config.json does not '
+    'record imports). Importable from this directory or $PYTHONPATH.')
 common.define_classifier_dir()
 common.define_data_dir(help_text=(
     'Directory holding the test data set\'s files, replacing where the run '
@@ -93,6 +100,7 @@ flags.DEFINE_bool('recompute', False, 'Compute every metric again, even '
 def main(argv):
   del argv  # common.run refuses arguments that are not flags
   start = common.now()
+  common.import_modules(FLAGS.imports)
   settings = registry.Settings(
       iwae_samples=FLAGS.iwae_samples, iwae_chunk=FLAGS.iwae_chunk,
       iwae_batch=FLAGS.iwae_batch, num_images=FLAGS.num_images,

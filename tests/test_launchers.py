@@ -2,6 +2,7 @@
 with the older spellings noted, a user's mistake as one line naming the flag
 (the traceback behind --verbose), and the landmarks naming its files."""
 
+import importlib
 import os
 import re
 import subprocess
@@ -150,12 +151,16 @@ def test_every_launcher_spells_the_shared_concepts_alike():
       'launch.report': {'workdir'},
       'launch.train_classifier': {'workdir', 'data_dir', 'overwrite'},
       'benchmarks.run': {'workdir', 'data_dir'},
+      'benchmarks.burda_speed': {'workdir', 'data_dir'},
+      'benchmarks.sweep_scaling': {'workdir', 'data_dir'},
   }
   script = f"""
 import importlib, sys
 from absl import flags
 for name in {sorted(has)!r}:
   module = importlib.import_module(name)
+  if hasattr(module, 'define_flags'):  # flags defined only when run
+    module.define_flags()
   defined = sorted(f.name for f in flags.FLAGS.get_key_flags_for_module(module))
   print(name, *defined)
   for flag in defined:
@@ -171,7 +176,9 @@ for name in {sorted(has)!r}:
   older = {'launch.evaluate': {'config.data.dir'},
            'launch.reproduce': {'config.data.dir', 'iwae_images'},
            'launch.train_classifier': {'config.data.dir'},
-           'benchmarks.run': {'output'}}
+           'benchmarks.run': {'output'},
+           'benchmarks.burda_speed': {'output'},
+           'benchmarks.sweep_scaling': {'output'}}
   for module, concepts in has.items():
     assert defined[module] & shared == concepts, module
     assert defined[module] & {'config.data.dir', 'iwae_images', 'output'} == (
@@ -198,3 +205,53 @@ def test_describe_outputs_names_files_and_collapses_numbered_directories(
   changed = common.describe_outputs(tmp_path, since=common.now() - 10)
   assert 'results.json' not in changed and 'checkpoints/' not in changed
   assert 'member_000/ .. member_002/ (3)' in changed
+
+
+OUTSIDE_LOSS = '''
+import optax
+from vae_jax import objectives
+
+def bernoulli_again(logits, images):
+  return optax.sigmoid_binary_cross_entropy(logits, images).sum(axis=(1, 2))
+
+objectives.register_reconstruction_loss(objectives.ReconstructionLoss(
+    'bce_outside', bernoulli_again, likelihood=True,
+    description='BCE, registered outside vae_jax'))
+'''
+
+
+def test_evaluate_imports_what_a_workdir_was_trained_with(tmp_path, mnist_dir,
+                                                          monkeypatch):
+  from test_train import tiny_config
+  from vae_jax import driver
+  # A loss registered by a user's module, imported by the training process
+  # as a config file would.
+  (tmp_path / 'outside_loss.py').write_text(OUTSIDE_LOSS)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  importlib.import_module('outside_loss')
+  config = tiny_config(num_epochs=1, loss='bce_outside')
+  config.data.dir, config.data.download = str(mnist_dir), False
+  config.data.train_subset, config.data.test_subset = 64, 32
+  run = tmp_path / 'run'
+  driver.train_and_evaluate(config, str(run))
+
+  python_path = os.pathsep.join(filter(None, [str(tmp_path),
+                                              os.environ.get('PYTHONPATH')]))
+  args = [f'--workdir={run}', '--metrics=iwae', '--iwae_samples=2',
+          '--num_images=8']
+  without = launch('launch.evaluate', *args, tmp_path=tmp_path,
+                   env={'PYTHONPATH': python_path})
+  assert without.returncode == 1
+  lines = error_lines(without.stderr)
+  assert len(lines) == 1, without.stderr
+  [line] = lines
+  assert "'bce_outside'" in line and '--imports=MODULE' in line, line
+  with_imports = launch('launch.evaluate', *args, '--imports=outside_loss',
+                        tmp_path=tmp_path, env={'PYTHONPATH': python_path})
+  assert with_imports.returncode == 0, with_imports.stderr
+  assert 'iwae_nll' in (run / 'results.json').read_text()
+  misspelt = launch('launch.evaluate', *args, '--imports=outside_los',
+                    tmp_path=tmp_path, env={'PYTHONPATH': python_path})
+  [line] = error_lines(misspelt.stderr)
+  assert line.startswith("launch.evaluate: error: --imports: cannot import "
+                         "'outside_los'"), line

@@ -285,9 +285,14 @@ def loss_names() -> tuple[str, ...]:
 
 
 def is_likelihood(loss: str) -> bool:
-  """Whether config.loss = `loss` is a decoder log-likelihood."""
-  return (loss in RECONSTRUCTION_LOSSES
-          and RECONSTRUCTION_LOSSES[loss].likelihood)
+  """Whether config.loss = `loss` is a decoder log-likelihood.
+
+  Raises:
+    registry.UnknownNameError: no loss of that name is registered.
+  """
+  if loss in PERCEPTUAL_LOSSES:
+    return False
+  return RECONSTRUCTION_LOSSES.lookup(loss).likelihood
 
 
 def reconstruction_loss(kind: str, feature_fn: FeatureFn | None = None,

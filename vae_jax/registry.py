@@ -13,6 +13,10 @@ from typing import Callable, Generic, Iterable, TypeVar
 Entry = TypeVar('Entry')
 
 
+class UnknownNameError(ValueError):
+  """A config or flag names an entry no module has registered."""
+
+
 class Registry(dict[str, Entry], Generic[Entry]):
   """name -> entry, for entries of one kind.
 
@@ -65,15 +69,16 @@ class Registry(dict[str, Entry], Generic[Entry]):
     """The entry registered as `name`.
 
     Raises:
-      ValueError: nothing is; the message lists what is, and how an entry
-        defined outside vae_jax becomes known.
+      UnknownNameError: nothing is; the message lists what is, and how an
+        entry defined outside vae_jax becomes known.
     """
     if name not in self:
       where = f' in {self.config_key}' if self.config_key else ''
-      raise ValueError(
+      raise UnknownNameError(
           f'Unknown {self.kind} {name!r}{where}; choose one of '
           f'{", ".join((*self.names(), *sorted(self.reserved)))}. A '
           f'{self.kind} defined outside vae_jax '
-          'is known once the module that registers it is imported (e.g. by '
-          'the config file).')
+          'is known once the module that registers it is imported: by the '
+          'config file, or by --imports=MODULE for launch.evaluate, which '
+          'reads a saved config.json.')
     return self[name]

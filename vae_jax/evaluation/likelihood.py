@@ -26,16 +26,18 @@ import numpy as np
 from vae_jax import objectives
 from vae_jax import train
 from vae_jax.data import pipeline
+from vae_jax.evaluation import registry
 
 log = logging.getLogger(__name__)
 
 
 def check_likelihood_loss(loss: str) -> None:
-  """Raises ValueError unless `loss` is a decoder likelihood."""
+  """Raises registry.MetricError unless `loss` is a decoder likelihood (and
+  registry.UnknownNameError if no loss of that name is registered)."""
   if not objectives.is_likelihood(loss):
     likelihoods = [name for name in objectives.loss_names()
                    if objectives.is_likelihood(name)]
-    raise ValueError(
+    raise registry.MetricError(
         f'The IWAE bound needs a decoder likelihood p(x|z): config.loss '
         f'{loss!r} is not a log-likelihood. These are: '
         f'{", ".join(likelihoods)}.')

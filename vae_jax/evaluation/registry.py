@@ -153,7 +153,8 @@ def get(name: str) -> Evaluator:
 
 
 class MetricError(ValueError):
-  """A metric name that is not registered (a user's --metrics)."""
+  """A metric that is not registered, or that the run cannot give (the IWAE
+  bound of a run trained with a distance): a user's --metrics."""
 
 
 def check_metrics(metrics: Iterable[str]) -> None:
