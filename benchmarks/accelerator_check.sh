@@ -42,7 +42,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
       export PYTHONPATH=/tmp/vae_jax_site:${PYTHONPATH:-}
 fi
 
-DATA_FLAGS=(--config.data.dir="$DATA_DIR")
+DATA_FLAGS=(--data_dir="$DATA_DIR")
 if [ -n "${TRAIN_SUBSET:-}" ]; then
   DATA_FLAGS+=(--config.data.train_subset="$TRAIN_SUBSET"
                --config.data.test_subset="$TRAIN_SUBSET")
@@ -84,17 +84,17 @@ cat "$OUT/devices.txt"
 
 step frameworks_default "$PYTHON" -m benchmarks.run --config=configs/default.py \
     "${DATA_FLAGS[@]}" --epochs="$EPOCHS" "${TORCH_FLAGS[@]}" \
-    --output="$OUT/frameworks_default"
+    --workdir="$OUT/frameworks_default"
 step frameworks_study_d "$PYTHON" -m benchmarks.run --config=configs/study_d.py \
     "${DATA_FLAGS[@]}" --epochs="$EPOCHS" "${TORCH_FLAGS[@]}" \
-    --output="$OUT/frameworks_study_d"
+    --workdir="$OUT/frameworks_study_d"
 step conv_study_e "$PYTHON" -m benchmarks.run --config=configs/study_e.py \
     --config.model.latent_size=2 --config.model.conv_impl=xla \
     "${DATA_FLAGS[@]}" --epochs=3 "${TORCH_FLAGS[@]}" \
-    --output="$OUT/conv_study_e"
+    --workdir="$OUT/conv_study_e"
 step sweep_scaling "$PYTHON" -m benchmarks.sweep_scaling \
     --config=configs/study_d.py "${DATA_FLAGS[@]}" --members="$SWEEP_KS" \
-    --epochs=2 --output="$OUT/sweep_scaling"
+    --epochs=2 --workdir="$OUT/sweep_scaling"
 # Study D at its budget in a scratch workdir; its tables come back. A run
 # the time cuts short leaves its metrics (epochs so far) for the record.
 WORK=$(mktemp -d)

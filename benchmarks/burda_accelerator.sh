@@ -39,7 +39,7 @@ fi
 train_limit=$((BUDGET_SECONDS * 4 / 5))
 timeout "$train_limit" "$PYTHON" -m launch.sweep \
     --config=configs/burda_iwae.py:"$ROWS" --workdir="$WORKDIR" \
-    --config.data.dir="$DATA_DIR" --config.plots=False "${EXTRA[@]}" \
+    --data_dir="$DATA_DIR" --config.plots=False "${EXTRA[@]}" \
     > "$OUT/burda_train.log" 2>&1
 status=$?
 echo "train: exit $status in $SECONDS s (limit $train_limit s)" \

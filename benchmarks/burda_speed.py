@@ -690,15 +690,14 @@ def define_flags() -> None:
       "each small operation's barrier can slow PyTorch's steps many times over "
       '(seen here: 300 ms a step at 2 threads under load, 4 ms at 1): time on '
       'an idle machine, or say which setting a number used.')
-  flags.DEFINE_string('output', None, f'Directory for {REPORT_NAME}.json and '
-                      f'{REPORT_NAME}.md.')
+  flags.DEFINE_string('workdir', None, f'Directory for {REPORT_NAME}.json '
+                      f'and {REPORT_NAME}.md.')
+  common.define_old_spelling('output', 'workdir')
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # common.run refuses arguments that are not flags
   check_epochs(FLAGS.epochs)
-  common.setup_logging()
   command = ' '.join([os.path.basename(sys.executable), '-m',
                       'benchmarks.burda_speed', *sys.argv[1:]])
   result = run_benchmark(ks=FLAGS.ks, epochs=FLAGS.epochs,
@@ -708,10 +707,10 @@ def main(argv):
                          torch_threads=FLAGS.torch_threads, command=command)
   markdown = to_markdown(result)
   print(markdown)
-  if FLAGS.output:
-    write_report(result, markdown, FLAGS.output)
+  if FLAGS.workdir:
+    write_report(result, markdown, FLAGS.workdir)
 
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  common.run(main)

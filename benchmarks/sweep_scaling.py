@@ -2,8 +2,8 @@ r"""Sweep scaling: aggregate training images/s and peak device memory of one
 K-member sweep (seeds 0..K-1 of one config) for several K.
 
   python -m benchmarks.sweep_scaling --config=configs/study_d.py \
-      --config.data.dir=../shared/data --members=1,8,64,256 --epochs=2 \
-      --output=/tmp/scaling
+      --data_dir=../shared/data --members=1,8,64,256 --epochs=2 \
+      --workdir=/tmp/scaling
 
 Each K trains `epochs` epochs in a fresh sweep; the rate is that of the
 epochs after the first (which includes nothing but the run: compilation is
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import jax
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
@@ -31,7 +30,9 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/study_d.py', 'Config.')
 flags.DEFINE_list('members', ['1', '8', '64', '256'], 'Sweep sizes K.')
 flags.DEFINE_integer('epochs', 2, 'Epochs per K (the first is a warm-up).')
-flags.DEFINE_string('output', None, 'Directory for sweep_scaling.json/.md.')
+flags.DEFINE_string('workdir', None, 'Directory for sweep_scaling.json/.md.')
+common.define_old_spelling('output', 'workdir')
+common.define_data_dir(old_config_spelling=False)  # sets config.data.dir
 
 
 def peak_memory_bytes() -> tuple[int, str]:
@@ -64,10 +65,9 @@ def measure(config, members: int, epochs: int, dataset) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  common.setup_logging()
+  del argv  # common.run refuses arguments that are not flags
   config = FLAGS.config
+  common.config_shortcuts(config, {'data_dir': 'data.dir'})
   dataset = pipeline.load_data(config)
   rows = []
   for k in (int(m) for m in FLAGS.members):
@@ -86,8 +86,8 @@ def main(argv):
                  f"{r['wall_seconds']:.1f} |")
   markdown = '\n'.join(lines) + '\n'
   print(markdown)
-  if FLAGS.output:
-    out = Path(FLAGS.output)
+  if FLAGS.workdir:
+    out = Path(FLAGS.workdir)
     out.mkdir(parents=True, exist_ok=True)
     (out / 'sweep_scaling.json').write_text(json.dumps(rows, indent=2))
     (out / 'sweep_scaling.md').write_text(markdown)

@@ -144,7 +144,7 @@ def test_script_writes_the_table_and_raw_seconds(mnist_dir, tmp_path):
       [sys.executable, '-m', 'benchmarks.burda_speed',
        f'--data_dir={mnist_dir.parent}', '--ks=1,2', '--epochs=2',
        '--train_subset=200', '--torch_variants=eager', '--torch_threads=1',
-       f'--output={output}'],
+       f'--workdir={output}'],
       cwd=REPO, capture_output=True, text=True, timeout=170, env=_env(),
       check=False)
   assert done.returncode == 0, done.stderr[-3000:]
