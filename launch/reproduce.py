@@ -5,6 +5,8 @@ trains, evaluates, reports.
   python -m launch.reproduce --study=D --workdir=workdirs/study_d_full \
       --data_dir=../shared/data
   python -m launch.reproduce --study=A --workdir=/tmp/a --quick   # minutes
+  python -m launch.reproduce --study=B --workdir=/tmp/b --data_dir=../shared/data \
+      --figures_dir=results/figures --figures_only   # the report's figures
 
 Every experiment of the study runs as a sweep (one compiled program per
 group of members), then `launch.evaluate`'s metrics that apply to the study,
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from absl import app
 from absl import flags
 
 from configs import burda_iwae
@@ -39,6 +42,7 @@ from vae_jax import data as data_lib
 from vae_jax import grid as grid_lib
 from vae_jax import loop
 from vae_jax import report
+from vae_jax import restore
 from vae_jax import sweep
 from vae_jax import workdir as workdir_lib
 from vae_jax.evaluation import evaluate
@@ -236,6 +240,11 @@ flags.DEFINE_bool('overwrite', False, 'Replace experiments of a different '
 flags.DEFINE_string('figures_dir', None, 'Also keep the figures each '
                     'report shows (launch.reproduce.FIGURES) there as small '
                     'PNGs, e.g. results/figures.')
+flags.DEFINE_bool('figures_only', False, 'With --figures_dir: train only the '
+                  'members those figures are drawn from (all of an '
+                  'experiment with a figure of its whole sweep) and compute '
+                  'no metrics; for the figures of a study whose workdir is '
+                  'gone.')
 
 
 def experiment_config(experiment: Experiment, quick: bool | Budget,
@@ -287,12 +296,17 @@ def ensure_classifier(workdir: Path, classifier_dir: str | None,
 def reproduce(study: str, workdir: str | Path, quick: bool | Budget = False,
               data_dir: str | None = None, classifier_dir: str | None = None,
               overwrite: bool = False,
-              settings: registry.Settings | None = None) -> Path:
+              settings: registry.Settings | None = None,
+              figures_only: bool = False) -> Path:
   """Trains, evaluates and reports every experiment of `study`; returns the
   report's path.
 
   settings: how the metrics are computed; default QUICK_SETTINGS when quick,
   else registry.Settings().
+  figures_only: train only the members FIGURES are drawn from (every member
+    of an experiment with a figure of the whole sweep; none of one without
+    figures) and compute no metrics: the report's figures for a study whose
+    workdir is gone, at a fraction of its training.
   """
   if settings is None:
     settings = QUICK_SETTINGS if quick else registry.Settings()
@@ -300,23 +314,31 @@ def reproduce(study: str, workdir: str | Path, quick: bool | Budget = False,
   lock, _ = workdir_lib.claim(workdir, 'study')
   try:
     return _reproduce(study, workdir, quick, data_dir, classifier_dir,
-                      overwrite, settings)
+                      overwrite, settings, figures_only)
   finally:
     lock.release()
 
 
 def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | None,
                classifier_dir: str | None, overwrite: bool,
-               settings: registry.Settings) -> Path:
+               settings: registry.Settings, figures_only: bool) -> Path:
   experiments = STUDIES[study]
+  if figures_only:
+    experiments = tuple(e for e in experiments if FIGURES.get(e.name))
   wants_classifier = any(e.needs_classifier_in_training or
-                         registry.needing('classifier', e.metrics)
+                         (registry.needing('classifier', e.metrics)
+                          and not figures_only)
                          for e in experiments)
   classifier = (ensure_classifier(workdir, classifier_dir, quick, data_dir)
                 if wants_classifier else None)
   timings = {}
+  picked_notes = []
   for experiment in experiments:
     config = experiment_config(experiment, quick, data_dir, classifier)
+    if figures_only and (needed := figure_members(experiment)) is not None:
+      picked_notes.append(f'{experiment.name}: members {needed} of '
+                          f'{len(config.sweep)}')
+      config.sweep = [config.sweep[index] for index in needed]
     directory = workdir / experiment.name
     log.info('Study %s: experiment %s, %d member(s), %d epoch(s).', study,
              experiment.name, len(config.sweep), config.num_epochs)
@@ -324,7 +346,7 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
     results = sweep.run_sweep(config, directory, overwrite=overwrite)
     timings[experiment.name] = (time.perf_counter() - start,
                                 training_seconds(results))
-    metrics = list(experiment.metrics)
+    metrics = [] if figures_only else list(experiment.metrics)
     # A quick run never waits on a download.
     inception = registry.needing('inception', metrics)
     if inception and not _inception_weights_available(not quick):
@@ -351,7 +373,13 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
            'this call did): ' +
            ', '.join(f'{k} {loop.format_duration(w)}'
                      for k, (w, _) in timings.items()) + '.']
-  for experiment in experiments:
+  if figures_only:
+    notes.append('Figures only: each experiment trained the members its '
+                 'report figures are drawn from (' +
+                 ('; '.join(picked_notes) or 'all of them') +
+                 '; member numbers are those of this workdir), and no '
+                 'metrics were computed.')
+  for experiment in () if figures_only else experiments:
     used = (experiment.settings if experiment.settings and not quick
             else settings)
     # The settings that change each metric's numbers (num_images None: all).
@@ -365,16 +393,18 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
   return report.write_report(workdir, f'vae_jax: Study {study}')
 
 
-def figure_member(experiment: Experiment, figure: Figure) -> int | None:
+def figure_member(experiment: Experiment, figure: Figure,
+                  config=None) -> int | None:
   """The index of the one sweep member `figure` is drawn from (None for the
-  sweep's own figures).
+  sweep's own figures), in `config`'s sweep (default: the experiment's
+  whole sweep; a workdir's saved config when it trained only some members).
 
   Raises:
     ValueError: Figure.member picks no member, or several.
   """
   if figure.member is None:
     return None
-  config = experiment.get_config()
+  config = experiment.get_config() if config is None else config
   normal = lambda value: json.loads(json.dumps(value))  # tuples as lists
   picked = [index for index, overrides in enumerate(config.sweep)
             if all(normal(grid_lib.get_key(grid_lib.member_config(
@@ -385,6 +415,23 @@ def figure_member(experiment: Experiment, figure: Figure) -> int | None:
                      f'members {picked} with {dict(figure.member)}; it must '
                      'pick exactly one.')
   return picked[0]
+
+
+def figure_members(experiment: Experiment) -> list[int] | None:
+  """The members of the experiment's sweep its kept figures are drawn from,
+  in sweep order; None when one of them shows the whole sweep."""
+  figures = FIGURES.get(experiment.name, ())
+  if any(figure.member is None for figure in figures):
+    return None
+  return sorted({figure_member(experiment, figure) for figure in figures})
+
+
+def _trained_config(experiment: Experiment, directory: Path):
+  """The config an experiment's directory trained (its sweep may hold only
+  the figures' members), else the experiment's own."""
+  if (directory / workdir_lib.CONFIG_FILE).exists():
+    return restore.load_run_config(directory)
+  return experiment.get_config()
 
 
 def keep_figures(study: str, workdir: Path, figures_dir: Path,
@@ -402,9 +449,10 @@ def keep_figures(study: str, workdir: Path, figures_dir: Path,
   for experiment in experiments:
     prefix = f'study_{study.lower()}' + (
         f'_{experiment.name}' if len(experiments) > 1 else '')
+    directory = workdir / experiment.name
+    trained = _trained_config(experiment, directory)
     for figure in FIGURES.get(experiment.name, ()):
-      index = figure_member(experiment, figure)
-      directory = workdir / experiment.name
+      index = figure_member(experiment, figure, trained)
       source = (directory if index is None else
                 workdir_lib.member_dir(directory, index)) / figure.file
       copies.append((figure, source, figures_dir / f'{prefix}_{figure.name}.png'))
@@ -452,11 +500,15 @@ def _inception_weights_available(download: bool) -> bool:
 
 def main(argv):
   del argv  # common.run refuses arguments that are not flags
+  if FLAGS.figures_only and not FLAGS.figures_dir:
+    raise app.UsageError('--figures_only keeps the figures in --figures_dir: '
+                         'give --figures_dir=DIR too (e.g. results/figures).')
   start = common.now()
   settings = None if FLAGS.quick else registry.Settings(
       iwae_samples=FLAGS.iwae_samples, num_images=FLAGS.num_images or None)
   path = reproduce(FLAGS.study, FLAGS.workdir, FLAGS.quick, FLAGS.data_dir,
-                   FLAGS.classifier_dir, FLAGS.overwrite, settings)
+                   FLAGS.classifier_dir, FLAGS.overwrite, settings,
+                   FLAGS.figures_only)
   if FLAGS.figures_dir:
     keep_figures(FLAGS.study, Path(FLAGS.workdir), Path(FLAGS.figures_dir),
                  FLAGS.overwrite)

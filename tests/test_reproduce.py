@@ -147,6 +147,32 @@ def test_quick_reproduction_writes_report_figures_and_tables(
     assert strip.read_bytes()[:8] == PNG_MAGIC
 
 
+def test_figures_only_trains_the_figures_members_and_keeps_their_figures(
+    tmp_path, mnist_dir):
+  # Study B's figures come from 3 of its members; nothing else trains.
+  experiment = reproduce.STUDIES['B'][0]
+  needed = reproduce.figure_members(experiment)
+  whole = experiment.get_config().sweep
+  assert len(needed) == 3 < len(whole)
+  reproduce.reproduce('B', tmp_path / 'B', quick=reproduce.SMOKE,
+                      data_dir=str(mnist_dir.parent), figures_only=True)
+  results = json.loads(
+      (tmp_path / 'B' / 'study_b' / 'results.json').read_text())
+  assert [r['settings']['model.latent_size'] for r in results] == [
+      whole[i]['model.latent_size'] for i in needed]
+  assert not any('iwae_nll' in r for r in results)  # no metrics
+  assert 'Figures only' in (tmp_path / 'B' / workdir_lib.NOTES_FILE
+                            ).read_text()
+  # The kept figures are found among this workdir's members.
+  kept = reproduce.keep_figures('B', tmp_path / 'B', tmp_path / 'kept')
+  assert sorted(p.name for p in kept) == sorted(
+      f'study_b_{f.name}.png' for f in reproduce.FIGURES['study_b'])
+  strip = tmp_path / 'B' / 'study_b' / 'member_000' / 'latent_traversal.png'
+  with Image.open(tmp_path / 'kept' / 'study_b_latent1_strip.png') as small, \
+      Image.open(strip) as drawn:
+    assert small.size == drawn.size
+
+
 def test_every_kept_figure_picks_one_member_of_its_sweep():
   for study, experiments in reproduce.STUDIES.items():
     for experiment in experiments:
