@@ -191,10 +191,6 @@ def parse_flags(argv: list[str]) -> list[str]:
          '(and vae_jax/config_fields.py) for the keys it has.', error)
 
 
-def define_imports(help_text: str) -> None:
-  flags.DEFINE_list('imports', [], help_text)
-
-
 def import_modules(names: list[str]) -> None:
   """Imports each named module (its registrations then count).
 

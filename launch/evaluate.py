@@ -54,11 +54,12 @@ flags.DEFINE_string('workdir', None, 'Workdir of a finished launch.train '
 flags.DEFINE_list('metrics', ['iwae', 'inception_score', 'classifier_fid',
                               'confusion'],
                   _metrics_help())
-common.define_imports(
-    'Python modules to import first: those registering a model, loss, data '
-    'set or metric defined outside vae_jax that the workdir\'s config names '
-    '(its config file imported them for training; config.json does not '
-    'record imports). Importable from this directory or $PYTHONPATH.')
+flags.DEFINE_list(
+    'imports', [], 'Python modules to import first: those registering a '
+    'model, loss, data set or metric defined outside vae_jax that the '
+    'workdir\'s config names (its config file imported them for training; '
+    'config.json does not record imports). Importable from this directory or '
+    '$PYTHONPATH.')
 common.define_classifier_dir()
 common.define_data_dir(help_text=(
     'Directory holding the test data set\'s files, replacing where the run '

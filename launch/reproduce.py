@@ -423,7 +423,9 @@ def figure_members(experiment: Experiment) -> list[int] | None:
   figures = FIGURES.get(experiment.name, ())
   if any(figure.member is None for figure in figures):
     return None
-  return sorted({figure_member(experiment, figure) for figure in figures})
+  config = experiment.get_config()
+  return sorted({figure_member(experiment, figure, config)
+                 for figure in figures})
 
 
 def _trained_config(experiment: Experiment, directory: Path):

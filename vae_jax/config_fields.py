@@ -111,13 +111,21 @@ def one_of(choices) -> tuple[Callable[[Any], bool], str]:
   return (lambda value: value in choices), f'one of {choices}'
 
 
+def _one_of_when_checked(choices: Callable[[], Any]
+                         ) -> tuple[Callable[[Any], bool], Callable[[], str]]:
+  """(check, allowed) for a field taking one of `choices()`, read when
+  checked: an entry registered after this module loaded counts, and the
+  modules holding the choices load after this one."""
+  return (lambda value: value in tuple(choices())), (
+      lambda: f'one of {tuple(choices())}')
+
+
 def registered(module: str, names: str) -> tuple[Callable[[Any], bool],
                                                  Callable[[], str]]:
-  """(check, allowed) for a field naming an entry of a registry, read when
-  checked: an entry registered after this module loaded counts."""
-  def choices():
-    return getattr(importlib.import_module(module), names)()
-  return (lambda value: value in choices()), lambda: f'one of {choices()}'
+  """(check, allowed) for a field naming an entry of a registry: `names` is
+  the function of `module` listing the entries."""
+  return _one_of_when_checked(
+      lambda: getattr(importlib.import_module(module), names)())
 
 
 # Choices of fields whose values no registry holds.
@@ -133,11 +141,9 @@ _WIDTHS = (is_widths, 'a tuple of integers >= 1')
 
 def _choices_of(module: str, name: str) -> tuple[Callable[[Any], bool],
                                                  Callable[[], str]]:
-  """(check, allowed) for one of a module's fixed choices, imported when
-  checked (this module loads before the models and optimizers)."""
-  def choices():
-    return tuple(getattr(importlib.import_module(module), name))
-  return (lambda value: value in choices()), lambda: f'one of {choices()}'
+  """(check, allowed) for one of the fixed choices `module.name`."""
+  return _one_of_when_checked(
+      lambda: getattr(importlib.import_module(module), name))
 
 
 declare(
