@@ -149,11 +149,13 @@ def test_quick_reproduction_writes_report_figures_and_tables(
 
 def test_figures_only_trains_the_figures_members_and_keeps_their_figures(
     tmp_path, mnist_dir):
-  # Study B's figures come from 3 of its members; nothing else trains.
+  # Study B's figures come from 4 of its members (latent 1, 2 and 3, and
+  # the CNN); nothing else trains.
   experiment = reproduce.STUDIES['B'][0]
   needed = reproduce.figure_members(experiment)
   whole = experiment.get_config().sweep
-  assert len(needed) == 3 < len(whole)
+  assert len(needed) == 4 < len(whole)
+  assert [whole[i].get('model.name') for i in needed].count('cnn_bn_vae') == 1
   reproduce.reproduce('B', tmp_path / 'B', quick=reproduce.SMOKE,
                       data_dir=str(mnist_dir.parent), figures_only=True)
   results = json.loads(
