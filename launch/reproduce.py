@@ -230,6 +230,7 @@ flags.DEFINE_string('workdir', None, 'Directory of the study: one '
 flags.DEFINE_bool('quick', False, 'Each experiment\'s quick budget: a few '
                   'epochs on part of the training set, enough for digits.')
 common.define_data_dir()
+common.define_inception_weights()
 common.define_classifier_dir('A classifier trained by '
                              'launch.train_classifier (else one is trained '
                              'into WORKDIR/classifier).')
@@ -303,7 +304,8 @@ def reproduce(study: str, workdir: str | Path, quick: bool | Budget = False,
               data_dir: str | None = None, classifier_dir: str | None = None,
               overwrite: bool = False,
               settings: registry.Settings | None = None,
-              figures_only: bool = False) -> Path:
+              figures_only: bool = False,
+              inception_weights: str | None = None) -> Path:
   """Trains, evaluates and reports every experiment of `study`; returns the
   report's path.
 
@@ -313,21 +315,29 @@ def reproduce(study: str, workdir: str | Path, quick: bool | Budget = False,
     of an experiment with a figure of the whole sweep; none of one without
     figures) and compute no metrics: the report's figures for a study whose
     workdir is gone, at a fraction of its training.
+  inception_weights: the FID Inception weights file, checked before any
+    training (default: found as inception_weights.load_inception_weights
+    says; where none is found the FID is left out with a warning).
   """
   if settings is None:
     settings = QUICK_SETTINGS if quick else registry.Settings()
+  if inception_weights is not None:
+    # A file the user named is verified before hours of training, and its
+    # absence is an error, not a metric left out.
+    evaluate.load_inception_weights(False, inception_weights)
   workdir = Path(workdir)
   lock, _ = workdir_lib.claim(workdir, 'study')
   try:
     return _reproduce(study, workdir, quick, data_dir, classifier_dir,
-                      overwrite, settings, figures_only)
+                      overwrite, settings, figures_only, inception_weights)
   finally:
     lock.release()
 
 
 def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | None,
                classifier_dir: str | None, overwrite: bool,
-               settings: registry.Settings, figures_only: bool) -> Path:
+               settings: registry.Settings, figures_only: bool,
+               inception_weights: str | None) -> Path:
   experiments = STUDIES[study]
   if figures_only:
     experiments = tuple(e for e in experiments if FIGURES.get(e.name))
@@ -355,7 +365,8 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
     metrics = [] if figures_only else list(experiment.metrics)
     # A quick run never waits on a download.
     inception = registry.needing('inception', metrics)
-    if inception and not _inception_weights_available(not quick):
+    if (inception and inception_weights is None
+        and not _inception_weights_available(not quick)):
       log.warning('Inception weights not found: skipping %s (see '
                   'vae_jax.evaluation.inception_weights for how to provide '
                   'them); the other metrics still run.', ', '.join(inception))
@@ -365,7 +376,7 @@ def _reproduce(study: str, workdir: Path, quick: bool | Budget, data_dir: str | 
           directory, metrics, classifier_dir=classifier,
           settings=(experiment.settings
                     if experiment.settings and not quick else settings),
-          data_dir=data_dir)
+          data_dir=data_dir, inception_weights=inception_weights)
   notes = [f'Study {study} ({"quick" if quick else "full"} mode).' +
            (' The report\'s published numbers, measured at its full '
             'budget, are not shown beside a quick run\'s.' if quick else ''),
@@ -516,7 +527,7 @@ def main(argv):
       iwae_samples=FLAGS.iwae_samples, num_images=FLAGS.num_images or None)
   path = reproduce(FLAGS.study, FLAGS.workdir, FLAGS.quick, FLAGS.data_dir,
                    FLAGS.classifier_dir, FLAGS.overwrite, settings,
-                   FLAGS.figures_only)
+                   FLAGS.figures_only, FLAGS.inception_weights)
   if FLAGS.figures_dir:
     keep_figures(FLAGS.study, Path(FLAGS.workdir), Path(FLAGS.figures_dir),
                  FLAGS.overwrite)

@@ -276,8 +276,11 @@ def test_inception_fid_without_weights_is_a_clear_error(tmp_path,
 def test_inception_fid_call_site(tmp_path, monkeypatch):
   # Stand-ins for the weights and the network: the call site is tested, the
   # network is vae_jax.evaluation.fid's.
-  monkeypatch.setattr(evaluate, 'load_inception_weights',
-                      lambda download: SimpleNamespace(params=None))
+  asked_for = []
+  monkeypatch.setattr(
+      evaluate, 'load_inception_weights',
+      lambda download, path: asked_for.append(path) or SimpleNamespace(
+          params=None))
   features = lambda images: (
       np.asarray(images, np.float64).reshape(len(images), -1)[:, 20:30]
       / (255 if images.dtype == np.uint8 else 1))
@@ -288,8 +291,10 @@ def test_inception_fid_call_site(tmp_path, monkeypatch):
   driver.train_and_evaluate(tiny_config(num_epochs=1), str(run),
                            dataset=dataset)
   results = evaluate.evaluate_workdir(run, ['fid'], settings=SETTINGS,
-                                      dataset=dataset)
+                                      dataset=dataset,
+                                      inception_weights='named/default_1.pt')
   assert _finite(results['fid']) and results['fid'] > 0
+  assert asked_for == ['named/default_1.pt']  # the file the user named
 
 
 def test_the_library_module_defines_no_flags():

