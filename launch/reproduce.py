@@ -328,7 +328,7 @@ def reproduce(study: str, workdir: str | Path, quick: bool | Budget = False,
   if inception_weights is not None:
     # A file the user named is verified before hours of training, and its
     # absence is an error, not a metric left out.
-    evaluate.load_inception_weights(False, inception_weights)
+    evaluate.load_inception_weights(download=False, path=inception_weights)
   workdir = Path(workdir)
   lock, _ = workdir_lib.claim(workdir, 'study')
   try:
