@@ -23,9 +23,11 @@ from vae_jax import group as group_lib
 from vae_jax import models
 from vae_jax import objectives
 from vae_jax import optimizers
+from vae_jax import report as report_lib
 from vae_jax import results_table
 from vae_jax import sweep
 from vae_jax import train
+from vae_jax import workdir as workdir_lib
 from vae_jax.evaluation import evaluate
 from vae_jax.evaluation import registry
 
@@ -468,6 +470,47 @@ def test_reported_numbers_sit_beside_matching_members(tmp_path):
   assert 'test_recon_at_mean' in header.split(',')
   assert header.endswith('reported_recon,reported_kl,reported_loss')
   assert second.endswith('137.7,6.8,144.49')
+
+
+def test_rank_agreement_is_spearmans_rho_with_ties_over_members_with_both():
+  scipy_stats = pytest.importorskip('scipy.stats')
+  rng = np.random.default_rng(0)
+  ours = rng.integers(0, 5, size=12).astype(float)  # many ties
+  theirs = ours + rng.normal(0, 2, size=12)
+  theirs[3] = theirs[7]
+  results = [{'fid': float(o), 'reported': {'fid': float(t), 'loss': 'bce'}}
+             for o, t in zip(ours, theirs)]
+  # A member without our number or without a published row is left out.
+  results += [{'reported': {'fid': 50.0}}, {'fid': 3.0, 'reported': None}]
+  rho, members = results_table.rank_agreement(results)['fid']
+  assert members == 12
+  np.testing.assert_allclose(
+      rho, scipy_stats.spearmanr(ours, theirs).statistic, rtol=1e-12)
+  reversed_order = [{'fid': x, 'reported': {'fid': -x}} for x in (1., 2., 3.)]
+  assert results_table.rank_agreement(reversed_order)['fid'] == (-1.0, 3)
+  # Two members give no ranking to compare; equal values give no ranks.
+  assert results_table.rank_agreement(reversed_order[:2]) == {}
+  assert results_table.rank_agreement(
+      [{'fid': 1.0, 'reported': {'fid': x}} for x in (1., 2., 3.)]) == {}
+
+
+def test_results_md_and_the_report_give_the_rank_agreement(tmp_path):
+  config = {'model': {'latent_size': 2}, 'loss': 'bce'}
+  reported = [{'model.latent_size': size, 'test_loss': loss}
+              for size, loss in ((1, 190.0), (2, 150.0), (3, 160.0))]
+  results = [{'member': i, 'settings': {'model.latent_size': size},
+              'epochs': 1, 'test_recon': loss - 5, 'test_kl': 5.0,
+              'test_loss': loss}
+             for i, (size, loss) in enumerate(((1, 180.0), (2, 140.0),
+                                               (3, 130.0)))]
+  workdir_lib.mark(tmp_path, 'sweep')
+  (tmp_path / 'config.json').write_text(json.dumps(config))
+  results_table.write_results_table(tmp_path, results, reported, config)
+  text = (tmp_path / 'results.md').read_text()
+  assert "(Spearman's rho over the members that have both): test_loss " \
+      '0.50 (3 members).' in text
+  page = report_lib.write_report(tmp_path).read_text()
+  assert 'test_loss 0.50 (3 members)' in page
 
 
 @pytest.mark.parametrize('rows', study_d.ROWS)

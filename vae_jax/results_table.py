@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from vae_jax import grid as grid_lib
 from vae_jax import workdir as workdir_lib
 
@@ -152,6 +154,52 @@ def reported_for(settings: dict, reported: Sequence[dict],
   return None
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+  """1-based ranks, tied values sharing the mean of their ranks."""
+  order = np.argsort(values, kind='stable')
+  ordered = values[order]
+  ranks = np.empty(len(values))
+  start = 0
+  while start < len(values):
+    end = start
+    while end + 1 < len(values) and ordered[end + 1] == ordered[start]:
+      end += 1
+    ranks[order[start:end + 1]] = (start + end) / 2 + 1
+    start = end + 1
+  return ranks
+
+
+def rank_agreement(results: Sequence[dict]) -> dict[str, tuple[float, int]]:
+  """Spearman's rank correlation between our numbers and a published
+  study's, per number both give, over the members that have both.
+
+  A published ranking of models (which is best, which worst) is usually the
+  claim a reproduction is read for, and the two scales need not match (a
+  FID from other features or another sample count): the ranks can agree
+  where the values cannot. Returns {key: (rho, members)}; a key needs at
+  least three such members and values that are not all equal on either
+  side. Each result's `reported` is its matched published row
+  (write_results_table sets it).
+  """
+  pairs: dict[str, list[tuple[float, float]]] = {}
+  for r in results:
+    for key, theirs in (r.get('reported') or {}).items():
+      ours = r.get(key)
+      if (isinstance(theirs, (int, float)) and isinstance(ours, (int, float))
+          and not isinstance(ours, bool)):
+        pairs.setdefault(key, []).append((float(ours), float(theirs)))
+  agreement = {}
+  for key, values in pairs.items():
+    if len(values) < 3:
+      continue
+    ours, theirs = (_average_ranks(np.array(side)) for side in zip(*values))
+    if ours.std() == 0 or theirs.std() == 0:
+      continue
+    rho = float(np.corrcoef(ours, theirs)[0, 1])
+    agreement[key] = (rho, len(values))
+  return agreement
+
+
 # -------------------------------------------------------------------- tables
 def _cell(value: Any, spec: str | None = None) -> str:
   if value is None:
@@ -221,6 +269,12 @@ def write_results_table(workdir: Path, results: list[dict],
   markdown += ['| ' + ' | '.join(column_format.get(c, _cell)(v)
                                 for c, v in zip(columns, row)) + ' |'
                for row in rows]
+  agreement = rank_agreement(results) if reported else {}
+  if agreement:
+    markdown += ['', "Rank agreement with the published numbers (Spearman's "
+                 'rho over the members that have both): ' + ', '.join(
+                     f'{key} {rho:.2f} ({n} members)'
+                     for key, (rho, n) in agreement.items()) + '.']
   if 'img_per_s' in cost_keys:
     markdown += ['', 'img_per_s: the training rate of the member\'s compiled '
                  'group divided by its members, not the speed of that model '
