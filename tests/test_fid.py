@@ -59,6 +59,28 @@ def test_accumulate_statistics_takes_an_iterable_of_batches():
   np.testing.assert_allclose(cov, np.cov(everything, rowvar=False), rtol=1e-10)
 
 
+def test_accumulate_statistics_logs_progress_with_rate_and_eta(caplog):
+  images = np.zeros((25, 3))
+  with caplog.at_level('INFO', logger=fid.__name__):
+    fid.accumulate_statistics(lambda b: b + np.arange(3) * len(b), images,
+                              batch_size=10, progress='Inception FID',
+                              progress_seconds=0.0)
+  lines = [r.getMessage() for r in caplog.records]
+  assert [line.split(' images')[0] for line in lines] == [
+      'Inception FID: 10/25', 'Inception FID: 20/25', 'Inception FID: 25/25']
+  assert all('img/s  ETA' in line for line in lines), lines
+  assert lines[-1].endswith('ETA 0 s')
+  caplog.clear()
+  # A long interval logs the finished count alone; no label logs nothing.
+  with caplog.at_level('INFO', logger=fid.__name__):
+    fid.accumulate_statistics(lambda b: b + np.arange(3) * len(b), images,
+                              batch_size=10, progress='FID',
+                              progress_seconds=3600.0)
+    fid.accumulate_statistics(lambda b: b + np.arange(3) * len(b), images, 10)
+  assert [r.getMessage().split(' images')[0] for r in caplog.records] == [
+      'FID: 25/25']
+
+
 def test_accumulate_statistics_needs_two_rows():
   with pytest.raises(ValueError, match='at least 2'):
     fid.accumulate_statistics(lambda b: b, np.zeros((1, 3)))

@@ -133,8 +133,9 @@ def inception_reference(weights, config: ml_collections.ConfigDict,
   """
   feature_fn = fid.inception_fid_features(weights.params)
   if dataset is not None:
-    statistics = fid.accumulate_statistics(feature_fn, dataset.test_images,
-                                           batch_size)
+    statistics = fid.accumulate_statistics(
+        feature_fn, dataset.test_images, batch_size,
+        progress='Inception statistics of the test images')
   else:
     statistics = fid.reference_statistics(
         config.data.name, 'test', weights, cache_dir=config.data.cache_dir,

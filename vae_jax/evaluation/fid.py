@@ -22,10 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import time
 from typing import Callable, Iterable
 
 import numpy as np
 
+from vae_jax import loop
 from vae_jax import workdir as workdir_lib
 
 _log = logging.getLogger(__name__)
@@ -37,6 +39,9 @@ DEFAULT_BATCH_SIZE = 200
 # pytorch-fid's default offset for a singular product of covariances.
 DEFAULT_EPS = 1e-6
 STATISTICS_VERSION = 1
+# Inception features run at a few images per second on a CPU: a 10,000-image
+# FID is half an hour, so its progress is logged this often.
+PROGRESS_SECONDS = 30.0
 
 
 # --------------------------------------------------------------------------
@@ -117,7 +122,9 @@ def _batches(images, batch_size: int) -> Iterable[np.ndarray]:
 
 
 def accumulate_statistics(feature_fn: FeatureFn, images,
-                          batch_size: int = DEFAULT_BATCH_SIZE
+                          batch_size: int = DEFAULT_BATCH_SIZE,
+                          progress: str | None = None,
+                          progress_seconds: float = PROGRESS_SECONDS
                           ) -> tuple[np.ndarray, np.ndarray]:
   """Mean and covariance of `feature_fn` over `images`, batch by batch.
 
@@ -129,13 +136,30 @@ def accumulate_statistics(feature_fn: FeatureFn, images,
     images: an array [N, ...] (sliced into batches of `batch_size`), or an
       iterable of batches [b, ...] (used as given; `batch_size` ignored).
     batch_size: images per call of `feature_fn`.
+    progress: what is computed, e.g. 'Inception FID'; when given, a line
+      with the images done, images/s and (for an array) the ETA is logged
+      every `progress_seconds` and after the last batch.
 
   Returns:
     (mean [D], cov [D, D]), float64.
   """
+  total = images.shape[0] if hasattr(images, 'shape') else None
   accumulator = MomentAccumulator()
+  start = last_logged = time.perf_counter()
   for batch in _batches(images, batch_size):
     accumulator.update(np.asarray(feature_fn(batch)))
+    now = time.perf_counter()
+    finished = total is not None and accumulator.count == total
+    if progress and (finished or now - last_logged >= progress_seconds):
+      last_logged = now
+      rate = accumulator.count / max(now - start, 1e-9)
+      line = f'{progress}: {accumulator.count:,}'
+      if total is not None:
+        line += (f'/{total:,} images  {rate:.1f} img/s  ETA '
+                 f'{loop.format_duration((total - accumulator.count) / rate)}')
+      else:
+        line += f' images  {rate:.1f} img/s'
+      _log.info(line)
   return accumulator.statistics()
 
 
@@ -300,7 +324,9 @@ def reference_statistics(dataset: str = 'mnist', split: str = 'test',
     _log.info('Computing FID statistics of %s %s (%d images)', dataset, split,
               len(images))
     return accumulate_statistics(inception_fid_features(weights.params),
-                                 images, batch_size)
+                                 images, batch_size,
+                                 progress=f'Inception statistics of {dataset} '
+                                 f'{split}')
 
   return cached_statistics(f'{dataset}_{split}', weights.sha256, compute,
                            cache_dir)

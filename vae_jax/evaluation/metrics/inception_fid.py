@@ -31,5 +31,6 @@ def inception_fid(images: np.ndarray,
                   batch_size: int) -> float:
   """Inception FID of images [N, H, W] in [0, 1] against the test images."""
   statistics = fid_lib.accumulate_statistics(inception.feature_fn, images,
-                                             batch_size)
+                                             batch_size,
+                                             progress='Inception FID samples')
   return fid_lib.frechet_distance(*statistics, *inception.statistics)
