@@ -231,12 +231,9 @@ def _experiment_html(directory: Path, page_dir: Path,
                  f'{", ".join(judged)} are green where ours is at least as '
                  'good, red where worse.</p>')
     parts.append(_sweep_table(results, json.loads(config), judged))
-    agreement = results_table.rank_agreement(results)
+    agreement = results_table.describe_rank_agreement(results)
     if agreement:
-      parts.append('<p>Rank agreement with the published numbers '
-                   "(Spearman's rho over the members that have both): " +
-                   ', '.join(f'{html.escape(key)} {rho:.2f} ({n} members)'
-                             for key, (rho, n) in agreement.items()) + '.</p>')
+      parts.append(f'<p>{html.escape(agreement)}</p>')
     parts.append(_evaluation_legend(directory))
     parts.append(_figures_html(directory))
     for r in results:

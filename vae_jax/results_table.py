@@ -156,17 +156,10 @@ def reported_for(settings: dict, reported: Sequence[dict],
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
   """1-based ranks, tied values sharing the mean of their ranks."""
-  order = np.argsort(values, kind='stable')
-  ordered = values[order]
-  ranks = np.empty(len(values))
-  start = 0
-  while start < len(values):
-    end = start
-    while end + 1 < len(values) and ordered[end + 1] == ordered[start]:
-      end += 1
-    ranks[order[start:end + 1]] = (start + end) / 2 + 1
-    start = end + 1
-  return ranks
+  _, group, counts = np.unique(values, return_inverse=True,
+                               return_counts=True)
+  last_rank = np.cumsum(counts)
+  return (last_rank - (counts - 1) / 2)[group.ravel()]
 
 
 def rank_agreement(results: Sequence[dict]) -> dict[str, tuple[float, int]]:
@@ -198,6 +191,18 @@ def rank_agreement(results: Sequence[dict]) -> dict[str, tuple[float, int]]:
     rho = float(np.corrcoef(ours, theirs)[0, 1])
     agreement[key] = (rho, len(values))
   return agreement
+
+
+def describe_rank_agreement(results: Sequence[dict]) -> str | None:
+  """rank_agreement as the sentence the tables and the report print, or
+  None where there is none."""
+  agreement = rank_agreement(results)
+  if not agreement:
+    return None
+  return ("Rank agreement with the published numbers (Spearman's rho over "
+          'the members that have both): ' + ', '.join(
+              f'{key} {rho:.2f} ({n} members)'
+              for key, (rho, n) in agreement.items()) + '.')
 
 
 # -------------------------------------------------------------------- tables
@@ -269,12 +274,9 @@ def write_results_table(workdir: Path, results: list[dict],
   markdown += ['| ' + ' | '.join(column_format.get(c, _cell)(v)
                                 for c, v in zip(columns, row)) + ' |'
                for row in rows]
-  agreement = rank_agreement(results) if reported else {}
+  agreement = describe_rank_agreement(results) if reported else None
   if agreement:
-    markdown += ['', "Rank agreement with the published numbers (Spearman's "
-                 'rho over the members that have both): ' + ', '.join(
-                     f'{key} {rho:.2f} ({n} members)'
-                     for key, (rho, n) in agreement.items()) + '.']
+    markdown += ['', agreement]
   if 'img_per_s' in cost_keys:
     markdown += ['', 'img_per_s: the training rate of the member\'s compiled '
                  'group divided by its members, not the speed of that model '
